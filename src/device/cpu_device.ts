@@ -1,0 +1,88 @@
+/**
+ * The CPU reference backend: plain `ArrayBuffer`s and each op's TypeScript
+ * reference. Slow and exact, it is the oracle in tests and the fallback where no
+ * WebGPU adapter exists (Bun, headless CI without Mesa).
+ *
+ * @example
+ * ```ts
+ * import { CpuDevice } from "./cpu_device.ts";
+ * const dev = new CpuDevice({ budgetBytes: 1 << 20 });
+ * const s = dev.alloc(16, { category: "activations" });
+ * dev.upload(s, new Float32Array([1, 2, 3, 4]));
+ * const back = new Float32Array(await dev.read(s, 16));
+ * console.assert(back[3] === 4 && dev.ledger.current() === 16);
+ * dev.free(s);
+ * ```
+ * @module
+ */
+import { DeviceLostError } from "../errors.ts";
+import { type AllocOptions, align4, type Device, type DeviceInfo, emptyStats, type Storage } from "./device.ts";
+import { MemoryLedger } from "./ledger.ts";
+
+/** Backend that runs every op's TypeScript reference on host memory. */
+export class CpuDevice implements Device {
+  readonly kind = "cpu" as const;
+  readonly info: DeviceInfo = {
+    backend: "cpu",
+    adapter: "cpu (TypeScript reference)",
+    isFallbackAdapter: false,
+    features: [],
+    limits: { maxStorageBufferBindingSize: 2 ** 31 - 4, maxBufferSize: 2 ** 31 - 4 },
+  };
+  readonly ledger: MemoryLedger;
+  readonly stats = emptyStats();
+  #destroyed = false;
+
+  constructor(options: { budgetBytes?: number } = {}) {
+    this.ledger = new MemoryLedger(options);
+  }
+
+  alloc(bytes: number, options: AllocOptions): Storage {
+    this.#alive();
+    const size = align4(bytes);
+    if (size > this.info.limits.maxBufferSize) {
+      throw new RangeError(
+        `Cannot allocate ${bytes} bytes for ${options.category}: larger than the 2 GiB a single buffer may hold; split the tensor`,
+      );
+    }
+    const allocation = this.ledger.allocate(size, options.category, options.label);
+    return { bytes: size, allocation, host: new ArrayBuffer(size), refs: 1 };
+  }
+
+  upload(storage: Storage, data: ArrayBufferView, byteOffset = 0): void {
+    this.#alive();
+    const t0 = performance.now();
+    new Uint8Array(storage.host!, byteOffset, data.byteLength).set(
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
+    this.stats.uploads++;
+    this.stats.uploadBytes += data.byteLength;
+    this.stats.uploadMs += performance.now() - t0;
+  }
+
+  read(storage: Storage, byteLength: number, byteOffset = 0): Promise<ArrayBuffer> {
+    this.#alive();
+    this.stats.readbacks++;
+    this.stats.readbackBytes += byteLength;
+    return Promise.resolve(storage.host!.slice(byteOffset, byteOffset + byteLength));
+  }
+
+  free(storage: Storage): void {
+    if (--storage.refs === 0) this.ledger.release(storage.allocation);
+  }
+
+  flush(): Promise<void> {
+    this.#alive();
+    return Promise.resolve();
+  }
+
+  destroy(): void {
+    this.#destroyed = true;
+  }
+
+  #alive(): void {
+    if (this.#destroyed) {
+      throw new DeviceLostError("Cannot use CPU device: it was destroyed; create a new one with createDevice()", "destroyed");
+    }
+  }
+}

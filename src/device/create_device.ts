@@ -1,0 +1,103 @@
+/**
+ * `createDevice`: the one entry point to a compute device.
+ *
+ * @example CPU reference device with a budget
+ * ```ts
+ * import { createDevice } from "./create_device.ts";
+ * const dev = await createDevice({ backend: "cpu", budgetBytes: 64 << 20 });
+ * console.assert(dev.kind === "cpu" && dev.ledger.budgetBytes === 64 << 20);
+ * ```
+ * @module
+ */
+import { CpuDevice } from "./cpu_device.ts";
+import type { BackendKind, Device, DeviceInfo } from "./device.ts";
+import { WebGpuDevice } from "./webgpu_device.ts";
+
+/** Options for {@link createDevice}. */
+export interface CreateDeviceOptions {
+  /** `"auto"` (default) picks WebGPU when an adapter exists, else the CPU reference. `FERRY_BACKEND` overrides `"auto"`. */
+  backend?: "auto" | BackendKind;
+  /** Byte budget the memory ledger enforces; unbounded when left out. */
+  budgetBytes?: number;
+  powerPreference?: GPUPowerPreference;
+}
+
+/** Optional WebGPU features requested when the adapter offers them. */
+export const OPTIONAL_FEATURES: readonly GPUFeatureName[] = ["shader-f16", "subgroups", "timestamp-query"];
+
+const NO_ADAPTER_HINT = "No WebGPU adapter was found. On Linux without a GPU, install Mesa's software Vulkan driver " +
+  "(apt-get install mesa-vulkan-drivers) and run with DENO_WEBGPU_BACKEND=vulkan, or pass backend: \"cpu\"";
+
+/** Opens a compute device: WebGPU (largest limits, optional features) or the CPU reference. */
+export async function createDevice(options: CreateDeviceOptions = {}): Promise<Device> {
+  let backend = options.backend ?? "auto";
+  if (!["auto", "webgpu", "cpu"].includes(backend)) {
+    throw new TypeError(`Cannot create device: unknown backend "${backend}": expected one of auto, webgpu, cpu`);
+  }
+  if (backend === "auto") backend = envBackend() ?? "auto";
+  if (backend === "cpu") return new CpuDevice(options);
+  const adapter = await requestAdapter(options.powerPreference);
+  if (!adapter) {
+    if (backend === "auto") return new CpuDevice(options);
+    throw new Error(`Cannot create WebGPU device: ${NO_ADAPTER_HINT}`);
+  }
+  const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f));
+  const requiredLimits: Record<string, number> = {};
+  for (const key of LIMIT_KEYS) {
+    const v = (adapter.limits as unknown as Record<string, number>)[key];
+    if (typeof v === "number") requiredLimits[key] = v;
+  }
+  const gpu = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  const limits: Record<string, number> = {};
+  for (const key of LIMIT_KEYS) limits[key] = (gpu.limits as unknown as Record<string, number>)[key];
+  const info: DeviceInfo = {
+    backend: "webgpu",
+    adapter: adapter.info.description || `${adapter.info.vendor} ${adapter.info.device}`.trim(),
+    isFallbackAdapter: adapter.info.isFallbackAdapter ?? false,
+    features: [...gpu.features].filter((f) => OPTIONAL_FEATURES.includes(f as GPUFeatureName)).sort(),
+    limits,
+  };
+  return new WebGpuDevice(gpu, info, options);
+}
+
+/** True when a WebGPU adapter can be opened here. */
+export async function hasWebGpu(): Promise<boolean> {
+  return (await requestAdapter()) !== null;
+}
+
+async function requestAdapter(powerPreference?: GPUPowerPreference): Promise<GPUAdapter | null> {
+  const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+  if (!gpu) return null;
+  try {
+    return await gpu.requestAdapter(powerPreference ? { powerPreference } : {});
+  } catch {
+    return null;
+  }
+}
+
+function envBackend(): "auto" | BackendKind | undefined {
+  try {
+    const v = Deno.env.get("FERRY_BACKEND");
+    if (v === "cpu" || v === "webgpu" || v === "auto") return v;
+    if (v) throw new TypeError(`Cannot read FERRY_BACKEND: unknown backend "${v}": expected one of auto, webgpu, cpu`);
+  } catch (e) {
+    if (e instanceof TypeError) throw e;
+  }
+  return undefined;
+}
+
+const LIMIT_KEYS = [
+  "maxBufferSize",
+  "maxStorageBufferBindingSize",
+  "maxUniformBufferBindingSize",
+  "maxComputeWorkgroupStorageSize",
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupSizeX",
+  "maxComputeWorkgroupSizeY",
+  "maxComputeWorkgroupSizeZ",
+  "maxComputeWorkgroupsPerDimension",
+  "maxStorageBuffersPerShaderStage",
+  "maxBindGroups",
+  "minUniformBufferOffsetAlignment",
+  "minStorageBufferOffsetAlignment",
+] as const;
