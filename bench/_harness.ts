@@ -1,0 +1,72 @@
+/**
+ * Benchmark plumbing: timing with warm-up and repeats, the result table, and the
+ * JSON file. Benchmarks print a table and write JSON; they never assert on time.
+ * @module
+ */
+import { writeFileAtomic } from "../src/io/atomic.ts";
+
+/** One benchmark row: a measured value next to the limit it is judged against. */
+export interface BenchRow {
+  group: string;
+  name: string;
+  value: number;
+  unit: string;
+  /** The machine's limit (or a peer) measured in the same run, in the same unit. */
+  limit?: number;
+  limitName?: string;
+  /** Target from the issue, in the same unit, when one exists. */
+  target?: number;
+  note?: string;
+}
+
+/** Median wall time in ms of `fn` (after `warmup` calls), repeating for at least `minMs`. */
+export async function timeMs(
+  fn: () => unknown | Promise<unknown>,
+  { warmup = 1, minRuns = 3, minMs = 300, maxRuns = 50 } = {},
+): Promise<number> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const times: number[] = [];
+  const start = performance.now();
+  while (times.length < minRuns || (performance.now() - start < minMs && times.length < maxRuns)) {
+    const t0 = performance.now();
+    await fn();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+function fmt(v: number | undefined): string {
+  if (v === undefined || Number.isNaN(v)) return "";
+  if (v === 0) return "0";
+  const a = Math.abs(v);
+  return a >= 100 ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : a >= 0.01 ? v.toFixed(2) : v.toExponential(2);
+}
+
+/** Prints rows as an aligned table, with the fraction of the limit and the target verdict. */
+export function printTable(title: string, rows: BenchRow[]): void {
+  const header = ["group", "benchmark", "value", "unit", "limit", "fraction", "target", "met"];
+  const body = rows.map((r) => [
+    r.group,
+    r.name,
+    fmt(r.value),
+    r.unit,
+    r.limit !== undefined ? `${fmt(r.limit)} (${r.limitName ?? "limit"})` : "",
+    r.limit ? `${(100 * r.value / r.limit).toFixed(1)}%` : "",
+    r.target !== undefined ? fmt(r.target) : "",
+    r.target !== undefined ? (r.value >= r.target ? "yes" : "no") : "",
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => i >= 2 && i !== 3 ? c.padStart(widths[i]) : c.padEnd(widths[i])).join("  ");
+  console.log(`\n${title}`);
+  console.log(line(header));
+  console.log(widths.map((w) => "-".repeat(w)).join("  "));
+  for (const b of body) console.log(line(b));
+}
+
+/** Writes `{ meta, rows }` as pretty JSON to `path` (temporary name, then rename). */
+export async function writeJson(path: string, meta: Record<string, unknown>, rows: BenchRow[]): Promise<void> {
+  const dir = path.slice(0, path.lastIndexOf("/"));
+  if (dir) await Deno.mkdir(dir, { recursive: true });
+  await writeFileAtomic(path, JSON.stringify({ meta, rows }, null, 2) + "\n");
+}
