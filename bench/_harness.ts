@@ -57,7 +57,8 @@ export function printTable(title: string, rows: BenchRow[]): void {
     r.target !== undefined ? (r.value >= r.target ? "yes" : "no") : "",
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => i >= 2 && i !== 3 ? c.padStart(widths[i]) : c.padEnd(widths[i])).join("  ");
+  const line = (cells: string[]) =>
+    cells.map((c, i) => i >= 2 && i !== 3 ? c.padStart(widths[i]) : c.padEnd(widths[i])).join("  ");
   console.log(`\n${title}`);
   console.log(line(header));
   console.log(widths.map((w) => "-".repeat(w)).join("  "));
@@ -65,7 +66,11 @@ export function printTable(title: string, rows: BenchRow[]): void {
 }
 
 /** Writes `{ meta, rows }` as pretty JSON to `path` (temporary name, then rename). */
-export async function writeJson(path: string, meta: Record<string, unknown>, rows: BenchRow[]): Promise<void> {
+export async function writeJson(
+  path: string,
+  meta: Record<string, unknown>,
+  rows: BenchRow[],
+): Promise<void> {
   const dir = path.slice(0, path.lastIndexOf("/"));
   if (dir) await Deno.mkdir(dir, { recursive: true });
   await writeFileAtomic(path, JSON.stringify({ meta, rows }, null, 2) + "\n");

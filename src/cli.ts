@@ -33,7 +33,9 @@ async function info(): Promise<void> {
     dev.destroy();
   }
   if (backends.length === 1) {
-    console.log("no WebGPU adapter: install mesa-vulkan-drivers and set DENO_WEBGPU_BACKEND=vulkan for a software one");
+    console.log(
+      "no WebGPU adapter: install mesa-vulkan-drivers and set DENO_WEBGPU_BACKEND=vulkan for a software one",
+    );
   }
 }
 
@@ -57,11 +59,17 @@ async function inspect(path: string, limit: number): Promise<void> {
   }
   const shown = limit > 0 ? rows.slice(0, limit) : rows;
   const w = [0, 1, 2].map((c) => Math.max(...shown.map((r) => r[c].length), 4));
-  for (const r of shown) console.log(`${r[0].padEnd(w[0])}  ${r[1].padEnd(w[1])}  ${r[2].padEnd(w[2])}  ${r[3]}`);
+  for (const r of shown) {
+    console.log(`${r[0].padEnd(w[0])}  ${r[1].padEnd(w[1])}  ${r[2].padEnd(w[2])}  ${r[3]}`);
+  }
   if (shown.length < rows.length) console.log(`... ${rows.length - shown.length} more (--limit 0 shows all)`);
   const files = ckpt ? `${ckpt.shardFiles.length} file(s)` : "1 file";
   const dtypes = [...byDtype].map(([d, n]) => `${d} ${n.toLocaleString("en-US")}`).join(", ");
-  console.log(`\n${names.length} tensors in ${files}; ${params.toLocaleString("en-US")} parameters (${dtypes}); ${formatBytes(bytes)}`);
+  console.log(
+    `\n${names.length} tensors in ${files}; ${params.toLocaleString("en-US")} parameters (${dtypes}); ${
+      formatBytes(bytes)
+    }`,
+  );
 }
 
 /** Runs the command line on `args`; returns the exit status. */
@@ -82,10 +90,14 @@ export async function main(args: string[]): Promise<number> {
       await info();
       return 0;
     case "inspect": {
-      if (rest.length !== 1) throw new TypeError("Cannot inspect: expected one PATH (a .safetensors file or a folder)");
+      if (rest.length !== 1) {
+        throw new TypeError("Cannot inspect: expected one PATH (a .safetensors file or a folder)");
+      }
       const limit = Number(values.limit);
       if (!Number.isInteger(limit) || limit < 0) {
-        throw new RangeError(`Cannot inspect: --limit must be a non-negative integer: received ${values.limit}`);
+        throw new RangeError(
+          `Cannot inspect: --limit must be a non-negative integer: received ${values.limit}`,
+        );
       }
       await inspect(rest[0], limit);
       return 0;

@@ -76,6 +76,11 @@ if (HAS_WEBGPU) DEVICES.push(await createDevice({ backend: "webgpu" }));
  */
 export function testOnDevices(name: string, fn: (device: Device) => Promise<void> | void): void {
   for (const device of DEVICES) {
-    Deno.test({ name: `${name} [${device.kind}]`, sanitizeResources: false, sanitizeOps: false, fn: () => fn(device) });
+    Deno.test({
+      name: `${name} [${device.kind}]`,
+      sanitizeResources: false,
+      sanitizeOps: false,
+      fn: () => fn(device),
+    });
   }
 }

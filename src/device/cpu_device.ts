@@ -16,7 +16,14 @@
  * @module
  */
 import { DeviceLostError } from "../errors.ts";
-import { type AllocOptions, align4, type Device, type DeviceInfo, emptyStats, type Storage } from "./device.ts";
+import {
+  align4,
+  type AllocOptions,
+  type Device,
+  type DeviceInfo,
+  emptyStats,
+  type Storage,
+} from "./device.ts";
 import { MemoryLedger } from "./ledger.ts";
 
 /** Backend that runs every op's TypeScript reference on host memory. */
@@ -82,7 +89,10 @@ export class CpuDevice implements Device {
 
   #alive(): void {
     if (this.#destroyed) {
-      throw new DeviceLostError("Cannot use CPU device: it was destroyed; create a new one with createDevice()", "destroyed");
+      throw new DeviceLostError(
+        "Cannot use CPU device: it was destroyed; create a new one with createDevice()",
+        "destroyed",
+      );
     }
   }
 }

@@ -25,14 +25,17 @@ export interface CreateDeviceOptions {
 /** Optional WebGPU features requested when the adapter offers them. */
 export const OPTIONAL_FEATURES: readonly GPUFeatureName[] = ["shader-f16", "subgroups", "timestamp-query"];
 
-const NO_ADAPTER_HINT = "No WebGPU adapter was found. On Linux without a GPU, install Mesa's software Vulkan driver " +
-  "(apt-get install mesa-vulkan-drivers) and run with DENO_WEBGPU_BACKEND=vulkan, or pass backend: \"cpu\"";
+const NO_ADAPTER_HINT =
+  "No WebGPU adapter was found. On Linux without a GPU, install Mesa's software Vulkan driver " +
+  '(apt-get install mesa-vulkan-drivers) and run with DENO_WEBGPU_BACKEND=vulkan, or pass backend: "cpu"';
 
 /** Opens a compute device: WebGPU (largest limits, optional features) or the CPU reference. */
 export async function createDevice(options: CreateDeviceOptions = {}): Promise<Device> {
   let backend = options.backend ?? "auto";
   if (!["auto", "webgpu", "cpu"].includes(backend)) {
-    throw new TypeError(`Cannot create device: unknown backend "${backend}": expected one of auto, webgpu, cpu`);
+    throw new TypeError(
+      `Cannot create device: unknown backend "${backend}": expected one of auto, webgpu, cpu`,
+    );
   }
   if (backend === "auto") backend = envBackend() ?? "auto";
   if (backend === "cpu") return new CpuDevice(options);
@@ -79,7 +82,11 @@ function envBackend(): "auto" | BackendKind | undefined {
   try {
     const v = Deno.env.get("FERRY_BACKEND");
     if (v === "cpu" || v === "webgpu" || v === "auto") return v;
-    if (v) throw new TypeError(`Cannot read FERRY_BACKEND: unknown backend "${v}": expected one of auto, webgpu, cpu`);
+    if (v) {
+      throw new TypeError(
+        `Cannot read FERRY_BACKEND: unknown backend "${v}": expected one of auto, webgpu, cpu`,
+      );
+    }
   } catch (e) {
     if (e instanceof TypeError) throw e;
   }

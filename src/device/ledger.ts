@@ -95,7 +95,9 @@ export class MemoryLedger {
   /** Records an allocation of `bytes` under `category`; throws {@link OutOfBudgetError} if over budget. */
   allocate(bytes: number, category: MemoryCategory, label = ""): Allocation {
     if (!Number.isInteger(bytes) || bytes < 0) {
-      throw new RangeError(`Cannot allocate "${label}": bytes must be a non-negative integer: received ${bytes}`);
+      throw new RangeError(
+        `Cannot allocate "${label}": bytes must be a non-negative integer: received ${bytes}`,
+      );
     }
     if (!MEMORY_CATEGORIES.includes(category)) {
       throw new TypeError(
@@ -175,7 +177,9 @@ export class MemoryLedger {
   }
 
   #breakdown(): string {
-    const parts = this.usage().filter((u) => u.current > 0).map((u) => `${u.category} ${formatBytes(u.current)}`);
+    const parts = this.usage().filter((u) => u.current > 0).map((u) =>
+      `${u.category} ${formatBytes(u.current)}`
+    );
     return parts.length ? parts.join(", ") : "nothing allocated";
   }
 }

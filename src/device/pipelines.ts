@@ -77,7 +77,9 @@ export class PipelineCache {
     if (errors.length > 0) {
       // Drop the broken pipelines so a fixed kernel can be retried under the same name.
       for (const e of errors) {
-        for (const key of [...this.#pipelines.keys()]) if (key.startsWith(`${e!.kernel}:`)) this.#pipelines.delete(key);
+        for (const key of [...this.#pipelines.keys()]) {
+          if (key.startsWith(`${e!.kernel}:`)) this.#pipelines.delete(key);
+        }
         this.#modules.delete(e!.kernel);
       }
       throw errors[0];

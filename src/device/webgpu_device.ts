@@ -17,7 +17,14 @@
  * @module
  */
 import { DeviceLostError } from "../errors.ts";
-import { type AllocOptions, align4, type Device, type DeviceInfo, emptyStats, type Storage } from "./device.ts";
+import {
+  align4,
+  type AllocOptions,
+  type Device,
+  type DeviceInfo,
+  emptyStats,
+  type Storage,
+} from "./device.ts";
 import { MemoryLedger } from "./ledger.ts";
 import { type KernelConstants, type KernelSpec, PipelineCache } from "./pipelines.ts";
 
@@ -81,7 +88,9 @@ export class WebGpuDevice implements Device {
     const limit = this.gpu.limits.maxStorageBufferBindingSize;
     if (size > limit) {
       throw new RangeError(
-        `Cannot allocate ${size} bytes for ${options.category}${options.label ? ` ("${options.label}")` : ""}: ` +
+        `Cannot allocate ${size} bytes for ${options.category}${
+          options.label ? ` ("${options.label}")` : ""
+        }: ` +
           `a kernel can bind at most maxStorageBufferBindingSize = ${limit} bytes on this adapter; ` +
           `split the tensor along its first axis (e.g. per layer or per expert)`,
       );
@@ -118,11 +127,16 @@ export class WebGpuDevice implements Device {
   dispatch(spec: KernelSpec, args: DispatchArgs): void {
     this.#alive();
     const pipeline = this.pipelines.get(spec, args.constants);
-    const entries: GPUBindGroupEntry[] = args.bindings.map((s, i) => ({ binding: i, resource: { buffer: s.buffer! } }));
+    const entries: GPUBindGroupEntry[] = args.bindings.map((s, i) => ({
+      binding: i,
+      resource: { buffer: s.buffer! },
+    }));
     if (args.params) {
       if (this.#paramSlot === PARAM_SLOTS) this.submit();
       const bytes = new Uint8Array(args.params.buffer, args.params.byteOffset, args.params.byteLength);
-      if (bytes.byteLength > PARAM_SLOT) throw new RangeError(`Kernel "${spec.name}" params exceed ${PARAM_SLOT} bytes`);
+      if (bytes.byteLength > PARAM_SLOT) {
+        throw new RangeError(`Kernel "${spec.name}" params exceed ${PARAM_SLOT} bytes`);
+      }
       this.#paramHost.set(bytes, this.#paramSlot * PARAM_SLOT);
       entries.push({
         binding: args.bindings.length,
@@ -195,7 +209,13 @@ export class WebGpuDevice implements Device {
         this.gpu.queue.writeBuffer(this.#params, 0, this.#paramHost, 0, this.#paramSlot * PARAM_SLOT);
       } else {
         for (let i = 0; i < this.#paramSlot; i++) {
-          this.gpu.queue.writeBuffer(this.#params, i * this.#slotAlign, this.#paramHost, i * PARAM_SLOT, PARAM_SLOT);
+          this.gpu.queue.writeBuffer(
+            this.#params,
+            i * this.#slotAlign,
+            this.#paramHost,
+            i * PARAM_SLOT,
+            PARAM_SLOT,
+          );
         }
       }
       this.#paramSlot = 0;

@@ -17,7 +17,15 @@
  */
 import type { Device, Storage } from "../device/device.ts";
 import type { MemoryCategory } from "../device/ledger.ts";
-import { checkDType, type DType, DTYPE_BYTES, dtypeOf, type HostArray, type HostArrayOf, hostView } from "./dtype.ts";
+import {
+  checkDType,
+  type DType,
+  DTYPE_BYTES,
+  dtypeOf,
+  type HostArray,
+  type HostArrayOf,
+  hostView,
+} from "./dtype.ts";
 
 /** A shape: non-negative integer extents, outermost first. */
 export type Shape = readonly number[];
@@ -61,7 +69,11 @@ export class Tensor<D extends DType = DType> {
   }
 
   /** Uninitialised (zeroed) tensor of `shape`. */
-  static empty<D extends DType = "f32">(device: Device, shape: Shape, options: TensorOptions<D> = {}): Tensor<D> {
+  static empty<D extends DType = "f32">(
+    device: Device,
+    shape: Shape,
+    options: TensorOptions<D> = {},
+  ): Tensor<D> {
     checkShape(shape, "create tensor");
     const dtype = checkDType(options.dtype ?? "f32", "create tensor") as D;
     const storage = device.alloc(shapeSize(shape) * DTYPE_BYTES[dtype], {
@@ -72,7 +84,11 @@ export class Tensor<D extends DType = DType> {
   }
 
   /** Tensor of zeros (device memory starts zeroed). */
-  static zeros<D extends DType = "f32">(device: Device, shape: Shape, options: TensorOptions<D> = {}): Tensor<D> {
+  static zeros<D extends DType = "f32">(
+    device: Device,
+    shape: Shape,
+    options: TensorOptions<D> = {},
+  ): Tensor<D> {
     return Tensor.empty(device, shape, options);
   }
 
@@ -152,7 +168,9 @@ export class Tensor<D extends DType = DType> {
   host(): HostArrayOf[D] {
     this.#check("view");
     if (!this.storage.host) {
-      throw new TypeError(`Cannot view tensor on the host: it lives on a ${this.device.kind} device; use toArray()`);
+      throw new TypeError(
+        `Cannot view tensor on the host: it lives on a ${this.device.kind} device; use toArray()`,
+      );
     }
     return hostView(this.dtype, this.storage.host, 0, this.size);
   }
@@ -186,7 +204,9 @@ export class Tensor<D extends DType = DType> {
   }
 
   #check(what: string): void {
-    if (this.#disposed) throw new TypeError(`Cannot ${what} tensor ${this.dtype}[${this.shape}]: it was disposed`);
+    if (this.#disposed) {
+      throw new TypeError(`Cannot ${what} tensor ${this.dtype}[${this.shape}]: it was disposed`);
+    }
   }
 }
 

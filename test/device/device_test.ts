@@ -22,8 +22,16 @@ testOnDevices("tensors allocate through the ledger and dispose returns the bytes
 });
 
 testOnDevices("odd-sized 16-bit and integer tensors round-trip", async (dev) => {
-  for (const data of [new Uint16Array([1, 2, 65535]), new Int32Array([-5, 7, 2 ** 31 - 1]), new Uint32Array([0, 2 ** 32 - 1])]) {
-    using t = Tensor.fromArray(dev, data, undefined, { dtype: data instanceof Uint16Array ? "bf16" : undefined });
+  for (
+    const data of [
+      new Uint16Array([1, 2, 65535]),
+      new Int32Array([-5, 7, 2 ** 31 - 1]),
+      new Uint32Array([0, 2 ** 32 - 1]),
+    ]
+  ) {
+    using t = Tensor.fromArray(dev, data, undefined, {
+      dtype: data instanceof Uint16Array ? "bf16" : undefined,
+    });
     assert.deepEqual(Array.from(await t.toArray()), Array.from(data));
   }
   using e = Tensor.zeros(dev, [2, 0, 3]);
@@ -31,8 +39,14 @@ testOnDevices("odd-sized 16-bit and integer tensors round-trip", async (dev) => 
 });
 
 testOnDevices("Tensor.fromArray validates shape and dtype", (dev) => {
-  assert.throws(() => Tensor.fromArray(dev, new Float32Array(6), [4, 2]), /shape \[4,2\]: it holds 8 elements but data has 6/);
-  assert.throws(() => Tensor.fromArray(dev, new Int32Array(2), [2], { dtype: "f32" }), /data must be a Float32Array: received Int32Array/);
+  assert.throws(
+    () => Tensor.fromArray(dev, new Float32Array(6), [4, 2]),
+    /shape \[4,2\]: it holds 8 elements but data has 6/,
+  );
+  assert.throws(
+    () => Tensor.fromArray(dev, new Int32Array(2), [2], { dtype: "f32" }),
+    /data must be a Float32Array: received Int32Array/,
+  );
   assert.throws(() => Tensor.empty(dev, [2, -1]), /shape must be non-negative integers: received \[2,-1\]/);
   assert.throws(() => Tensor.empty(dev, [2], { dtype: "f64" as "f32" }), /unknown dtype "f64"/);
 });
@@ -46,8 +60,10 @@ Deno.test("a budget is enforced on tensors with OutOfBudgetError", async () => {
 });
 
 Deno.test("createDevice rejects an unknown backend", async () => {
-  // @ts-expect-error: wrong on purpose
-  await assert.rejects(createDevice({ backend: "metal" }), /unknown backend "metal": expected one of auto, webgpu, cpu/);
+  await assert.rejects(
+    createDevice({ backend: "metal" as "cpu" }),
+    /unknown backend "metal": expected one of auto, webgpu, cpu/,
+  );
 });
 
 Deno.test({
@@ -106,7 +122,10 @@ Deno.test({
     dev.gpu.destroy(); // what a driver reset looks like from here
     await dev.gpu.lost;
     assert.throws(() => scale(x, 2), DeviceLostError);
-    await assert.rejects(x.toArray(), /the device was lost \(destroyed.*create a new device with createDevice\(\)/);
+    await assert.rejects(
+      x.toArray(),
+      /the device was lost \(destroyed.*create a new device with createDevice\(\)/,
+    );
   },
 });
 

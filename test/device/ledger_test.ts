@@ -45,8 +45,10 @@ Deno.test("MemoryLedger rejects bad input", () => {
   const ledger = new MemoryLedger();
   assert.throws(() => new MemoryLedger({ budgetBytes: 0 }), /budgetBytes must be positive: received 0/);
   assert.throws(() => ledger.allocate(-1, "weights"), /bytes must be a non-negative integer: received -1/);
-  // @ts-expect-error: unknown category on purpose
-  assert.throws(() => ledger.allocate(4, "scratch"), /unknown memory category "scratch": expected one of weights/);
+  assert.throws(
+    () => ledger.allocate(4, "scratch" as "weights"),
+    /unknown memory category "scratch": expected one of weights/,
+  );
   const a = ledger.allocate(4, "grads", "g");
   ledger.release(a);
   assert.throws(() => ledger.release(a), /already released/);

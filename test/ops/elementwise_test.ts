@@ -20,7 +20,9 @@ testOnDevices("binary elementwise ops match their references on odd shapes", asy
     const b = randn(bn, bn + 1);
     using ta = Tensor.fromArray(dev, a, as);
     using tb = Tensor.fromArray(dev, b, bs);
-    for (const [op, ref] of [[ew.add, ew.addRef], [ew.mul, ew.mulRef], [ew.siluMul, ew.siluMulRef]] as const) {
+    for (
+      const [op, ref] of [[ew.add, ew.addRef], [ew.mul, ew.mulRef], [ew.siluMul, ew.siluMulRef]] as const
+    ) {
       const want = new Float32Array(an);
       ref(a, b, want);
       using y = op(ta, tb);
@@ -61,7 +63,10 @@ Deno.test("erf matches known values", () => {
 testOnDevices("elementwise ops reject shapes that do not broadcast", (dev) => {
   using a = Tensor.zeros(dev, [4, 6]);
   using b = Tensor.zeros(dev, [4]);
-  assert.throws(() => ew.add(a, b), /Cannot run add: b of shape \[4\] does not broadcast to a of shape \[4,6\]/);
+  assert.throws(
+    () => ew.add(a, b),
+    /Cannot run add: b of shape \[4\] does not broadcast to a of shape \[4,6\]/,
+  );
   using i = Tensor.zeros(dev, [6], { dtype: "i32" });
   assert.throws(() => ew.mul(a, i), /b must be f32: received i32/);
 });
