@@ -45,7 +45,7 @@ function fmt(v: number | undefined): string {
 
 /** Prints rows as an aligned table, with the fraction of the limit and the target verdict. */
 export function printTable(title: string, rows: BenchRow[]): void {
-  const header = ["group", "benchmark", "value", "unit", "limit", "fraction", "target", "met"];
+  const header = ["group", "benchmark", "value", "unit", "limit", "fraction", "target", "met", "note"];
   const body = rows.map((r) => [
     r.group,
     r.name,
@@ -55,10 +55,13 @@ export function printTable(title: string, rows: BenchRow[]): void {
     r.limit ? `${(100 * r.value / r.limit).toFixed(1)}%` : "",
     r.target !== undefined ? fmt(r.target) : "",
     r.target !== undefined ? (r.value >= r.target ? "yes" : "no") : "",
+    r.note ?? "",
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) =>
-    cells.map((c, i) => i >= 2 && i !== 3 ? c.padStart(widths[i]) : c.padEnd(widths[i])).join("  ");
+    cells.map((c, i) => i >= 2 && i !== 3 && i !== 8 ? c.padStart(widths[i]) : c.padEnd(widths[i])).join(
+      "  ",
+    );
   console.log(`\n${title}`);
   console.log(line(header));
   console.log(widths.map((w) => "-".repeat(w)).join("  "));

@@ -1,0 +1,206 @@
+/**
+ * Ferry demo: the devices here, a kernel tour that checks every WebGPU kernel against its
+ * TypeScript reference, one decoder block (prefill then decode with a KV cache) recorded
+ * as one submit per step, and the whole run as an Arrow metrics table in `runs/`.
+ *
+ * Run: `npx -y deno@2.9.6 task demo` (`DENO_WEBGPU_BACKEND=vulkan` picks Mesa's lavapipe
+ * on machines without a GPU). Twin notebook: notebooks/00_tour.ipynb.
+ * @module
+ */
+import {
+  add,
+  attention,
+  cast,
+  createDevice,
+  type Device,
+  embedding,
+  formatBytes,
+  gatherRows,
+  gemv,
+  hasWebGpu,
+  KvCache,
+  matmul,
+  MetricLog,
+  mul,
+  rmsNorm,
+  rope,
+  siluMul,
+  softmax,
+  sum,
+  Tensor,
+  topk,
+} from "../src/mod.ts";
+
+// ---------------------------------------------------------------------------------------
+// Devices
+
+const devices: Device[] = [await createDevice({ backend: "cpu" })];
+if (await hasWebGpu()) devices.push(await createDevice({ backend: "webgpu" }));
+console.log("Devices");
+for (const d of devices) {
+  console.log(
+    `  ${d.info.backend.padEnd(6)} ${d.info.adapter}  features: ${d.info.features.join(", ") || "-"}`,
+  );
+}
+const log = new MetricLog({ runId: `demo-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, "")}` });
+
+/** Seeded standard normals (mulberry32 + Box–Muller). */
+function randn(n: number, seed: number, std = 1): Float32Array {
+  let s = seed >>> 0;
+  const u = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), s | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return Float32Array.from(
+    { length: n },
+    () => std * Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u()),
+  );
+}
+
+// ---------------------------------------------------------------------------------------
+// Kernel tour: each op on every device; WebGPU compared with the CPU reference.
+
+type Op = (d: Device) => Tensor;
+const T = 37, C = 96, E = 8, V = 500, H = 6, HKV = 2, D = 16;
+const x = randn(T * C, 1), w = randn(C * C, 2, 0.1), g = randn(C, 3, 0.1).map((v) => 1 + v);
+const tour: Record<string, Op> = {
+  "matmul [37,96]x[96,96]ᵀ": (d) =>
+    matmul(Tensor.fromArray(d, x, [T, C]), Tensor.fromArray(d, w, [C, C]), { transB: true }),
+  "gemv [96,96]·[96]": (d) => gemv(Tensor.fromArray(d, w, [C, C]), Tensor.fromArray(d, x.subarray(0, C))),
+  "add + mul (broadcast)": (d) =>
+    mul(add(Tensor.fromArray(d, x, [T, C]), Tensor.fromArray(d, g)), Tensor.fromArray(d, g)),
+  "siluMul (SwiGLU gate)": (d) =>
+    siluMul(Tensor.fromArray(d, x, [T, C]), Tensor.fromArray(d, x.map((v) => v * 0.5), [T, C])),
+  "rmsNorm": (d) => rmsNorm(Tensor.fromArray(d, x, [T, C]), Tensor.fromArray(d, g), 1e-5),
+  "softmax": (d) => softmax(Tensor.fromArray(d, x, [T, C])),
+  "rope (rotate_half)": (d) => rope(Tensor.fromArray(d, x, [T, H, D]), 5, { theta: 10000 }),
+  "attention (GQA, causal)": (d) => {
+    const q = Tensor.fromArray(d, x.subarray(0, T * H * D), [T, H, D]);
+    const kv = Tensor.fromArray(d, randn(T * HKV * D, 4), [T, HKV, D]);
+    return attention(q, kv, kv, { pos: 0 });
+  },
+  "embedding gather": (d) =>
+    embedding(
+      Tensor.fromArray(d, randn(V * C, 5), [V, C]),
+      Tensor.fromArray(d, Int32Array.from({ length: T }, (_, i) => (i * 37) % V)),
+    ),
+  "topk (router, k=2)": (d) => topk(Tensor.fromArray(d, randn(T * E, 6), [T, E]), 2).values,
+  "gatherRows (expert channels)": (d) =>
+    gatherRows(Tensor.fromArray(d, w, [C, C]), Tensor.fromArray(d, new Int32Array([3, 1, 95, 40]))),
+  "sum (last axis)": (d) => sum(Tensor.fromArray(d, x, [T, C])),
+  "cast bf16→f32": (d) =>
+    cast(
+      Tensor.fromArray(d, new Uint16Array(x.length).map((_, i) => 0x3f80 + (i % 512)), [T, C], {
+        dtype: "bf16",
+      }),
+      "f32",
+    ),
+};
+
+console.log("\nKernel tour (WebGPU vs the TypeScript reference)");
+for (const [name, op] of Object.entries(tour)) {
+  const results: Float32Array[] = [];
+  for (const d of devices) {
+    const t0 = performance.now();
+    const y = await op(d).toArray() as Float32Array;
+    const ms = performance.now() - t0;
+    results.push(y);
+    const err = results[0].reduce((m, v, i) => Math.max(m, Math.abs(v - y[i])), 0);
+    log.log({
+      section: "kernel",
+      op: name,
+      backend: d.kind,
+      elements: y.length,
+      max_abs_err_vs_cpu: err,
+      ms,
+    });
+  }
+  const err = devices.length > 1
+    ? results[0].reduce((m, v, i) => Math.max(m, Math.abs(v - results[1][i])), 0)
+    : NaN;
+  console.log(
+    `  ${name.padEnd(30)} ${String(results[0].length).padStart(6)} values  max |webgpu - cpu| = ${
+      err.toExponential(2)
+    }`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------
+// One decoder block, prefill then decode, one submit per step.
+
+function block(d: Device, wts: Record<string, Tensor>, cache: KvCache, h: Tensor, pos: number): Tensor {
+  const t = h.shape[0];
+  const n = rmsNorm(h, wts.ln1, 1e-5); // [t, C]
+  const q = rope(matmul(n, wts.wq, { transB: true }).reshape([t, H, D]), pos); // [t, H, D]
+  const k = rope(matmul(n, wts.wk, { transB: true }).reshape([t, HKV, D]), pos); // [t, HKV, D]
+  const v = matmul(n, wts.wv, { transB: true }).reshape([t, HKV, D]);
+  cache.append(k, v);
+  const a = attention(q, cache.k, cache.v, { pos }).reshape([t, H * D]); // [t, H·D]
+  const h1 = add(h, matmul(a, wts.wo, { transB: true })); // residual
+  const m = rmsNorm(h1, wts.ln2, 1e-5);
+  const up = siluMul(matmul(m, wts.w1, { transB: true }), matmul(m, wts.w3, { transB: true })); // [t, 4C]
+  void d;
+  return add(h1, matmul(up, wts.w2, { transB: true })); // [t, C]
+}
+
+console.log("\nOne decoder block: prefill 32 tokens, then decode 8 (KV cache)");
+for (const d of devices) {
+  const shapes: Record<string, number[]> = {
+    ln1: [C],
+    ln2: [C],
+    wq: [H * D, C],
+    wk: [HKV * D, C],
+    wv: [HKV * D, C],
+    wo: [C, H * D],
+    w1: [4 * C, C],
+    w3: [4 * C, C],
+    w2: [C, 4 * C],
+  };
+  const wts: Record<string, Tensor> = {};
+  let seed = 10;
+  for (const [k, s] of Object.entries(shapes)) {
+    const n = s.reduce((p, q) => p * q, 1);
+    const data = k.startsWith("ln") ? new Float32Array(n).fill(1) : randn(n, seed++, 1 / Math.sqrt(s[1]));
+    wts[k] = Tensor.fromArray(d, data, s, { category: "weights", label: k });
+  }
+  const cache = new KvCache(d, { maxSeq: 64, kvHeads: HKV, headDim: D, label: "block0" });
+  const prompt = Tensor.fromArray(d, randn(32 * C, 99), [32, C]);
+  let submits = d.stats.submits;
+  let t0 = performance.now();
+  let out = block(d, wts, cache, prompt, 0);
+  const last = await out.toArray();
+  const prefillMs = performance.now() - t0;
+  log.log({
+    section: "block",
+    op: "prefill 32",
+    backend: d.kind,
+    ms: prefillMs,
+    submits: d.stats.submits - submits,
+  });
+  let h = Tensor.fromArray(d, last.subarray(31 * C), [1, C]);
+  submits = d.stats.submits;
+  t0 = performance.now();
+  for (let i = 0; i < 8; i++) {
+    out = block(d, wts, cache, h, 32 + i);
+    await out.toArray(); // one readback (and one submit) per decoded token
+    h = out;
+  }
+  const decodeMs = (performance.now() - t0) / 8;
+  const perToken = (d.stats.submits - submits) / 8;
+  log.log({ section: "block", op: "decode 1", backend: d.kind, ms: decodeMs, submits: perToken });
+  console.log(
+    `  ${d.kind.padEnd(6)} prefill ${prefillMs.toFixed(1)} ms, decode ${decodeMs.toFixed(2)} ms/token, ` +
+      `${perToken} submit(s)/token, ledger peak ${formatBytes(d.ledger.peak())} ` +
+      `(${d.ledger.usage().map((u) => `${u.category} ${formatBytes(u.peak)}`).join(", ")})`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------
+// The run as an Arrow table.
+
+console.log(`\n${log.format({ maxRows: 40 })}`);
+const dir = await log.save("runs");
+console.log(`\nsaved ${log.rows} rows to ${dir}/metrics.arrow`);
+for (const d of devices) d.destroy();

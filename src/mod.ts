@@ -1,0 +1,88 @@
+/**
+ * Ferry: run and adapt language models bigger than the accelerator's memory, on WebGPU
+ * (with a plain-TypeScript CPU reference backend).
+ *
+ * This module is the public surface that notebooks, examples and user code import.
+ *
+ * @example A tour
+ * ```ts
+ * import { createDevice, matmul, MetricLog, rmsNorm, Tensor } from "./mod.ts";
+ * const device = await createDevice({ backend: "cpu", budgetBytes: 16 << 20 });
+ * const x = Tensor.fromArray(device, new Float32Array(2 * 4).fill(1), [2, 4]); // [T, C]
+ * const w = Tensor.fromArray(device, new Float32Array(3 * 4).fill(0.5), [3, 4], { category: "weights" }); // [out, in]
+ * const g = Tensor.fromArray(device, new Float32Array(4).fill(1), [4]);
+ * const y = matmul(rmsNorm(x, g, 1e-6), w, { transB: true }); // [T, C] x [out, C]ᵀ -> [T, out]
+ * console.assert(Math.abs((await y.toArray())[0] - 2) < 1e-5);
+ * const log = new MetricLog({ runId: "tour" }).log({ step: 0, mem_peak_bytes: device.ledger.peak() });
+ * console.assert(log.table().numRows === 1);
+ * ```
+ * @module
+ */
+
+// Errors and configs
+export * from "./errors.ts";
+export * from "./config.ts";
+
+// Devices and memory
+export {
+  createDevice,
+  type CreateDeviceOptions,
+  hasWebGpu,
+  OPTIONAL_FEATURES,
+} from "./device/create_device.ts";
+export type {
+  AllocOptions,
+  BackendKind,
+  Device,
+  DeviceInfo,
+  Storage,
+  TransferStats,
+} from "./device/device.ts";
+export { CpuDevice } from "./device/cpu_device.ts";
+export { type DispatchArgs, WebGpuDevice } from "./device/webgpu_device.ts";
+export type { KernelConstants, KernelSpec } from "./device/pipelines.ts";
+export * from "./device/ledger.ts";
+
+// Tensors
+export * from "./tensor/dtype.ts";
+export { checkShape, type Shape, shapeSize, Tensor, type TensorOptions } from "./tensor/tensor.ts";
+
+// Ops (each with its TypeScript reference)
+export * from "./ops/elementwise.ts";
+export * from "./ops/matmul.ts";
+export * from "./ops/gemv.ts";
+export * from "./ops/rmsnorm.ts";
+export * from "./ops/softmax.ts";
+export * from "./ops/rope.ts";
+export * from "./ops/embedding.ts";
+export * from "./ops/cast.ts";
+export * from "./ops/reduce.ts";
+export * from "./ops/attention.ts";
+export * from "./ops/kv_cache.ts";
+export * from "./ops/topk.ts";
+export * from "./ops/gather.ts";
+
+// Formats
+export {
+  DTYPE_BYTES as SAFETENSORS_DTYPE_BYTES,
+  layoutSafetensors,
+  type ParsedSafetensors,
+  parseSafetensors,
+  SAFETENSORS_DTYPES,
+  type SafetensorsDtype,
+  SafetensorsFile,
+  type SafetensorsTensor,
+  serializeSafetensors,
+  type TensorData,
+  type TensorInfo,
+  type TensorInput,
+  type TensorsInput,
+  tensorToF32,
+  writeSafetensors,
+} from "./io/safetensors.ts";
+export * from "./io/sharded.ts";
+export * from "./io/atomic.ts";
+export * from "./io/dtype_convert.ts";
+
+// Metrics
+export * from "./metrics/mod.ts";

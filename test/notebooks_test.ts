@@ -1,0 +1,62 @@
+/**
+ * Executes every notebook in notebooks/ headlessly with the Deno Jupyter kernel
+ * (`jupyter nbconvert --execute`); a failing cell fails the test. Skipped where Jupyter
+ * or the `deno` kernelspec is not installed (.ci/run installs both).
+ */
+import assert from "node:assert/strict";
+
+async function run(cmd: string, args: string[]): Promise<{ ok: boolean; out: string }> {
+  try {
+    const r = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+    return { ok: r.success, out: new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr) };
+  } catch {
+    return { ok: false, out: `${cmd} not found` };
+  }
+}
+
+const specs = await run("jupyter", ["kernelspec", "list"]);
+const ignore = !specs.ok || !/^\s*deno\s/m.test(specs.out);
+const notebooks = [...Deno.readDirSync("notebooks")].filter((e) => e.name.endsWith(".ipynb")).map((e) =>
+  e.name
+).sort();
+
+for (const name of notebooks) {
+  Deno.test({
+    name: `notebook ${name} runs top to bottom in the Deno kernel`,
+    ignore,
+    fn: async () => {
+      const out = await Deno.makeTempDir();
+      try {
+        const r = await run("jupyter", [
+          "nbconvert",
+          "--to",
+          "notebook",
+          "--execute",
+          "--ExecutePreprocessor.timeout=300",
+          `notebooks/${name}`,
+          "--output-dir",
+          out,
+        ]);
+        assert.ok(r.ok, `nbconvert failed:\n${r.out.slice(-3000)}`);
+        const nb = JSON.parse(await Deno.readTextFile(`${out}/${name}`));
+        const errors = nb.cells.flatMap((c: { outputs?: { output_type: string }[] }) => c.outputs ?? [])
+          .filter((o: { output_type: string }) => o.output_type === "error");
+        assert.equal(errors.length, 0, JSON.stringify(errors).slice(0, 2000));
+      } finally {
+        await Deno.remove(out, { recursive: true });
+      }
+    },
+  });
+}
+
+Deno.test("notebooks import Ferry only through src/mod.ts", async () => {
+  for (const name of notebooks) {
+    const nb = JSON.parse(await Deno.readTextFile(`notebooks/${name}`));
+    for (const cell of nb.cells) {
+      const src = Array.isArray(cell.source) ? cell.source.join("") : cell.source;
+      for (const m of src.matchAll(/from\s+"(\.[^"]+)"/g)) {
+        assert.equal(m[1], "../src/mod.ts", `${name} imports ${m[1]}`);
+      }
+    }
+  }
+});
