@@ -197,6 +197,11 @@ for (const d of devices) {
   );
 }
 
+console.log(
+  "  (at this toy size a WebGPU step costs one submit-and-wait, ~12 ms on software adapters;\n" +
+    "   `deno task bench` measures the kernels at sizes where the device does the work)",
+);
+
 // ---------------------------------------------------------------------------------------
 // The run as an Arrow table.
 

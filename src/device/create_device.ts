@@ -71,10 +71,26 @@ export async function hasWebGpu(): Promise<boolean> {
 async function requestAdapter(powerPreference?: GPUPowerPreference): Promise<GPUAdapter | null> {
   const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
   if (!gpu) return null;
+  quietEglProbe();
   try {
     return await gpu.requestAdapter(powerPreference ? { powerPreference } : {});
   } catch {
     return null;
+  }
+}
+
+/**
+ * Mesa's EGL probe (run while wgpu enumerates adapters on Linux) prints "XDG_RUNTIME_DIR is
+ * invalid" on headless machines where the variable is unset. It only reads the variable, so
+ * point it at the temp folder when it is missing. Without env permission, leave it alone.
+ */
+function quietEglProbe(): void {
+  try {
+    if (Deno.build.os === "linux" && !Deno.env.get("XDG_RUNTIME_DIR")) {
+      Deno.env.set("XDG_RUNTIME_DIR", "/tmp");
+    }
+  } catch {
+    // no --allow-env: the message is harmless
   }
 }
 
