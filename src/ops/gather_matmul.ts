@@ -1,0 +1,215 @@
+/**
+ * Expert-gathered matrix products for sparse mixture-of-experts layers, with the routing kept on
+ * the device: `gatherMatmul(x, w, idx)` multiplies each token's input by the weight matrices of
+ * the experts `idx` picked for it (`topk(routerLogits, K).indices`), without reading the
+ * routing back to the host. Kernel: `kernels/gather_matmul.wgsl` (the GEMV pattern once per
+ * (token, slot) pair: several output rows per invocation from vec4 loads of the expert's rows,
+ * x read uniformly; no shared memory, no barriers).
+ *
+ * Legend: `T` tokens, `K` experts per token (slots), `E` experts, `C` input features, `N`
+ * output features, `Kx` inputs per token (1: shared by all its slots; K: one per slot).
+ *
+ * Index semantics (as in `gather.ts`):
+ * - `idx` is i32 (or u32) `[T, K]`; there is no negative wrap-around. Repeated experts in a row
+ *   are fine: each slot gets its own product.
+ * - CPU backend: every id is validated and one outside `0..E-1` throws a `RangeError` naming
+ *   its position `idx[t, k]`. WebGPU cannot validate without a sync point, so there an
+ *   out-of-range id yields a zero output row `y[t, k, :]` (the reference does the same).
+ *
+ * @example The SwiGLU expert block of a sparse MoE layer
+ * ```ts
+ * import { createDevice } from "../device/create_device.ts";
+ * import { Tensor } from "../tensor/tensor.ts";
+ * import { siluMul } from "./elementwise.ts";
+ * import { gatherMatmul } from "./gather_matmul.ts";
+ * import { matmul } from "./matmul.ts";
+ * const dev = await createDevice({ backend: "cpu" });
+ * const [T, K, E, C, F] = [2, 2, 3, 4, 6];
+ * const x = Tensor.fromArray(dev, new Float32Array(T * C).fill(0.5), [T, C]); // [T, C]
+ * const w1 = Tensor.fromArray(dev, new Float32Array(E * F * C).fill(0.1), [E, F, C]); // [E, F, C]
+ * const w3 = Tensor.fromArray(dev, new Float32Array(E * F * C).fill(0.2), [E, F, C]); // [E, F, C]
+ * const w2 = Tensor.fromArray(dev, new Float32Array(E * C * F).fill(0.3), [E, C, F]); // [E, C, F]
+ * const idx = Tensor.fromArray(dev, new Int32Array([2, 0, 1, 1]), [T, K]); // [T, K] expert ids
+ * const a = siluMul(gatherMatmul(x, w1, idx), gatherMatmul(x, w3, idx)); // [T, K, F]
+ * const y = gatherMatmul(a, w2, idx); // [T, K, F] -> [T, K, C]
+ * const weights = Tensor.fromArray(dev, [0.75, 0.25, 0.5, 0.5], [T, 1, K]); // routing weights
+ * const out = matmul(weights, y); // [T, 1, K] x [T, K, C] -> [T, 1, C]
+ * console.assert(out.shape.join() === "2,1,4");
+ * ```
+ * @module
+ */
+import code from "../../kernels/gather_matmul.wgsl" with { type: "text" };
+import { Tensor } from "../tensor/tensor.ts";
+import { expectDType, expectRank, gpuOf, grid1d, params, sameDevice } from "./_kernel.ts";
+
+/** Kernel configuration: invocations per workgroup and output rows per invocation. */
+export const GATHER_MATMUL_KERNEL = { WG: 16, R: 4 } as const;
+
+/** Sizes of one {@link gatherMatmul} problem. */
+export interface GatherMatmulDims {
+  /** Tokens. */
+  T: number;
+  /** Experts per token (columns of idx). */
+  K: number;
+  /** Inputs per token: 1 (shared by all K slots) or K (one per slot). */
+  Kx: number;
+  /** Experts (matrices in w). */
+  E: number;
+  /** Output features (rows of each expert matrix). */
+  N: number;
+  /** Input features (columns of each expert matrix). */
+  C: number;
+}
+
+// ---------------------------------------------------------------------------------------
+// Reference (the CPU backend and the test oracle)
+
+/**
+ * `y[t, k, n] = Σ_c w[idx[t, k], n, c] · x[t, (Kx == 1 ? 0 : k), c]`, accumulated in float64
+ * and rounded once to f32. x is `[T, Kx, C]`, w `[E, N, C]`, idx `[T, K]`, y `[T, K, N]`, all
+ * row-major. An id outside `0..E-1` gives a zero row, as on WebGPU (the op's CPU path throws
+ * before calling this).
+ */
+export function gatherMatmulRef(
+  x: Float32Array,
+  w: Float32Array,
+  idx: Int32Array | Uint32Array,
+  y: Float32Array,
+  { T, K, Kx, E, N, C }: GatherMatmulDims,
+): void {
+  for (let t = 0; t < T; t++) {
+    for (let k = 0; k < K; k++) {
+      const e = idx[t * K + k];
+      const yOff = (t * K + k) * N;
+      if (!(e >= 0 && e < E)) {
+        y.fill(0, yOff, yOff + N);
+        continue;
+      }
+      const xOff = (t * Kx + (Kx === 1 ? 0 : k)) * C;
+      for (let n = 0; n < N; n++) {
+        const wOff = (e * N + n) * C;
+        let s = 0;
+        for (let c = 0; c < C; c++) s += w[wOff + c] * x[xOff + c];
+        y[yOff + n] = s;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Op
+
+function checkShapes(x: Tensor, w: Tensor, idx: Tensor): GatherMatmulDims {
+  const op = "gatherMatmul";
+  expectDType(op, "x", x, "f32");
+  expectDType(op, "w", w, "f32");
+  expectDType(op, "idx", idx, "i32", "u32");
+  expectRank(op, "x", x, 2, 3);
+  expectRank(op, "w", w, 3);
+  expectRank(op, "idx", idx, 2);
+  const [E, N, C] = w.shape;
+  const [T, K] = idx.shape;
+  const Kx = x.rank === 3 ? x.shape[1] : 1;
+  const xC = x.shape[x.rank - 1];
+  const shapes = `x of shape [${x.shape}], w of shape [${w.shape}] and idx of shape [${idx.shape}]`;
+  const want = `x must be [T, C], [T, 1, C] or [T, K, C] with T = ${T} (idx is [T, K]) and C = ${C} ` +
+    `(w is [E, N, C])`;
+  if (xC !== C) {
+    throw new TypeError(
+      `Cannot run gatherMatmul: ${shapes}: x has C = ${xC} but w has C = ${C}; ${want}`,
+    );
+  }
+  if (x.shape[0] !== T) {
+    throw new TypeError(
+      `Cannot run gatherMatmul: ${shapes}: x has T = ${x.shape[0]} but idx has T = ${T}; ${want}`,
+    );
+  }
+  if (Kx !== 1 && Kx !== K) {
+    throw new TypeError(
+      `Cannot run gatherMatmul: ${shapes}: x has Kx = ${Kx} inputs per token but idx picks K = ${K} ` +
+        `experts; Kx must be 1 or K`,
+    );
+  }
+  return { T, K, Kx, E, N, C };
+}
+
+function validateIds(idx: Tensor, T: number, K: number, E: number): void {
+  const h = idx.host() as Int32Array | Uint32Array;
+  for (let i = 0; i < T * K; i++) {
+    if (!(h[i] >= 0 && h[i] < E)) {
+      const where = `idx[${Math.floor(i / K)}, ${i % K}]`;
+      throw new RangeError(
+        `Cannot run gatherMatmul: ${where} = ${h[i]} is out of range for w with ${E} experts (0..${E - 1})`,
+      );
+    }
+  }
+}
+
+/**
+ * Per-(token, slot) expert projection: `y[t, k, :] = w[idx[t, k]] · x[t, kx, :]`, with
+ * `kx = 0` when x has one input per token and `kx = k` when it has one per slot. Equals
+ * `matmul(x[t, kx], w[idx[t, k]], { transB: true })` for every pair. f32 in, f32 out,
+ * accumulated in f32 on the GPU.
+ *
+ * Decode (T = 1) is memory-bound: it reads the K picked `[N, C]` matrices once. Prefill reads
+ * the picked matrix once per (token, slot) pair (through the cache when it fits).
+ *
+ * @param x `[T, C]` or `[T, 1, C]` (one input per token, shared by its K slots: the up/gate
+ *   projections), or `[T, K, C]` (one input per slot: the down projection), f32
+ * @param w `[E, N, C]` f32: E expert matrices `[out, in]` stacked, as HF stores Linear weights
+ * @param idx `[T, K]` i32 (or u32) expert ids, e.g. `topk(routerLogits, K).indices`
+ * @returns `[T, K, N]` f32
+ * @throws {TypeError} on wrong dtypes or ranks, or when C, T or Kx disagree (the message names
+ *   the three shapes)
+ * @throws {RangeError} on the CPU backend when an id is outside `0..E-1` (naming `idx[t, k]`);
+ *   on WebGPU that pair's output row is zero instead
+ * @example
+ * ```ts
+ * import { createDevice } from "../device/create_device.ts";
+ * import { Tensor } from "../tensor/tensor.ts";
+ * import { gatherMatmul } from "./gather_matmul.ts";
+ * const dev = await createDevice({ backend: "cpu" });
+ * const w = Tensor.fromArray(dev, [1, 0, 0, 1, 2, 0, 0, 2], [2, 2, 2]); // [E=2, N=2, C=2]: I and 2I
+ * const x = Tensor.fromArray(dev, [1, 2], [1, 2]); // [T=1, C=2]
+ * const idx = Tensor.fromArray(dev, new Int32Array([1, 0]), [1, 2]); // [T=1, K=2]
+ * const y = gatherMatmul(x, w, idx); // [1, 2, 2]
+ * console.assert((await y.toArray()).join() === "2,4,1,2");
+ * ```
+ */
+export function gatherMatmul(x: Tensor, w: Tensor, idx: Tensor): Tensor<"f32"> {
+  const device = sameDevice("gatherMatmul", x, w, idx);
+  const d = checkShapes(x, w, idx);
+  const { T, K, Kx, E, N, C } = d;
+  const y = Tensor.empty(device, [T, K, N]);
+  if (y.size === 0) return y;
+  if (device.kind === "cpu") {
+    validateIds(idx, T, K, E);
+    gatherMatmulRef(
+      x.host() as Float32Array,
+      w.host() as Float32Array,
+      idx.host() as Int32Array | Uint32Array,
+      y.host(),
+      d,
+    );
+    return y;
+  }
+  // Nothing to read: C = 0 gives zero sums, E = 0 only out-of-range ids (zero rows).
+  if (C === 0 || E === 0) return y; // device memory starts zeroed
+  const { WG, R } = GATHER_MATMUL_KERNEL;
+  const blocks = Math.ceil(N / (R * WG));
+  gpuOf(device).dispatch({ name: "gather_matmul", code, entryPoint: C % 4 === 0 ? "rows4" : "rows1" }, {
+    bindings: [w.storage, x.storage, idx.storage, y.storage],
+    params: params(
+      ["u32", T],
+      ["u32", K],
+      ["u32", Kx],
+      ["u32", N],
+      ["u32", C],
+      ["u32", E],
+      ["u32", blocks],
+    ),
+    workgroups: grid1d(T * K * blocks),
+    constants: { WG, R },
+  });
+  return y;
+}
