@@ -4,7 +4,7 @@
 //   1 b      : array<f32>   read        [NB] (binary ops; NB divides N, b broadcasts as b[i % NB])
 //   1|2 y    : array<f32>   read_write  [N]
 //   last p   : uniform Params {n, nb, alpha, beta}
-// Unary entry points (silu, gelu, gelu_tanh, scale) bind a, y, p; binary ones (add, mul, silu_mul) a, b, y, p.
+// Unary entry points (silu, sigmoid, gelu, gelu_tanh, scale) bind a, y, p; binary ones (add, mul, silu_mul) a, b, y, p.
 // Workgroup: override WG = 64; each invocation handles 4 elements, strided by the grid so loads stay coalesced.
 // Dispatch: (ceil(N / (4 WG)) split over x and y by grid1d, 1). Reference: src/ops/elementwise.ts (*Ref).
 
@@ -89,6 +89,16 @@ fn silu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var k = 0u; k < PER_THREAD; k++) {
     let i = i0 + k * WG;
     if (i < pu.n) { yu[i] = silu_f(a[i]); }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn sigmoid(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+  let i0 = base(wid, nwg, lid);
+  for (var k = 0u; k < PER_THREAD; k++) {
+    let i = i0 + k * WG;
+    if (i < pu.n) { yu[i] = 1.0 / (1.0 + exp(-a[i])); }
   }
 }
 

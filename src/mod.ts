@@ -61,6 +61,7 @@ export * from "./ops/attention.ts";
 export * from "./ops/kv_cache.ts";
 export * from "./ops/topk.ts";
 export * from "./ops/gather.ts";
+export * from "./ops/gather_matmul.ts";
 
 // Formats
 export {
@@ -86,3 +87,26 @@ export * from "./io/dtype_convert.ts";
 
 // Metrics
 export * from "./metrics/mod.ts";
+
+// Tokenizers and data
+export { type DecodeOptions, type EncodeOptions, Tokenizer } from "./io/tokenizer.ts";
+export * from "./data/mod.ts";
+
+// Models
+export * from "./nn/module.ts";
+export * from "./nn/linear.ts";
+export * from "./nn/embedding.ts";
+export * from "./nn/rms_norm.ts";
+export * from "./nn/attention.ts";
+export * from "./nn/swiglu.ts";
+export * from "./nn/experts.ts";
+export * from "./nn/sparse_moe.ts";
+export * from "./nn/decoder_layer.ts";
+export * from "./models/config.ts";
+export * from "./models/weights.ts";
+export * from "./models/model_cache.ts";
+export * from "./models/causal_lm.ts";
+export * from "./models/load.ts";
+export * from "./models/save.ts";
+export * from "./models/generate.ts";
+export * from "./models/perplexity.ts";

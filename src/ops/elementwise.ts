@@ -1,6 +1,6 @@
 /**
  * Elementwise ops: `add`, `mul` (with suffix broadcasting of `b`), `scale`, `silu`,
- * `gelu` (erf form, HF `"gelu"`), `geluTanh` (HF `"gelu_pytorch_tanh"`) and the fused
+ * `sigmoid`, `gelu` (erf form, HF `"gelu"`), `geluTanh` (HF `"gelu_pytorch_tanh"`) and the fused
  * SwiGLU gate `siluMul(a, b) = silu(a) ⊙ b`. Kernel: `kernels/elementwise.wgsl`.
  *
  * @example
@@ -53,6 +53,11 @@ export function siluScalar(x: number): number {
   return x / (1 + Math.exp(-x));
 }
 
+/** Logistic sigmoid: 1 / (1 + e^-x). */
+export function sigmoidScalar(x: number): number {
+  return 1 / (1 + Math.exp(-x));
+}
+
 /** GELU, exact erf form. */
 export function geluScalar(x: number): number {
   return 0.5 * x * (1 + erf(x * Math.SQRT1_2));
@@ -94,6 +99,8 @@ function unaryRef(f: (x: number) => number) {
 
 /** y = silu(a) */
 export const siluRef: (a: Float32Array, y: Float32Array) => void = unaryRef(siluScalar);
+/** y = sigmoid(a) */
+export const sigmoidRef: (a: Float32Array, y: Float32Array) => void = unaryRef(sigmoidScalar);
 /** y = gelu(a), erf form */
 export const geluRef: (a: Float32Array, y: Float32Array) => void = unaryRef(geluScalar);
 /** y = gelu(a), tanh form */
@@ -134,7 +141,7 @@ function binary(op: "add" | "mul" | "silu_mul", a: Tensor, b: Tensor, ref: typeo
 }
 
 function unary(
-  op: "scale" | "silu" | "gelu" | "gelu_tanh",
+  op: "scale" | "silu" | "sigmoid" | "gelu" | "gelu_tanh",
   a: Tensor,
   ref: (a: Float32Array, y: Float32Array) => void,
   alpha = 0,
@@ -179,6 +186,11 @@ export function scale(a: Tensor, alpha: number, beta = 0): Tensor<"f32"> {
 /** SiLU: x · σ(x). */
 export function silu(a: Tensor): Tensor<"f32"> {
   return unary("silu", a, siluRef);
+}
+
+/** Logistic sigmoid `1 / (1 + e^-x)` (the Qwen2-MoE shared-expert gate). */
+export function sigmoid(a: Tensor): Tensor<"f32"> {
+  return unary("sigmoid", a, sigmoidRef);
 }
 
 /** GELU, exact (erf) form as HF `"gelu"`; the kernel's erf is accurate to 1.5e-7. */

@@ -40,6 +40,7 @@ testOnDevices("unary elementwise ops match float64 math", async (dev) => {
   using t = Tensor.fromArray(dev, x);
   const cases = [
     [ew.silu(t), ew.siluScalar],
+    [ew.sigmoid(t), ew.sigmoidScalar],
     [ew.gelu(t), ew.geluScalar],
     [ew.geluTanh(t), ew.geluTanhScalar],
     [ew.scale(t, -1.5, 0.25), (v: number) => v * -1.5 + 0.25],
@@ -69,4 +70,14 @@ testOnDevices("elementwise ops reject shapes that do not broadcast", (dev) => {
   );
   using i = Tensor.zeros(dev, [6], { dtype: "i32" });
   assert.throws(() => ew.mul(a, i), /b must be f32: received i32/);
+});
+
+testOnDevices("sigmoid saturates to exactly 0 and 1 without NaN", async (dev) => {
+  using x = Tensor.fromArray(dev, [-200, -20, 0, 20, 200]);
+  using y = ew.sigmoid(x);
+  const v = await y.toArray();
+  assert.equal(v[0], 0);
+  assert.equal(v[2], 0.5);
+  assert.equal(v[4], 1);
+  assertClose(v, [0, ew.sigmoidScalar(-20), 0.5, ew.sigmoidScalar(20), 1], { rtol: 1e-6, atol: 1e-9 });
 });

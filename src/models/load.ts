@@ -1,0 +1,165 @@
+/**
+ * `loadModel`: a Hugging Face checkpoint folder (`config.json` plus `model.safetensors` or shards
+ * with `model.safetensors.index.json`) onto a device, as a {@link CausalLM}.
+ *
+ * Every tensor is checked before any is read: all missing names are reported together, every
+ * shape is compared with the config, and a malformed or truncated shard surfaces the safetensors
+ * `FormatError` naming the file. F16/BF16 weights are widened to f32 exactly. Routed experts are
+ * stacked into one `[E, ·, ·]` tensor per layer and projection (ledger category `"experts"`); all
+ * other weights go under `"weights"`. Reads are one tensor at a time, so host memory stays at
+ * about one tensor.
+ *
+ * @example
+ * ```ts
+ * import { createDevice } from "../device/create_device.ts";
+ * import { loadModel } from "./load.ts";
+ * const device = await createDevice({ backend: "cpu" });
+ * using model = await loadModel("test/fixtures/models/mixtral-top2-f32", { device });
+ * console.assert(model.config.family === "moe" && device.ledger.current("experts") > 0);
+ * ```
+ * @module
+ */
+import { z } from "zod";
+import { parseConfig } from "../config.ts";
+import type { Device } from "../device/device.ts";
+import { FormatError } from "../errors.ts";
+import { ShardedCheckpoint } from "../io/sharded.ts";
+import { Tensor } from "../tensor/tensor.ts";
+import { CausalLM } from "./causal_lm.ts";
+import { parseModelConfig } from "./config.ts";
+import { checkpointTensors, parameterSpecs } from "./weights.ts";
+
+/** Options of {@link loadModel} (besides the device). */
+export const LoadModelOptionsSchema = z.strictObject({
+  /** Compute dtype of the weights on the device; only `"f32"` for now. */
+  dtype: z.literal("f32").default("f32"),
+});
+
+/** Options of {@link loadModel}. */
+export interface LoadModelOptions extends z.input<typeof LoadModelOptionsSchema> {
+  /** Where the weights go (their bytes are counted by its ledger). */
+  device: Device;
+}
+
+const FLOAT_DTYPES = new Set(["F32", "F16", "BF16"]);
+/** Checkpoint tensors transformers itself ignores. */
+const IGNORED = /(^|\.)rotary_emb\.inv_freq$/;
+
+const join = (dir: string, name: string) => `${dir.replace(/[\\/]+$/, "")}/${name}`;
+
+/**
+ * Reads `dir/config.json` as a JSON object.
+ * @throws {FormatError} when the file is missing or is not a JSON object
+ */
+export async function readHfConfig(dir: string): Promise<Record<string, unknown>> {
+  const path = join(dir, "config.json");
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) {
+      throw new FormatError(
+        `Cannot load model from ${dir}: config.json is missing; pass a Hugging Face checkpoint folder`,
+        path,
+      );
+    }
+    throw e;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new FormatError(
+      `Cannot load model from ${dir}: config.json is not valid JSON (${(e as Error).message})`,
+      path,
+    );
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new FormatError(`Cannot load model from ${dir}: config.json must hold a JSON object`, path);
+  }
+  return json as Record<string, unknown>;
+}
+
+/**
+ * Loads a Hugging Face checkpoint folder onto `device`.
+ *
+ * @param dir folder with `config.json` and the safetensors weights
+ * @param options `device`, and `dtype` (only `"f32"`)
+ * @returns the model; dispose it to return its weights to the ledger
+ * @throws {FormatError} when config.json is missing or invalid JSON, when tensors are missing
+ *   (all listed), have the wrong shape or a non-float dtype, or a shard is malformed
+ * @throws {ConfigError} for an unsupported `model_type` or an invalid config
+ * @throws {OutOfBudgetError} when the weights do not fit the device's budget
+ */
+export async function loadModel(dir: string, options: LoadModelOptions): Promise<CausalLM> {
+  const { device, ...rest } = options;
+  parseConfig("loadModel", LoadModelOptionsSchema, rest);
+  const hfConfig = await readHfConfig(dir);
+  const config = parseModelConfig(hfConfig);
+  using ckpt = await ShardedCheckpoint.open(dir);
+  const entries = checkpointTensors(config);
+  checkTensors(dir, ckpt, entries, config.tieWordEmbeddings);
+
+  const params = new Map<string, Tensor>();
+  try {
+    for (const spec of parameterSpecs(config)) {
+      params.set(spec.name, Tensor.empty(device, spec.shape, { category: spec.category, label: spec.name }));
+    }
+    for (const e of entries) {
+      const data = await ckpt.readF32(e.hfName); // F32 / F16 / BF16 -> f32
+      const t = params.get(e.param)!;
+      if (data.length > 0) device.upload(t.storage, data, (e.expert ?? 0) * data.byteLength);
+    }
+    return CausalLM.fromParameters(config, params, hfConfig);
+  } catch (err) {
+    for (const t of params.values()) t.dispose();
+    throw err;
+  }
+}
+
+/** Checks names, shapes and dtypes of every expected tensor before anything is read; warns about extras. */
+function checkTensors(
+  dir: string,
+  ckpt: ShardedCheckpoint,
+  entries: readonly { hfName: string; shape: readonly number[] }[],
+  tied: boolean,
+): void {
+  const missing = entries.filter((e) => !ckpt.has(e.hfName)).map((e) => e.hfName);
+  if (missing.length > 0) {
+    throw new FormatError(
+      `Cannot load model from ${dir}: ${missing.length} tensor${
+        missing.length > 1 ? "s are" : " is"
+      } missing ` +
+        `from the checkpoint: ${missing.join(", ")}; check that config.json matches the weights`,
+      dir,
+    );
+  }
+  const problems: string[] = [];
+  for (const e of entries) {
+    const info = ckpt.info(e.hfName);
+    if (info.shape.length !== e.shape.length || info.shape.some((d, i) => d !== e.shape[i])) {
+      problems.push(`${e.hfName}: expected shape [${e.shape}], received [${info.shape}]`);
+    } else if (!FLOAT_DTYPES.has(info.dtype)) {
+      problems.push(`${e.hfName}: expected F32, F16 or BF16, received ${info.dtype}`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new FormatError(
+      `Cannot load model from ${dir}: tensors do not match config.json:\n${
+        problems.map((p) => `  ${p}`).join("\n")
+      }\nCheck that config.json belongs to these weights`,
+      dir,
+    );
+  }
+  const known = new Set(entries.map((e) => e.hfName));
+  const extra = ckpt.names.filter((n) =>
+    !known.has(n) && !IGNORED.test(n) && !(tied && n === "lm_head.weight")
+  );
+  if (extra.length > 0) {
+    console.warn(
+      `loadModel(${dir}): ignoring ${extra.length} unexpected tensor${extra.length > 1 ? "s" : ""}: ${
+        extra.slice(0, 20).join(", ")
+      }${extra.length > 20 ? ", ..." : ""}`,
+    );
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * `Embedding`: token ids to rows of a `[V, C]` table (HF `nn.Embedding`, `embed_tokens`).
+ *
+ * @example
+ * ```ts
+ * import { createDevice } from "../device/create_device.ts";
+ * import { Tensor } from "../tensor/tensor.ts";
+ * import { Embedding } from "./embedding.ts";
+ * const dev = await createDevice({ backend: "cpu" });
+ * using emb = new Embedding(Tensor.fromArray(dev, [0, 1, 10, 11, 20, 21], [3, 2])); // [V=3, C=2]
+ * const x = emb.forward(Tensor.fromArray(dev, new Int32Array([2, 0]))); // [T=2] -> [2, 2]
+ * console.assert((await x.toArray()).join() === "20,21,0,1");
+ * ```
+ * @module
+ */
+import { embedding } from "../ops/embedding.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import type { Module, NamedParameters } from "./module.ts";
+
+/** A lookup table of token vectors. Owns its table. */
+export class Embedding implements Module {
+  /** `[V, C]` f32. */
+  readonly weight: Tensor;
+
+  /** @param weight `[V, C]` f32 */
+  constructor(weight: Tensor) {
+    if (weight.dtype !== "f32" || weight.rank !== 2) {
+      throw new TypeError(
+        `Cannot create Embedding: weight must be f32 [V, C]: received ${weight.dtype}[${weight.shape}]`,
+      );
+    }
+    this.weight = weight;
+  }
+
+  /** Vocabulary `V`. */
+  get numEmbeddings(): number {
+    return this.weight.shape[0];
+  }
+
+  /** Channels `C`. */
+  get embeddingDim(): number {
+    return this.weight.shape[1];
+  }
+
+  /** `[...] i32 ids -> [..., C]`. */
+  forward(ids: Tensor): Tensor<"f32"> {
+    return embedding(this.weight, ids); // [...] -> [..., C]
+  }
+
+  parameters(): NamedParameters {
+    return new Map([["weight", this.weight]]);
+  }
+
+  dispose(): void {
+    this.weight.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * `SparseMoE`: a sparse mixture-of-experts block (Shazeer et al. 2017,
+ * https://arxiv.org/abs/1701.06538; Mixtral, https://arxiv.org/abs/2401.04088): a linear router
+ * picks the top-`K` of `E` SwiGLU experts per token and mixes their outputs by the routing
+ * weights, plus, for Qwen2-MoE, an always-on shared expert scaled by `sigmoid(x · gᵀ)`.
+ *
+ * Routing, as in transformers: `p = softmax(x Wrᵀ)`, the top-`K` of `p`, renormalised to sum 1
+ * when `normTopkProb` (Mixtral always; Qwen/OLMoE by `norm_topk_prob`). Renormalised top-k
+ * probabilities equal `softmax` over the top-k logits, which is how it is computed here. Routing
+ * stays on the device: a decode step needs no readback of the selected experts.
+ *
+ * Legend: `T` tokens, `C` hidden, `E` experts, `K` experts per token, `F` expert width.
+ *
+ * @example Route three tokens to two of four experts
+ * ```ts
+ * import { createDevice } from "../device/create_device.ts";
+ * import { Tensor } from "../tensor/tensor.ts";
+ * import { SwiGLUExperts } from "./experts.ts";
+ * import { Linear } from "./linear.ts";
+ * import { SparseMoE } from "./sparse_moe.ts";
+ * const dev = await createDevice({ backend: "cpu" });
+ * const [E, F, C] = [4, 8, 4];
+ * const fill = (shape: number[], v: number) => Tensor.fromArray(dev, new Float32Array(shape.reduce((a, b) => a * b)).fill(v), shape);
+ * const router = new Linear(Tensor.fromArray(dev, Float32Array.from({ length: E * C }, (_, i) => i % 3), [E, C]));
+ * const experts = new SwiGLUExperts(fill([E, F, C], 0.1), fill([E, F, C], 0.2), fill([E, C, F], 0.3));
+ * using moe = new SparseMoE({ router, experts }, { topK: 2, normTopkProb: true });
+ * const { y, routerLogits, selected, weights } = moe.forward(fill([3, C], 1)); // [T=3, C]
+ * console.assert(y.shape.join() === "3,4" && routerLogits.shape.join() === "3,4"); // [T, C], [T, E]
+ * console.assert(selected.shape.join() === "3,2" && weights.shape.join() === "3,2"); // [T, K]
+ * ```
+ * @module
+ */
+import { z } from "zod";
+import { parseConfig } from "../config.ts";
+import { add, sigmoid } from "../ops/elementwise.ts";
+import { matmul } from "../ops/matmul.ts";
+import { softmax } from "../ops/softmax.ts";
+import { topk } from "../ops/topk.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import type { SwiGLUExperts } from "./experts.ts";
+import type { Linear } from "./linear.ts";
+import { addPrefixed, expectParameter, type Module, type NamedParameters } from "./module.ts";
+import type { SwiGLU } from "./swiglu.ts";
+
+/** Options of {@link SparseMoE}. */
+export const SparseMoeConfigSchema = z.strictObject({
+  /** Experts per token `K` (`num_experts_per_tok`). */
+  topK: z.number().int().positive(),
+  /** Renormalise the top-k routing weights (`norm_topk_prob`; Mixtral: true). */
+  normTopkProb: z.boolean(),
+});
+
+/** Parsed {@link SparseMoeConfigSchema}. */
+export type SparseMoeConfig = z.output<typeof SparseMoeConfigSchema>;
+
+/** The parts of a {@link SparseMoE}; ownership passes to it. */
+export interface SparseMoeWeights {
+  /** The router `[E, C]` (HF `gate`), no bias. */
+  router: Linear;
+  experts: SwiGLUExperts;
+  /** Qwen2-MoE's shared expert (`shared_expert`), with its gate `[1, C]` (`shared_expert_gate`). */
+  sharedExpert?: SwiGLU;
+  sharedExpertGate?: Linear;
+}
+
+/** What {@link SparseMoE.forward} returns; the caller owns (and disposes) every tensor. */
+export interface MoeOutput {
+  /** `[T, C]` the block's output. */
+  y: Tensor<"f32">;
+  /** `[T, E]` router logits (before the softmax), as HF's `router_logits`. */
+  routerLogits: Tensor<"f32">;
+  /** `[T, K]` i32 expert ids, by descending routing weight. */
+  selected: Tensor<"i32">;
+  /** `[T, K]` routing weights of `selected`. */
+  weights: Tensor<"f32">;
+}
+
+/** Router plus stacked SwiGLU experts plus an optional shared expert. Owns all of them. */
+export class SparseMoE implements Module {
+  readonly config: SparseMoeConfig;
+  readonly router: Linear;
+  readonly experts: SwiGLUExperts;
+  readonly sharedExpert: SwiGLU | undefined;
+  readonly sharedExpertGate: Linear | undefined;
+
+  /**
+   * @throws {ConfigError} on invalid options
+   * @throws {TypeError} when the router, experts and shared expert disagree on `E` or `C`
+   */
+  constructor(weights: SparseMoeWeights, options: z.input<typeof SparseMoeConfigSchema>) {
+    const config = parseConfig("SparseMoE", SparseMoeConfigSchema, options);
+    const { router, experts, sharedExpert, sharedExpertGate } = weights;
+    const E = experts.numExperts;
+    const C = experts.gateProj.shape[2];
+    expectParameter("SparseMoE", "gate.weight", router.weight, [E, C]);
+    if (config.topK > E) {
+      throw new RangeError(
+        `Cannot create SparseMoE: topK must be at most the ${E} experts: received ${config.topK}`,
+      );
+    }
+    if (!sharedExpert !== !sharedExpertGate) {
+      throw new TypeError("Cannot create SparseMoE: sharedExpert and sharedExpertGate come together");
+    }
+    if (sharedExpert && sharedExpertGate) {
+      expectParameter("SparseMoE", "shared_expert_gate.weight", sharedExpertGate.weight, [1, C]);
+      expectParameter("SparseMoE", "shared_expert.gate_proj.weight", sharedExpert.gateProj.weight, [
+        sharedExpert.gateProj.outFeatures,
+        C,
+      ]);
+    }
+    this.config = config;
+    this.router = router;
+    this.experts = experts;
+    this.sharedExpert = sharedExpert;
+    this.sharedExpertGate = sharedExpertGate;
+  }
+
+  /** Experts `E`. */
+  get numExperts(): number {
+    return this.experts.numExperts;
+  }
+
+  /**
+   * Routes every token, runs its `K` experts and mixes them.
+   *
+   * @param x `[T, C]` f32
+   * @returns `y [T, C]`, `routerLogits [T, E]`, `selected [T, K]` i32, `weights [T, K]`
+   */
+  forward(x: Tensor): MoeOutput {
+    const { topK: K, normTopkProb } = this.config;
+    const T = x.shape[0];
+    const C = x.shape[1];
+    const routerLogits = this.router.forward(x); // [T, C] -> [T, E]
+    let selected: Tensor<"i32">;
+    let weights: Tensor<"f32">;
+    if (normTopkProb) {
+      const top = topk(routerLogits, K); // [T, E] -> [T, K], [T, K]
+      using _v = top.values;
+      selected = top.indices;
+      weights = softmax(top.values); // [T, K]: the renormalised top-k probabilities
+    } else {
+      using probs = softmax(routerLogits); // [T, E]
+      const top = topk(probs, K); // [T, K], [T, K]
+      selected = top.indices;
+      weights = top.values;
+    }
+    using ys = this.experts.forward(x, selected); // [T, K, C]
+    using w3 = weights.reshape([T, 1, K]); // [T, 1, K]
+    using mixed = matmul(w3, ys); // [T, 1, K] x [T, K, C] -> [T, 1, C]
+    let y = mixed.reshape([T, C]); // [T, C]
+    if (this.sharedExpert && this.sharedExpertGate) {
+      using s = this.sharedExpert.forward(x); // [T, C]
+      using gl = this.sharedExpertGate.forward(x); // [T, C] -> [T, 1]
+      using g = sigmoid(gl); // [T, 1]
+      using g3 = g.reshape([T, 1, 1]); // [T, 1, 1]
+      using s3 = s.reshape([T, 1, C]); // [T, 1, C]
+      using gs = matmul(g3, s3); // [T, 1, 1] x [T, 1, C] -> [T, 1, C]: σ(g) scales each token's row
+      using gs2 = gs.reshape([T, C]); // [T, C]
+      using routed = y;
+      y = add(routed, gs2); // [T, C]
+    }
+    return { y, routerLogits, selected, weights };
+  }
+
+  /** `gate.weight`, `experts.{gate,up,down}_proj` (stacked) and, for Qwen2-MoE, `shared_expert.*`, `shared_expert_gate.weight`. */
+  parameters(): NamedParameters {
+    const p: NamedParameters = new Map();
+    addPrefixed(p, "gate", this.router.parameters());
+    addPrefixed(p, "experts", this.experts.parameters());
+    if (this.sharedExpert) addPrefixed(p, "shared_expert", this.sharedExpert.parameters());
+    if (this.sharedExpertGate) addPrefixed(p, "shared_expert_gate", this.sharedExpertGate.parameters());
+    return p;
+  }
+
+  dispose(): void {
+    for (const m of [this.router, this.experts, this.sharedExpert, this.sharedExpertGate]) m?.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * `SwiGLU` MLP (Shazeer 2020, https://arxiv.org/abs/2002.05202) as in Llama, Qwen and every
+ * expert of Mixtral/Qwen-MoE/OLMoE: `down(silu(gate(x)) ⊙ up(x))`.
+ *
+ * Legend: `T` tokens, `C` hidden, `F` intermediate.
+ *
+ * @example
+ * ```ts
+ * import { createDevice } from "../device/create_device.ts";
+ * import { Tensor } from "../tensor/tensor.ts";
+ * import { Linear } from "./linear.ts";
+ * import { SwiGLU } from "./swiglu.ts";
+ * const dev = await createDevice({ backend: "cpu" });
+ * const w = (out: number, inp: number) => new Linear(Tensor.fromArray(dev, new Float32Array(out * inp).fill(0.5), [out, inp]));
+ * using mlp = new SwiGLU(w(8, 4), w(8, 4), w(4, 8)); // C=4, F=8
+ * const y = mlp.forward(Tensor.zeros(dev, [3, 4])); // [T=3, C] -> [3, C]
+ * console.assert(y.shape.join() === "3,4" && (await y.toArray())[0] === 0);
+ * ```
+ * @module
+ */
+import { siluMul } from "../ops/elementwise.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import type { Linear } from "./linear.ts";
+import { addPrefixed, type Module, type NamedParameters } from "./module.ts";
+
+/** A gated MLP with SiLU. Owns its three projections. */
+export class SwiGLU implements Module {
+  /** `[F, C]` (HF `gate_proj`, Mixtral `w1`). */
+  readonly gateProj: Linear;
+  /** `[F, C]` (HF `up_proj`, Mixtral `w3`). */
+  readonly upProj: Linear;
+  /** `[C, F]` (HF `down_proj`, Mixtral `w2`). */
+  readonly downProj: Linear;
+
+  /** @throws {TypeError} when the three shapes do not chain as `[F, C]`, `[F, C]`, `[C, F]` */
+  constructor(gateProj: Linear, upProj: Linear, downProj: Linear) {
+    const [f, c] = gateProj.weight.shape;
+    const ok = upProj.outFeatures === f && upProj.inFeatures === c && downProj.outFeatures === c &&
+      downProj.inFeatures === f;
+    if (!ok) {
+      throw new TypeError(
+        `Cannot create SwiGLU: projections must be gate [F, C], up [F, C], down [C, F]: received ` +
+          `[${gateProj.weight.shape}], [${upProj.weight.shape}], [${downProj.weight.shape}]`,
+      );
+    }
+    this.gateProj = gateProj;
+    this.upProj = upProj;
+    this.downProj = downProj;
+  }
+
+  /** `[T, C] -> [T, C]`. */
+  forward(x: Tensor): Tensor<"f32"> {
+    using g = this.gateProj.forward(x); // [T, C] -> [T, F]
+    using u = this.upProj.forward(x); // [T, C] -> [T, F]
+    using a = siluMul(g, u); // [T, F]
+    return this.downProj.forward(a); // [T, F] -> [T, C]
+  }
+
+  /** `gate_proj.*`, `up_proj.*`, `down_proj.*`. */
+  parameters(): NamedParameters {
+    const p: NamedParameters = new Map();
+    addPrefixed(p, "gate_proj", this.gateProj.parameters());
+    addPrefixed(p, "up_proj", this.upProj.parameters());
+    addPrefixed(p, "down_proj", this.downProj.parameters());
+    return p;
+  }
+
+  dispose(): void {
+    this.gateProj.dispose();
+    this.upProj.dispose();
+    this.downProj.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
