@@ -110,3 +110,4 @@ export * from "./models/load.ts";
 export * from "./models/save.ts";
 export * from "./models/generate.ts";
 export * from "./models/perplexity.ts";
+export * from "./models/random.ts";

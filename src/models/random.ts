@@ -1,0 +1,65 @@
+/**
+ * Random checkpoints in Hugging Face layout, like transformers' "tiny-random" test models:
+ * every tensor a config implies, under its HF name, with seeded normal weights (norm weights 1).
+ * Benchmarks and tests use them where no trained checkpoint of the wanted size exists.
+ *
+ * @example
+ * ```ts
+ * import { writeRandomCheckpoint } from "./random.ts";
+ * const dir = await Deno.makeTempDir();
+ * await writeRandomCheckpoint(dir, {
+ *   model_type: "llama", vocab_size: 32, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 1,
+ *   num_attention_heads: 2, num_key_value_heads: 1,
+ * });
+ * console.assert((await Deno.readTextFile(`${dir}/config.json`)).includes('"llama"'));
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ * @module
+ */
+import { writeFileAtomic } from "../io/atomic.ts";
+import { writeShardedCheckpoint } from "../io/sharded.ts";
+import { f32ToBf16, f32ToF16 } from "../io/dtype_convert.ts";
+import type { TensorInput } from "../io/safetensors.ts";
+import { parseModelConfig } from "./config.ts";
+import { mulberry32 } from "./generate.ts";
+import { checkpointTensors } from "./weights.ts";
+
+/** Options for {@link writeRandomCheckpoint}. */
+export interface RandomCheckpointOptions {
+  seed?: number;
+  /** Standard deviation of matrix entries (default 0.02, as HF's `initializer_range`). */
+  std?: number;
+  /** Storage dtype (default `"f32"`). */
+  dtype?: "f32" | "bf16" | "f16";
+}
+
+/** Writes `config.json` and seeded random weights for `hfConfig` into `dir` (created if needed). */
+export async function writeRandomCheckpoint(
+  dir: string,
+  hfConfig: Record<string, unknown>,
+  { seed = 0, std = 0.02, dtype = "f32" }: RandomCheckpointOptions = {},
+): Promise<void> {
+  const config = parseModelConfig(hfConfig);
+  const u = mulberry32(seed);
+  const tensors = new Map<string, TensorInput>();
+  for (const t of checkpointTensors(config)) {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    const isNorm = /norm\.weight$/.test(t.hfName);
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      data[i] = isNorm ? 1 : std * Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
+    }
+    tensors.set(t.hfName, {
+      dtype: dtype === "f32" ? "F32" : dtype === "bf16" ? "BF16" : "F16",
+      shape: t.shape,
+      data: dtype === "f32" ? data : dtype === "bf16" ? f32ToBf16(data) : f32ToF16(data),
+    });
+  }
+  await Deno.mkdir(dir, { recursive: true });
+  const torchDtype = { f32: "float32", bf16: "bfloat16", f16: "float16" }[dtype];
+  await writeFileAtomic(
+    `${dir}/config.json`,
+    JSON.stringify({ ...hfConfig, torch_dtype: torchDtype }, null, 2) + "\n",
+  );
+  await writeShardedCheckpoint(dir, tensors);
+}
