@@ -17,13 +17,16 @@ import {
   formatBytes,
   gatherRows,
   gemv,
+  generate,
   hasWebGpu,
   KvCache,
+  loadModel,
   matmul,
   MetricLog,
   mul,
   rmsNorm,
   rope,
+  SafetensorsFile,
   siluMul,
   softmax,
   sum,
@@ -201,6 +204,36 @@ console.log(
   "  (at this toy size a WebGPU step costs one submit-and-wait, ~12 ms on software adapters;\n" +
     "   `deno task bench` measures the kernels at sizes where the device does the work)",
 );
+
+// ---------------------------------------------------------------------------------------
+// A Hugging Face checkpoint: load, generate, compare with PyTorch's greedy tokens.
+
+const fixture = new URL("../test/fixtures/models/mixtral-top2-f32/", import.meta.url).pathname;
+using golden = await SafetensorsFile.open(`${fixture}golden.safetensors`);
+const ids = async (name: string) => new Int32Array((await golden.read(name)).data.slice().buffer);
+const prompt = await ids("input_ids");
+const reference = Array.from(await ids("greedy"));
+console.log(
+  `\nHF checkpoint ${fixture.replace(/.*test\//, "test/")} (random weights, reference from PyTorch)`,
+);
+for (const d of devices) {
+  using model = await loadModel(fixture, { device: d });
+  const c = model.config;
+  const out = await generate(model, prompt, { maxNewTokens: reference.length });
+  const same = out.tokens.every((t, i) => t === reference[i]);
+  console.log(
+    `  ${d.kind.padEnd(6)} ${c.modelType}, ${c.layers} layers, ${c.numExperts} experts top-${c.topK}: ` +
+      `greedy [${out.tokens.join(" ")}] ${same ? "= PyTorch" : `!= PyTorch [${reference.join(" ")}]`}, ` +
+      `${out.tokensPerSecond.toFixed(0)} tokens/s, ${out.submitsPerToken} submit(s)/token`,
+  );
+  log.log({
+    section: "model",
+    op: "generate 8",
+    backend: d.kind,
+    ms: out.decodeMsPerToken,
+    submits: out.submitsPerToken,
+  });
+}
 
 // ---------------------------------------------------------------------------------------
 // The run as an Arrow table.
