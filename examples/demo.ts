@@ -24,6 +24,7 @@ import {
   matmul,
   MetricLog,
   mul,
+  randn,
   rmsNorm,
   rope,
   SafetensorsFile,
@@ -46,21 +47,6 @@ for (const d of devices) {
   );
 }
 const log = new MetricLog({ runId: `demo-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, "")}` });
-
-/** Seeded standard normals (mulberry32 + Box–Muller). */
-function randn(n: number, seed: number, std = 1): Float32Array {
-  let s = seed >>> 0;
-  const u = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return Float32Array.from(
-    { length: n },
-    () => std * Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u()),
-  );
-}
 
 // ---------------------------------------------------------------------------------------
 // Kernel tour: each op on every device; WebGPU compared with the CPU reference.

@@ -46,6 +46,7 @@ export * from "./device/ledger.ts";
 // Tensors
 export * from "./tensor/dtype.ts";
 export { checkShape, type Shape, shapeSize, Tensor, type TensorOptions } from "./tensor/tensor.ts";
+export * from "./tensor/random.ts";
 
 // Ops (each with its TypeScript reference)
 export * from "./ops/elementwise.ts";

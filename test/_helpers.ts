@@ -7,28 +7,8 @@ import assert from "node:assert/strict";
 import { createDevice, hasWebGpu } from "../src/device/create_device.ts";
 import type { Device } from "../src/device/device.ts";
 
-/** Mulberry32: a small seeded generator, uniform in [0, 1). */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** `n` standard-normal samples (Box–Muller) scaled by `std`. */
-export function randn(n: number, seed: number, std = 1): Float32Array {
-  const u = rng(seed);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const r = Math.sqrt(-2 * Math.log(1 - u()));
-    out[i] = std * r * Math.cos(2 * Math.PI * u());
-  }
-  return out;
-}
+export { mulberry32 as rng, randn } from "../src/tensor/random.ts";
+import { mulberry32 as rng } from "../src/tensor/random.ts";
 
 /** `n` uniform samples in [lo, hi). */
 export function uniform(n: number, seed: number, lo = -1, hi = 1): Float32Array {

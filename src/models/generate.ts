@@ -16,6 +16,7 @@
  */
 import type { Device } from "../device/device.ts";
 import { gatherRows } from "../ops/gather.ts";
+import { mulberry32 } from "../tensor/random.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import type { ModelCache } from "./model_cache.ts";
 
@@ -176,15 +177,4 @@ export function sampleToken(
     if (r < 0) return order[j];
   }
   return order[keep - 1];
-}
-
-/** Mulberry32: a small seeded generator, uniform in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

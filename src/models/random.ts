@@ -20,8 +20,8 @@ import { writeFileAtomic } from "../io/atomic.ts";
 import { writeShardedCheckpoint } from "../io/sharded.ts";
 import { f32ToBf16, f32ToF16 } from "../io/dtype_convert.ts";
 import type { TensorInput } from "../io/safetensors.ts";
+import { randn } from "../tensor/random.ts";
 import { parseModelConfig } from "./config.ts";
-import { mulberry32 } from "./generate.ts";
 import { checkpointTensors } from "./weights.ts";
 
 /** Options for {@link writeRandomCheckpoint}. */
@@ -40,15 +40,12 @@ export async function writeRandomCheckpoint(
   { seed = 0, std = 0.02, dtype = "f32" }: RandomCheckpointOptions = {},
 ): Promise<void> {
   const config = parseModelConfig(hfConfig);
-  const u = mulberry32(seed);
   const tensors = new Map<string, TensorInput>();
-  for (const t of checkpointTensors(config)) {
+  for (const [i, t] of checkpointTensors(config).entries()) {
     const n = t.shape.reduce((a, b) => a * b, 1);
-    const isNorm = /norm\.weight$/.test(t.hfName);
-    const data = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      data[i] = isNorm ? 1 : std * Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
-    }
+    const data = /norm\.weight$/.test(t.hfName)
+      ? new Float32Array(n).fill(1)
+      : randn(n, seed * 100_003 + i, std);
     tensors.set(t.hfName, {
       dtype: dtype === "f32" ? "F32" : dtype === "bf16" ? "BF16" : "F16",
       shape: t.shape,

@@ -4,7 +4,8 @@
  * equals a direct computation from one full forward.
  */
 import assert from "node:assert/strict";
-import { generate, mulberry32, sampleToken } from "../../src/models/generate.ts";
+import { generate, sampleToken } from "../../src/models/generate.ts";
+import { mulberry32 } from "../../src/tensor/random.ts";
 import { loadModel } from "../../src/models/load.ts";
 import { logSoftmaxAt, perplexity } from "../../src/models/perplexity.ts";
 import { testOnDevices } from "../_helpers.ts";
