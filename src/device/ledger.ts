@@ -135,6 +135,28 @@ export class MemoryLedger {
     this.#total -= alloc.bytes;
   }
 
+  /**
+   * Files a live allocation's bytes under another category, in place (no copy, total unchanged).
+   * Used when an op's output changes role, e.g. an activation-sized result kept as a gradient.
+   */
+  retag(alloc: Allocation, category: MemoryCategory): void {
+    if (!this.#live.has(alloc.id)) {
+      throw new Error(`Cannot retag allocation ${alloc.id} ("${alloc.label}"): it was already released`);
+    }
+    if (!MEMORY_CATEGORIES.includes(category)) {
+      throw new TypeError(`Cannot retag "${alloc.label}": unknown memory category "${category}"`);
+    }
+    if (alloc.category === category) return;
+    const from = alloc.category;
+    this.#current.set(from, (this.#current.get(from) ?? 0) - alloc.bytes);
+    this.#count.set(from, (this.#count.get(from) ?? 0) - 1);
+    const cur = (this.#current.get(category) ?? 0) + alloc.bytes;
+    this.#current.set(category, cur);
+    this.#count.set(category, (this.#count.get(category) ?? 0) + 1);
+    if (cur > (this.#peak.get(category) ?? 0)) this.#peak.set(category, cur);
+    (alloc as { category: MemoryCategory }).category = category;
+  }
+
   /** Bytes in use, in total or for one category. */
   current(category?: MemoryCategory): number {
     return category ? this.#current.get(category) ?? 0 : this.#total;

@@ -59,3 +59,17 @@ Deno.test("formatBytes picks a readable unit", () => {
   assert.equal(formatBytes(1536), "1.50 KiB");
   assert.equal(formatBytes(200 * 2 ** 20), "200 MiB");
 });
+
+Deno.test("MemoryLedger.retag moves bytes between categories without changing the total", () => {
+  const ledger = new MemoryLedger();
+  const a = ledger.allocate(64, "activations", "dx");
+  ledger.retag(a, "grads");
+  assert.equal(a.category, "grads");
+  assert.equal(ledger.current("activations"), 0);
+  assert.equal(ledger.current("grads"), 64);
+  assert.equal(ledger.peak("grads"), 64);
+  assert.equal(ledger.current(), 64);
+  ledger.release(a);
+  assert.equal(ledger.current("grads"), 0);
+  assert.throws(() => ledger.retag(a, "grads"), /already released/);
+});
