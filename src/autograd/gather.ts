@@ -1,0 +1,59 @@
+/**
+ * Differentiable row lookups: `embedding` (token ids into a `[V, C]` table) and `gatherRows`.
+ * Both backward passes scatter-add the output gradient into a zero table, so a row picked several
+ * times gets the sum of its gradients (`scatterAddRows` is deterministic: ascending index order).
+ * Indices are plain tensors (never differentiated).
+ *
+ * Memory: the table's gradient is dense `[V, C]`; a frozen table (`tape.constant`) costs none.
+ *
+ * @example
+ * ```ts
+ * import { createDevice } from "../device/create_device.ts";
+ * import { Tensor } from "../tensor/tensor.ts";
+ * import { embedding, sum, Tape } from "./mod.ts";
+ * const dev = await createDevice({ backend: "cpu" });
+ * using tape = new Tape();
+ * const table = tape.param(Tensor.fromArray(dev, [0, 1, 10, 11, 20, 21], [3, 2])); // [V, C]
+ * const ids = Tensor.fromArray(dev, new Int32Array([2, 0, 2])); // [N]
+ * tape.backward(sum(embedding(table, ids))); // [3] -> [3, 2] -> []
+ * console.assert((await table.grad!.toArray()).join() === "1,1,0,0,2,2"); // counts per row
+ * ```
+ * @module
+ */
+import { embedding as embeddingOp } from "../ops/embedding.ts";
+import { gatherRows as gatherRowsOp, scatterAddRows } from "../ops/gather.ts";
+import { Tensor } from "../tensor/tensor.ts";
+import type { Var } from "./tape.ts";
+
+/** `Σ_i onehot(idx[i]) ⊗ src[i]` into a fresh `[R, C]` table. */
+function scatterGrad(shape: readonly number[], idx: Tensor, dy: Tensor): Tensor {
+  const [R, C] = shape;
+  using zeros = Tensor.zeros(dy.device, [R, C]);
+  using flatIdx = idx.reshape([idx.size]); // [...] -> [N]
+  using rows = dy.reshape([idx.size, C]); // [..., C] -> [N, C]
+  return scatterAddRows(zeros, flatIdx, rows);
+}
+
+/**
+ * Looks up rows of `table` by id.
+ *
+ * @param table `[V, C]` (f32 when it requires a gradient; f16/bf16 tables only as constants)
+ * @param ids `[...]` i32 or u32 token ids
+ * @returns `[..., C]` f32
+ */
+export function embedding(table: Var, ids: Tensor): Var {
+  const y = embeddingOp(table.value, ids); // [...] -> [..., C]
+  return table.tape.record("embedding", [table], y, (dy) => [scatterGrad(table.shape, ids, dy)]);
+}
+
+/**
+ * Rows of `x` picked by `idx` (repeats allowed).
+ *
+ * @param x `[R, C]` f32
+ * @param idx `[n]` i32 row indices
+ * @returns `[n, C]` f32
+ */
+export function gatherRows(x: Var, idx: Tensor): Var {
+  const y = gatherRowsOp(x.value, idx); // [R, C] -> [n, C]
+  return x.tape.record("gatherRows", [x], y, (dy) => [scatterGrad(x.shape, idx, dy)]);
+}
