@@ -63,6 +63,20 @@ export * from "./ops/kv_cache.ts";
 export * from "./ops/topk.ts";
 export * from "./ops/gather.ts";
 export * from "./ops/gather_matmul.ts";
+export * from "./ops/transpose.ts";
+export * from "./ops/cross_entropy.ts";
+export * from "./ops/rmsnorm_backward.ts";
+export * from "./ops/softmax_backward.ts";
+export * from "./ops/rope_backward.ts";
+export * from "./ops/attention_backward.ts";
+export * from "./ops/adamw.ts";
+
+// Training: autograd (namespaced: its functions share names with the ops), optimisation, LoRA
+export * as autograd from "./autograd/mod.ts";
+export * from "./optim/mod.ts";
+export * from "./lora/lora_config.ts";
+export * from "./lora/targets.ts";
+export * from "./lora/peft_io.ts";
 
 // Formats
 export {
