@@ -29,3 +29,4 @@ export { crossEntropy } from "./cross_entropy.ts";
 export { reshape } from "./reshape.ts";
 export { mean, sum } from "./reduce.ts";
 export { attention, rmsNorm, rope, softmax } from "./transformer.ts";
+export { TrainContext, type TrainContextOptions } from "./train_context.ts";

@@ -14,9 +14,10 @@
  * ```
  * @module
  */
-import { add } from "../ops/elementwise.ts";
+import { add, scale } from "../ops/elementwise.ts";
 import { matmul } from "../ops/matmul.ts";
 import type { Tensor } from "../tensor/tensor.ts";
+import type { LoraAdapter } from "./lora_adapter.ts";
 import type { Module, NamedParameters } from "./module.ts";
 
 /** A dense linear layer over the last axis. Owns its weight and bias. */
@@ -25,6 +26,11 @@ export class Linear implements Module {
   readonly weight: Tensor;
   /** `[out]` f32, or undefined for a layer without bias. */
   readonly bias: Tensor | undefined;
+  /**
+   * A LoRA adapter applied on top of the weight (`src/lora/` attaches and detaches it; the
+   * layer does not own its tensors). Undefined for a plain layer or while the adapter is merged.
+   */
+  adapter: LoraAdapter | undefined = undefined;
 
   /**
    * @param weight `[out, in]` f32
@@ -60,10 +66,18 @@ export class Linear implements Module {
 
   /** `[..., in] -> [..., out]`. */
   forward(x: Tensor): Tensor<"f32"> {
-    const y = matmul(x, this.weight, { transB: true }); // [..., in] x [out, in]ᵀ -> [..., out]
-    if (!this.bias) return y;
+    let y = matmul(x, this.weight, { transB: true }); // [..., in] x [out, in]ᵀ -> [..., out]
+    if (this.bias) {
+      using _y = y;
+      y = add(y, this.bias); // [..., out] + [out]
+    }
+    if (!this.adapter) return y;
     using _y = y;
-    return add(y, this.bias); // [..., out] + [out]
+    const { a, b, scaling } = this.adapter;
+    using xa = matmul(x, a, { transB: true }); // [..., in] x [r, in]ᵀ -> [..., r]
+    using xab = matmul(xa, b, { transB: true }); // [..., r] x [out, r]ᵀ -> [..., out]
+    using d = scale(xab, scaling);
+    return add(y, d); // [..., out]
   }
 
   /** `weight` and, when present, `bias`. */
