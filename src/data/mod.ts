@@ -62,3 +62,11 @@ export {
   type TokenizeOptions,
   TokenizeOptionsSchema,
 } from "./pack.ts";
+export {
+  fitUnigram,
+  type UnigramModel,
+  type UnigramOptions,
+  UnigramOptionsSchema,
+  unigramPerplexity,
+  type UnigramScore,
+} from "./unigram.ts";
