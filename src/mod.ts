@@ -70,6 +70,7 @@ export * from "./ops/softmax_backward.ts";
 export * from "./ops/rope_backward.ts";
 export * from "./ops/attention_backward.ts";
 export * from "./ops/adamw.ts";
+export * from "./ops/slice.ts";
 
 // Training: autograd (namespaced: its functions share names with the ops), optimisation, LoRA
 export * as autograd from "./autograd/mod.ts";
@@ -116,6 +117,7 @@ export * from "./nn/attention.ts";
 export * from "./nn/swiglu.ts";
 export * from "./nn/experts.ts";
 export * from "./nn/sparse_moe.ts";
+export * from "./nn/load_balancing.ts";
 export * from "./nn/decoder_layer.ts";
 export * from "./models/config.ts";
 export * from "./models/weights.ts";

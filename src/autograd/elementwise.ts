@@ -1,6 +1,6 @@
 /**
  * Differentiable elementwise functions: `add`, `mul` (with suffix broadcasting of `b`), `scale`,
- * `silu` and the SwiGLU gate `siluMul`. Forward: `src/ops/elementwise.ts`; the backward passes
+ * `silu`, `sigmoid` and the SwiGLU gate `siluMul`. Forward: `src/ops/elementwise.ts`; the backward passes
  * compose the same ops, and a broadcast `b` gets its gradient summed over the copies.
  *
  * Derivatives: `silu'(x) = σ(x) · (1 + x · (1 − σ(x)))`; for `y = silu(a) ⊙ b`,
@@ -71,6 +71,16 @@ export function silu(x: Var): Var {
     using g = siluGrad(x.value);
     return [ops.mul(dy, g)];
   });
+}
+
+/** Logistic sigmoid `σ(x)`; the backward reads the saved output: `dx = dy ⊙ σ ⊙ (1 − σ)`. `[...] -> [...]` */
+export function sigmoid(x: Var): Var {
+  const out: Var = x.tape.record("sigmoid", [x], ops.sigmoid(x.value), (dy) => {
+    using oneMinus = ops.scale(out.value, -1, 1); // 1 − σ
+    using d = ops.mul(out.value, oneMinus); // σ (1 − σ)
+    return [ops.mul(dy, d)];
+  });
+  return out;
 }
 
 /**

@@ -1,8 +1,9 @@
 /**
- * Differentiable row lookups: `embedding` (token ids into a `[V, C]` table) and `gatherRows`.
- * Both backward passes scatter-add the output gradient into a zero table, so a row picked several
- * times gets the sum of its gradients (`scatterAddRows` is deterministic: ascending index order).
- * Indices are plain tensors (never differentiated).
+ * Differentiable row lookups: `embedding` (token ids into a `[V, C]` table) and `gatherRows`, and
+ * their adjoint `scatterAddRows` (the MoE combine step). The lookups' backward passes scatter-add
+ * the output gradient into a zero table, so a row picked several times gets the sum of its
+ * gradients (`scatterAddRows` is deterministic: ascending index order); the scatter's backward
+ * gathers. Indices are plain tensors (never differentiated).
  *
  * Memory: the table's gradient is dense `[V, C]`; a frozen table (`tape.constant`) costs none.
  *
@@ -21,7 +22,7 @@
  * @module
  */
 import { embedding as embeddingOp } from "../ops/embedding.ts";
-import { gatherRows as gatherRowsOp, scatterAddRows } from "../ops/gather.ts";
+import { gatherRows as gatherRowsOp, scatterAddRows as scatterAddRowsOp } from "../ops/gather.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import type { Var } from "./tape.ts";
 
@@ -31,7 +32,7 @@ function scatterGrad(shape: readonly number[], idx: Tensor, dy: Tensor): Tensor 
   using zeros = Tensor.zeros(dy.device, [R, C]);
   using flatIdx = idx.reshape([idx.size]); // [...] -> [N]
   using rows = dy.reshape([idx.size, C]); // [..., C] -> [N, C]
-  return scatterAddRows(zeros, flatIdx, rows);
+  return scatterAddRowsOp(zeros, flatIdx, rows);
 }
 
 /**
@@ -56,4 +57,21 @@ export function embedding(table: Var, ids: Tensor): Var {
 export function gatherRows(x: Var, idx: Tensor): Var {
   const y = gatherRowsOp(x.value, idx); // [R, C] -> [n, C]
   return x.tape.record("gatherRows", [x], y, (dy) => [scatterGrad(x.shape, idx, dy)]);
+}
+
+/**
+ * `dst` with `src[i]` added to row `idx[i]` (repeats accumulate in ascending `i`). Backward:
+ * `d dst = dy`, `d src = dy[idx]` (a gather).
+ *
+ * @param dst `[R, C]` f32
+ * @param idx `[n]` i32 destination rows
+ * @param src `[n, C]` f32
+ * @returns `[R, C]` f32
+ */
+export function scatterAddRows(dst: Var, idx: Tensor, src: Var): Var {
+  const y = scatterAddRowsOp(dst.value, idx, src.value); // [R, C]
+  return dst.tape.record("scatterAddRows", [dst, src], y, (dy, needs) => [
+    needs[0] ? dy.reshape(dst.shape) : null, // [R, C]
+    needs[1] ? gatherRowsOp(dy, idx) : null, // [R, C] -> [n, C]
+  ]);
 }

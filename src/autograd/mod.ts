@@ -22,9 +22,12 @@
  * @module
  */
 export { asGrad, type BackwardFn, Tape, Var } from "./tape.ts";
-export { add, mul, scale, silu, siluMul } from "./elementwise.ts";
+export { add, mul, scale, sigmoid, silu, siluMul } from "./elementwise.ts";
+export { dropout } from "./dropout.ts";
 export { linear, matmul } from "./matmul.ts";
-export { embedding, gatherRows } from "./gather.ts";
+export { embedding, gatherRows, scatterAddRows } from "./gather.ts";
+export { concatRows, sliceRows } from "./slice.ts";
+export { groupedLinear } from "./grouped.ts";
 export { crossEntropy } from "./cross_entropy.ts";
 export { reshape } from "./reshape.ts";
 export { mean, sum } from "./reduce.ts";

@@ -106,6 +106,7 @@ export class Tape {
   #records: Record[] = [];
   #owned: Var[] = [];
   #leaves: Var[] = [];
+  #kept: Tensor[] = [];
   #state: "recording" | "done" | "disposed" = "recording";
 
   /** A leaf that wants a gradient (a trainable weight). The caller keeps owning `value`. */
@@ -116,6 +117,16 @@ export class Tape {
   /** A leaf without a gradient (a frozen weight, an input). The caller keeps owning `value`. */
   constant(value: Tensor): Var {
     return this.#leaf(value, false);
+  }
+
+  /**
+   * Hands `t` to the tape, which frees it on {@link Tape.dispose}: for tensors a backward closure
+   * reads that no Var holds (gather indices, masks, targets). Returns `t`.
+   */
+  keep<T extends Tensor>(t: T): T {
+    this.#check("keep a tensor");
+    this.#kept.push(t);
+    return t;
   }
 
   /** Number of recorded backward closures (functions of a frozen-only chain record nothing). */
@@ -209,6 +220,8 @@ export class Tape {
     this.#state = "disposed";
     for (const v of this.#owned) v.value.dispose();
     for (const v of this.#leaves) v.takeGrad()?.dispose();
+    for (const t of this.#kept) t.dispose();
+    this.#kept = [];
     this.#owned = [];
     this.#leaves = [];
     this.#records = [];

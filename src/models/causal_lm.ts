@@ -26,6 +26,7 @@
  * ```
  * @module
  */
+import type { TrainContext } from "../autograd/train_context.ts";
 import type { Device } from "../device/device.ts";
 import { Attention } from "../nn/attention.ts";
 import { DecoderLayer } from "../nn/decoder_layer.ts";
@@ -39,7 +40,16 @@ import { SwiGLU } from "../nn/swiglu.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import type { ModelConfig } from "./config.ts";
 import { ModelCache } from "./model_cache.ts";
+import {
+  forwardTrain,
+  lossTrain,
+  type LossTrainOptions,
+  type LossTrainResult,
+  type TrainForwardResult,
+} from "./train_forward.ts";
 import { parameterSpecs } from "./weights.ts";
+
+export type { LossTrainOptions, LossTrainResult, TrainForwardResult };
 
 /** Options of {@link CausalLM.forward}. */
 export interface ForwardOptions {
@@ -257,6 +267,62 @@ export class CausalLM {
     using h = this.norm.forward(x); // [T, C]
     const logits = this.lmHead.forward(h); // [T, C] x [V, C]ᵀ -> [T, V]
     return collectRouter ? { logits, routerLogits, selected } : { logits };
+  }
+
+  /**
+   * The training forward: the same logits as {@link CausalLM.forward} on one sequence at positions
+   * `0..T-1` (no cache), recorded on `ctx.tape` with every weight taken through `ctx.v` (see
+   * `train_forward.ts`). Async: MoE layers read their expert choice back to the host.
+   *
+   * @param ctx the step's {@link TrainContext} (which weights train, dropout on/off and its seed)
+   * @param ids `[T]` token ids
+   * @returns `logits [T, V]` and, for MoE models, the unweighted load-balancing `auxLoss []`
+   * @throws {RangeError} on an empty input, an id outside the vocabulary, or `T` above the sliding window
+   * @example
+   * ```ts
+   * import { createDevice } from "../device/create_device.ts";
+   * import { Tape, TrainContext } from "../autograd/mod.ts";
+   * import { loadModel } from "./load.ts";
+   * const device = await createDevice({ backend: "cpu" });
+   * using model = await loadModel("test/fixtures/models/mixtral-top2-f32", { device });
+   * using tape = new Tape();
+   * const ctx = new TrainContext(tape, new Set([model.layers[0].postNorm.weight]));
+   * const { logits, auxLoss } = await model.forwardTrain(ctx, Int32Array.of(1, 5, 9)); // [T=3, V]
+   * console.assert(logits.shape[1] === model.config.vocabSize && auxLoss!.shape.length === 0);
+   * ```
+   */
+  forwardTrain(ctx: TrainContext, ids: Int32Array): Promise<TrainForwardResult> {
+    return forwardTrain(this, ctx, ids);
+  }
+
+  /**
+   * The training loss of one sequence: next-token cross-entropy of `ids[0..T-1] → ids[1..T]`
+   * (mean over non-ignored targets) plus `routerAuxLossCoef · auxLoss` for MoE models, as HF's
+   * `*ForCausalLM(input_ids=ids, labels=ids)`. All `T + 1` ids run through the model (the last
+   * one's logits predict nothing, but its routing counts in the aux loss, as in HF).
+   *
+   * @param ctx the step's {@link TrainContext}
+   * @param ids `[T + 1]` token ids, at least 2
+   * @param options `routerAuxLossCoef` (default: config.json's `router_aux_loss_coef`, else 0),
+   *   `ignoreIndex` (targets equal to it are skipped; default −100)
+   * @returns `loss`, `lmLoss`, `auxLoss` (MoE) as `[]` Vars and the number of counted targets
+   * @throws {RangeError} on fewer than 2 ids, an id outside the vocabulary, or a negative coefficient
+   * @example One gradient of the final norm
+   * ```ts
+   * import { createDevice } from "../device/create_device.ts";
+   * import { Tape, TrainContext } from "../autograd/mod.ts";
+   * import { loadModel } from "./load.ts";
+   * const device = await createDevice({ backend: "cpu" });
+   * using model = await loadModel("test/fixtures/models/llama-gqa-tied-f32", { device });
+   * using tape = new Tape();
+   * const ctx = new TrainContext(tape, new Set([model.norm.weight]));
+   * const { loss, tokens } = await model.lossTrain(ctx, Int32Array.of(1, 5, 9, 2));
+   * tape.backward(loss);
+   * console.assert(tokens === 3 && ctx.grad(model.norm.weight)!.shape[0] === model.config.hidden);
+   * ```
+   */
+  lossTrain(ctx: TrainContext, ids: Int32Array, options: LossTrainOptions = {}): Promise<LossTrainResult> {
+    return lossTrain(this, ctx, ids, options);
   }
 
   /**

@@ -26,6 +26,10 @@
  * @module
  */
 import { z } from "zod";
+import { reshape } from "../autograd/reshape.ts";
+import type { Var } from "../autograd/tape.ts";
+import type { TrainContext } from "../autograd/train_context.ts";
+import { attention as attentionV, rope as ropeV } from "../autograd/transformer.ts";
 import { parseConfig } from "../config.ts";
 import { attention } from "../ops/attention.ts";
 import type { KvCache } from "../ops/kv_cache.ts";
@@ -159,6 +163,52 @@ export class Attention implements Module {
     using _o = o;
     using flat = o.reshape([T, H * D]); // [T, H·D]
     return this.oProj.forward(flat); // [T, H·D] -> [T, C]
+  }
+
+  /**
+   * The training forward: one sequence at positions `0..T-1`, causal, no cache, recorded on the
+   * tape (q/k norms, biases, GQA and RoPE as in {@link Attention.forward}).
+   *
+   * @param x `[T, C]`
+   * @param ctx the step's {@link TrainContext}
+   * @returns `[T, C]`
+   * @example
+   * ```ts
+   * import { createDevice } from "../device/create_device.ts";
+   * import { sum, Tape, TrainContext } from "../autograd/mod.ts";
+   * import { Tensor } from "../tensor/tensor.ts";
+   * import { Attention } from "./attention.ts";
+   * import { Linear } from "./linear.ts";
+   * const dev = await createDevice({ backend: "cpu" });
+   * const w = (out: number, inp: number) => new Linear(Tensor.fromArray(dev, new Float32Array(out * inp).fill(0.1), [out, inp]));
+   * const attn = new Attention({ qProj: w(8, 8), kProj: w(4, 8), vProj: w(4, 8), oProj: w(8, 8) },
+   *   { heads: 2, kvHeads: 1, headDim: 4, ropeTheta: 10000 });
+   * using tape = new Tape();
+   * const ctx = new TrainContext(tape, new Set([attn.vProj.weight]));
+   * tape.backward(sum(attn.forwardTrain(ctx.v(Tensor.fromArray(dev, new Float32Array(24).fill(1), [3, 8])), ctx)));
+   * console.assert(ctx.grad(attn.vProj.weight)!.shape.join() === "4,8" && ctx.grad(attn.qProj.weight) === null);
+   * ```
+   */
+  forwardTrain(x: Var, ctx: TrainContext): Var {
+    const { heads: H, kvHeads: Hkv, headDim: D, ropeTheta: theta, qkNorm } = this.config;
+    const T = x.shape[0];
+    let q = this.qProj.forwardTrain(x, ctx); // [T, C] -> [T, H·D]
+    let k = this.kProj.forwardTrain(x, ctx); // [T, C] -> [T, Hkv·D]
+    const v = reshape(this.vProj.forwardTrain(x, ctx), [T, Hkv, D]); // [T, C] -> [T, Hkv, D]
+    if (qkNorm === "full") {
+      q = this.qNorm!.forwardTrain(q, ctx); // [T, H·D]
+      k = this.kNorm!.forwardTrain(k, ctx); // [T, Hkv·D]
+    }
+    q = reshape(q, [T, H, D]); // [T, H, D]
+    k = reshape(k, [T, Hkv, D]); // [T, Hkv, D]
+    if (qkNorm === "per_head") {
+      q = this.qNorm!.forwardTrain(q, ctx); // [T, H, D]
+      k = this.kNorm!.forwardTrain(k, ctx); // [T, Hkv, D]
+    }
+    q = ropeV(q, 0, { theta }); // [T, H, D]
+    k = ropeV(k, 0, { theta }); // [T, Hkv, D]
+    const o = attentionV(q, k, v, { pos: 0 }); // [T, H, D] over [T, Hkv, D]
+    return this.oProj.forwardTrain(reshape(o, [T, H * D]), ctx); // [T, H·D] -> [T, C]
   }
 
   /** `q_proj.*`, `k_proj.*`, `v_proj.*`, `o_proj.*` and, when present, `q_norm.weight`, `k_norm.weight`. */

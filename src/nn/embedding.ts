@@ -13,6 +13,9 @@
  * ```
  * @module
  */
+import { embedding as embeddingV } from "../autograd/gather.ts";
+import type { Var } from "../autograd/tape.ts";
+import type { TrainContext } from "../autograd/train_context.ts";
 import { embedding } from "../ops/embedding.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import type { Module, NamedParameters } from "./module.ts";
@@ -45,6 +48,30 @@ export class Embedding implements Module {
   /** `[...] i32 ids -> [..., C]`. */
   forward(ids: Tensor): Tensor<"f32"> {
     return embedding(this.weight, ids); // [...] -> [..., C]
+  }
+
+  /**
+   * The training forward: the lookup on the tape (a trainable table gets a dense `[V, C]` gradient).
+   *
+   * @param ids `[...]` i32 token ids (a plain tensor)
+   * @param ctx the step's {@link TrainContext}
+   * @returns `[..., C]`
+   * @example
+   * ```ts
+   * import { createDevice } from "../device/create_device.ts";
+   * import { sum, Tape, TrainContext } from "../autograd/mod.ts";
+   * import { Tensor } from "../tensor/tensor.ts";
+   * import { Embedding } from "./embedding.ts";
+   * const dev = await createDevice({ backend: "cpu" });
+   * const emb = new Embedding(Tensor.zeros(dev, [3, 2])); // [V=3, C=2]
+   * using tape = new Tape();
+   * const ctx = new TrainContext(tape, new Set([emb.weight]));
+   * tape.backward(sum(emb.forwardTrain(Tensor.fromArray(dev, new Int32Array([2, 2])), ctx))); // [2] -> [2, 2]
+   * console.assert((await ctx.grad(emb.weight)!.toArray()).join() === "0,0,0,0,2,2");
+   * ```
+   */
+  forwardTrain(ids: Tensor, ctx: TrainContext): Var {
+    return embeddingV(ctx.v(this.weight), ids); // [...] -> [..., C]
   }
 
   parameters(): NamedParameters {

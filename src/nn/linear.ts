@@ -1,5 +1,8 @@
 /**
- * `Linear`: `y = x Wᵀ + b` with the weight stored `[out, in]`, as HF `nn.Linear` stores it.
+ * `Linear`: `y = x Wᵀ + b` with the weight stored `[out, in]`, as HF `nn.Linear` stores it, plus an
+ * optional attached LoRA adapter `+ scaling · dropout(x) Aᵀ Bᵀ`. `forward` runs on raw tensors
+ * (inference); `forwardTrain` records the same computation on a tape, taking every weight through a
+ * {@link TrainContext} (trainable weights get gradients, frozen ones none).
  *
  * @example
  * ```ts
@@ -14,6 +17,11 @@
  * ```
  * @module
  */
+import { dropout } from "../autograd/dropout.ts";
+import { add as addV, scale as scaleV } from "../autograd/elementwise.ts";
+import { linear as linearV } from "../autograd/matmul.ts";
+import type { Var } from "../autograd/tape.ts";
+import type { TrainContext } from "../autograd/train_context.ts";
 import { add, scale } from "../ops/elementwise.ts";
 import { matmul } from "../ops/matmul.ts";
 import type { Tensor } from "../tensor/tensor.ts";
@@ -78,6 +86,42 @@ export class Linear implements Module {
     using xab = matmul(xa, b, { transB: true }); // [..., r] x [out, r]ᵀ -> [..., out]
     using d = scale(xab, scaling);
     return add(y, d); // [..., out]
+  }
+
+  /**
+   * The training forward: `x Wᵀ + b` on the tape, plus the adapter's
+   * `scaling · dropout(x) Aᵀ Bᵀ` (dropout only when `ctx.training` and `dropout > 0`, its mask drawn
+   * from `ctx.random`). Weights, bias and adapter tensors enter through `ctx.v`.
+   *
+   * @param x `[..., in]`
+   * @param ctx the step's {@link TrainContext}
+   * @returns `[..., out]`
+   * @example Train only the adapter of a frozen layer
+   * ```ts
+   * import { createDevice } from "../device/create_device.ts";
+   * import { sum, Tape, TrainContext } from "../autograd/mod.ts";
+   * import { Tensor } from "../tensor/tensor.ts";
+   * import { Linear } from "./linear.ts";
+   * const dev = await createDevice({ backend: "cpu" });
+   * const lin = new Linear(Tensor.fromArray(dev, [1, 0, 0, 1], [2, 2])); // [out, in], frozen
+   * const a = Tensor.fromArray(dev, [1, 1], [1, 2]); // [r=1, in]
+   * const b = Tensor.zeros(dev, [2, 1]); // [out, r=1]
+   * lin.adapter = { a, b, scaling: 2, dropout: 0 };
+   * using tape = new Tape();
+   * const ctx = new TrainContext(tape, new Set([a, b]));
+   * const y = lin.forwardTrain(ctx.v(Tensor.fromArray(dev, [1, 2], [1, 2])), ctx); // [1, 2] -> [1, 2]
+   * tape.backward(sum(y));
+   * console.assert(ctx.grad(lin.weight) === null && (await ctx.grad(b)!.toArray()).join() === "6,6");
+   * ```
+   */
+  forwardTrain(x: Var, ctx: TrainContext): Var {
+    const y = linearV(x, ctx.v(this.weight), this.bias && ctx.v(this.bias)); // [..., in] -> [..., out]
+    if (!this.adapter) return y;
+    const { a, b, scaling, dropout: p } = this.adapter;
+    const xd = ctx.training && p > 0 ? dropout(x, p, ctx.random) : x; // [..., in]
+    const xa = linearV(xd, ctx.v(a)); // [..., in] x [r, in]ᵀ -> [..., r]
+    const xab = linearV(xa, ctx.v(b)); // [..., r] x [out, r]ᵀ -> [..., out]
+    return addV(y, scaleV(xab, scaling)); // [..., out]
   }
 
   /** `weight` and, when present, `bias`. */

@@ -14,6 +14,9 @@
  * ```
  * @module
  */
+import type { Var } from "../autograd/tape.ts";
+import type { TrainContext } from "../autograd/train_context.ts";
+import { rmsNorm as rmsNormV } from "../autograd/transformer.ts";
 import { rmsNorm } from "../ops/rmsnorm.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import type { Module, NamedParameters } from "./module.ts";
@@ -47,6 +50,30 @@ export class RMSNorm implements Module {
   /** `[..., C] -> [..., C]`. */
   forward(x: Tensor): Tensor<"f32"> {
     return rmsNorm(x, this.weight, this.eps);
+  }
+
+  /**
+   * The training forward on the tape; the gain enters through `ctx.v`.
+   *
+   * @param x `[..., C]`
+   * @param ctx the step's {@link TrainContext}
+   * @returns `[..., C]`
+   * @example
+   * ```ts
+   * import { createDevice } from "../device/create_device.ts";
+   * import { sum, Tape, TrainContext } from "../autograd/mod.ts";
+   * import { Tensor } from "../tensor/tensor.ts";
+   * import { RMSNorm } from "./rms_norm.ts";
+   * const dev = await createDevice({ backend: "cpu" });
+   * const norm = new RMSNorm(Tensor.fromArray(dev, [1, 1]), 0); // weight [C=2]
+   * using tape = new Tape();
+   * const ctx = new TrainContext(tape, new Set([norm.weight]));
+   * tape.backward(sum(norm.forwardTrain(ctx.v(Tensor.fromArray(dev, [3, 4], [1, 2])), ctx))); // [1, 2]
+   * console.assert(Math.abs((await ctx.grad(norm.weight)!.toArray())[0] - 3 / Math.sqrt(12.5)) < 1e-6);
+   * ```
+   */
+  forwardTrain(x: Var, ctx: TrainContext): Var {
+    return rmsNormV(x, ctx.v(this.weight), this.eps); // [..., C]
   }
 
   parameters(): NamedParameters {

@@ -31,6 +31,8 @@
  * @module
  */
 import { z } from "zod";
+import type { Var } from "../autograd/tape.ts";
+import type { TrainContext } from "../autograd/train_context.ts";
 import { parseConfig } from "../config.ts";
 import { add, sigmoid } from "../ops/elementwise.ts";
 import { matmul } from "../ops/matmul.ts";
@@ -40,7 +42,10 @@ import type { Tensor } from "../tensor/tensor.ts";
 import type { SwiGLUExperts } from "./experts.ts";
 import type { Linear } from "./linear.ts";
 import { addPrefixed, expectParameter, type Module, type NamedParameters } from "./module.ts";
+import { type MoeTrainOutput, sparseMoeForwardTrain } from "./sparse_moe_train.ts";
 import type { SwiGLU } from "./swiglu.ts";
+
+export type { MoeTrainOutput };
 
 /** Options of {@link SparseMoE}. */
 export const SparseMoeConfigSchema = z.strictObject({
@@ -160,6 +165,36 @@ export class SparseMoE implements Module {
       y = add(routed, gs2); // [T, C]
     }
     return { y, routerLogits, selected, weights };
+  }
+
+  /**
+   * The training forward with gradients through the routing weights (see `sparse_moe_train.ts`).
+   * Async: the selected experts are read back to the host to sort the tokens by expert.
+   *
+   * @param x `[T, C]`
+   * @param ctx the step's {@link TrainContext}
+   * @returns `y [T, C]`, `routerLogits [T, E]`, `probs [T, E]` (Vars) and `selected` (host `[T·K]`)
+   * @example
+   * ```ts
+   * import { createDevice } from "../device/create_device.ts";
+   * import { sum, Tape, TrainContext } from "../autograd/mod.ts";
+   * import { Tensor } from "../tensor/tensor.ts";
+   * import { SwiGLUExperts } from "./experts.ts";
+   * import { Linear } from "./linear.ts";
+   * import { SparseMoE } from "./sparse_moe.ts";
+   * const dev = await createDevice({ backend: "cpu" });
+   * const [E, F, C] = [4, 8, 4];
+   * const fill = (shape: number[], v: number) => Tensor.fromArray(dev, Float32Array.from({ length: shape.reduce((a, b) => a * b) }, (_, i) => v * ((i % 7) - 3)), shape);
+   * const moe = new SparseMoE({ router: new Linear(fill([E, C], 0.3)), experts: new SwiGLUExperts(fill([E, F, C], 0.1), fill([E, F, C], 0.2), fill([E, C, F], 0.3)) }, { topK: 2, normTopkProb: true });
+   * using tape = new Tape();
+   * const ctx = new TrainContext(tape, new Set([moe.router.weight]));
+   * const { y, selected } = await moe.forwardTrain(ctx.v(fill([3, C], 1)), ctx); // [T=3, C]
+   * tape.backward(sum(y));
+   * console.assert(selected.length === 6 && ctx.grad(moe.router.weight)!.shape.join() === "4,4");
+   * ```
+   */
+  forwardTrain(x: Var, ctx: TrainContext): Promise<MoeTrainOutput> {
+    return sparseMoeForwardTrain(this, x, ctx);
   }
 
   /** `gate.weight`, `experts.{gate,up,down}_proj` (stacked) and, for Qwen2-MoE, `shared_expert.*`, `shared_expert_gate.weight`. */

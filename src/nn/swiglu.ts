@@ -18,6 +18,9 @@
  * ```
  * @module
  */
+import { siluMul as siluMulV } from "../autograd/elementwise.ts";
+import type { Var } from "../autograd/tape.ts";
+import type { TrainContext } from "../autograd/train_context.ts";
 import { siluMul } from "../ops/elementwise.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import type { Linear } from "./linear.ts";
@@ -54,6 +57,34 @@ export class SwiGLU implements Module {
     using u = this.upProj.forward(x); // [T, C] -> [T, F]
     using a = siluMul(g, u); // [T, F]
     return this.downProj.forward(a); // [T, F] -> [T, C]
+  }
+
+  /**
+   * The training forward on the tape (adapters of the three projections included).
+   *
+   * @param x `[T, C]`
+   * @param ctx the step's {@link TrainContext}
+   * @returns `[T, C]`
+   * @example
+   * ```ts
+   * import { createDevice } from "../device/create_device.ts";
+   * import { sum, Tape, TrainContext } from "../autograd/mod.ts";
+   * import { Tensor } from "../tensor/tensor.ts";
+   * import { Linear } from "./linear.ts";
+   * import { SwiGLU } from "./swiglu.ts";
+   * const dev = await createDevice({ backend: "cpu" });
+   * const w = (out: number, inp: number) => new Linear(Tensor.fromArray(dev, new Float32Array(out * inp).fill(0.5), [out, inp]));
+   * const mlp = new SwiGLU(w(8, 4), w(8, 4), w(4, 8)); // C=4, F=8
+   * using tape = new Tape();
+   * const ctx = new TrainContext(tape, new Set([mlp.downProj.weight]));
+   * tape.backward(sum(mlp.forwardTrain(ctx.v(Tensor.fromArray(dev, new Float32Array(12).fill(1), [3, 4])), ctx)));
+   * console.assert(ctx.grad(mlp.downProj.weight)!.shape.join() === "4,8");
+   * ```
+   */
+  forwardTrain(x: Var, ctx: TrainContext): Var {
+    const g = this.gateProj.forwardTrain(x, ctx); // [T, C] -> [T, F]
+    const u = this.upProj.forwardTrain(x, ctx); // [T, C] -> [T, F]
+    return this.downProj.forwardTrain(siluMulV(g, u), ctx); // [T, F] -> [T, C]
   }
 
   /** `gate_proj.*`, `up_proj.*`, `down_proj.*`. */

@@ -1,0 +1,142 @@
+/**
+ * The training forward of a {@link CausalLM} (what `CausalLM.forwardTrain` and
+ * `CausalLM.lossTrain` run): the inference computation recorded on a tape, one sequence at
+ * positions `0..T-1`, every weight taken through the step's {@link TrainContext} (trainable
+ * weights get gradients, frozen ones cost none; a tied head reads the same Var as the embedding,
+ * so its gradient accumulates from both uses).
+ *
+ * The loss is transformers' `*ForCausalLM` loss: next-token cross-entropy, mean over the
+ * non-ignored targets, plus `routerAuxLossCoef · aux` for MoE models (the load-balancing loss of
+ * `src/nn/load_balancing.ts`, pooled over the MoE layers and over every input token, as HF pools
+ * the router logits of the whole `input_ids`).
+ *
+ * Default `routerAuxLossCoef`: the checkpoint's `config.json` `router_aux_loss_coef` when present,
+ * else 0. This differs from transformers in one respect: HF adds the aux term only when
+ * `output_router_logits` is true (false by default, so a stock HF fine-tune of Mixtral ignores
+ * the 0.02 in its config); Ferry applies the configured coefficient whenever it trains, since a
+ * MoE trained with routing gradients and no balancing term tends to collapse onto few experts.
+ * Pass `routerAuxLossCoef: 0` to reproduce HF's default.
+ *
+ * @module
+ */
+import { add, scale } from "../autograd/elementwise.ts";
+import { crossEntropy } from "../autograd/cross_entropy.ts";
+import type { Var } from "../autograd/tape.ts";
+import type { TrainContext } from "../autograd/train_context.ts";
+import { type LayerRouting, loadBalancingLoss } from "../nn/load_balancing.ts";
+import { Tensor } from "../tensor/tensor.ts";
+import type { CausalLM } from "./causal_lm.ts";
+
+/** What `CausalLM.forwardTrain` returns (Vars on the context's tape). */
+export interface TrainForwardResult {
+  /** `[T, V]` next-token logits. */
+  logits: Var;
+  /** MoE models: the load-balancing loss `E · Σ_e f_e P_e` (`[]`), unweighted. */
+  auxLoss?: Var;
+}
+
+/** Options of `CausalLM.lossTrain`. */
+export interface LossTrainOptions {
+  /** Weight of the aux loss (MoE). Default: `config.json`'s `router_aux_loss_coef`, else 0 (see the module doc). */
+  routerAuxLossCoef?: number;
+  /** A token id whose occurrences as a *target* are skipped (e.g. the pad id). Default −100 (none). */
+  ignoreIndex?: number;
+}
+
+/** What `CausalLM.lossTrain` returns (Vars on the context's tape). */
+export interface LossTrainResult {
+  /** `[]` `lmLoss + routerAuxLossCoef · auxLoss`: call `tape.backward(loss)`. */
+  loss: Var;
+  /** `[]` mean next-token cross-entropy. */
+  lmLoss: Var;
+  /** `[]` MoE models: the unweighted load-balancing loss. */
+  auxLoss?: Var;
+  /** Targets counted in `lmLoss` (not ignored). */
+  tokens: number;
+}
+
+function checkIds(ids: Int32Array, V: number, what: string): void {
+  if (!(ids instanceof Int32Array)) {
+    throw new TypeError(
+      `Cannot run ${what}: ids must be an Int32Array: received ${Object.prototype.toString.call(ids)}`,
+    );
+  }
+  for (let i = 0; i < ids.length; i++) {
+    if (!(ids[i] >= 0 && ids[i] < V)) {
+      throw new RangeError(
+        `Cannot run ${what}: ids[${i}] = ${ids[i]} is outside the vocabulary (0..${V - 1})`,
+      );
+    }
+  }
+}
+
+/** See `CausalLM.forwardTrain`. */
+export async function forwardTrain(
+  model: CausalLM,
+  ctx: TrainContext,
+  ids: Int32Array,
+): Promise<TrainForwardResult> {
+  const what = "CausalLM.forwardTrain";
+  checkIds(ids, model.config.vocabSize, what);
+  const T = ids.length;
+  if (T === 0) throw new RangeError(`Cannot run ${what}: ids is empty: pass at least one token id`);
+  const window = model.config.slidingWindow;
+  if (window !== null && T > window) {
+    throw new RangeError(
+      `Cannot run ${what}: ${T} tokens exceed the sliding window of ${window}; sliding-window attention ` +
+        `is not supported yet, so train on sequences within the window`,
+    );
+  }
+  const idsT = ctx.tape.keep(Tensor.fromArray(model.device, Int32Array.from(ids), [T], { dtype: "i32" })); // [T]
+  let x = model.embedTokens.forwardTrain(idsT, ctx); // [T] -> [T, C]
+  const routing: LayerRouting[] = [];
+  for (const layer of model.layers) {
+    const out = await layer.forwardTrain(x, ctx); // [T, C] -> [T, C]
+    x = out.x;
+    if (out.router) routing.push(out.router);
+  }
+  const h = model.norm.forwardTrain(x, ctx); // [T, C]
+  const logits = model.lmHead.forwardTrain(h, ctx); // [T, C] x [V, C]ᵀ -> [T, V]
+  if (routing.length === 0) return { logits };
+  return { logits, auxLoss: loadBalancingLoss(routing, model.config.numExperts) };
+}
+
+/** The default aux-loss weight of `model`: `router_aux_loss_coef` from its config.json, else 0. */
+export function defaultRouterAuxLossCoef(model: CausalLM): number {
+  const c = model.hfConfig.router_aux_loss_coef;
+  return typeof c === "number" && Number.isFinite(c) ? c : 0;
+}
+
+/** See `CausalLM.lossTrain`. */
+export async function lossTrain(
+  model: CausalLM,
+  ctx: TrainContext,
+  ids: Int32Array,
+  options: LossTrainOptions = {},
+): Promise<LossTrainResult> {
+  const what = "CausalLM.lossTrain";
+  if (ids.length < 2) {
+    throw new RangeError(
+      `Cannot run ${what}: ids must hold at least 2 tokens (inputs ids[0..T-1], targets ids[1..T]): ` +
+        `received ${ids.length}`,
+    );
+  }
+  const ignoreIndex = options.ignoreIndex ?? -100;
+  const coef = options.routerAuxLossCoef ?? defaultRouterAuxLossCoef(model);
+  if (!(Number.isFinite(coef) && coef >= 0)) {
+    throw new RangeError(
+      `Cannot run ${what}: routerAuxLossCoef must be a finite number ≥ 0: received ${coef}`,
+    );
+  }
+  // As HF: run all T+1 tokens, targets shifted left with ignoreIndex after the last one.
+  const { logits, auxLoss } = await forwardTrain(model, ctx, ids); // [T+1, V]
+  const targets = new Int32Array(ids.length);
+  targets.set(ids.subarray(1));
+  targets[ids.length - 1] = ignoreIndex;
+  const tokens = targets.reduce((n, t) => n + (t === ignoreIndex ? 0 : 1), 0);
+  const targetsT = ctx.tape.keep(Tensor.fromArray(model.device, targets, [ids.length], { dtype: "i32" })); // [T+1]
+  const lmLoss = crossEntropy(logits, targetsT, { ignoreIndex }); // [T+1, V] -> []
+  if (!auxLoss) return { loss: lmLoss, lmLoss, tokens };
+  const loss = coef === 0 ? lmLoss : add(lmLoss, scale(auxLoss, coef)); // []
+  return { loss, lmLoss, auxLoss, tokens };
+}
