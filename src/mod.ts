@@ -78,6 +78,11 @@ export * from "./optim/mod.ts";
 export * from "./lora/lora_config.ts";
 export * from "./lora/targets.ts";
 export * from "./lora/peft_io.ts";
+export * from "./lora/lora_init.ts";
+export * from "./lora/hf_names.ts";
+export * from "./lora/lora_model.ts";
+export * from "./lora/merge.ts";
+export * from "./lora/adapter_io.ts";
 
 // Formats
 export {
