@@ -61,3 +61,30 @@ export class FormatError extends Error {
     this.path = path;
   }
 }
+
+/**
+ * A training run produced a non-finite loss or gradient norm. The update of that step was
+ * not applied, so the parameters in memory hold the last good values, and the checkpoint on
+ * disk (if any) is the last good one.
+ */
+export class TrainingDivergedError extends Error {
+  /** The 0-based optimizer step whose loss or gradient norm was not finite. */
+  readonly step: number;
+  /** What was not finite: `"loss"` or `"grad_norm"`. */
+  readonly what: "loss" | "grad_norm";
+  /** The value received (`NaN`, `Infinity` or `-Infinity`). */
+  readonly value: number;
+  /** The last good checkpoint folder kept on disk, or `null` when none was written yet. */
+  readonly checkpoint: string | null;
+  constructor(
+    message: string,
+    details: { step: number; what: "loss" | "grad_norm"; value: number; checkpoint: string | null },
+  ) {
+    super(message);
+    this.name = "TrainingDivergedError";
+    this.step = details.step;
+    this.what = details.what;
+    this.value = details.value;
+    this.checkpoint = details.checkpoint;
+  }
+}

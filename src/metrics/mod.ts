@@ -45,3 +45,10 @@ export {
   saveRunConfig,
   validateRunId,
 } from "./run_dir.ts";
+export {
+  type JupyterDisplayFn,
+  ProgressBar,
+  type ProgressBarOptions,
+  type ProgressFields,
+  type ProgressMode,
+} from "./progress.ts";
