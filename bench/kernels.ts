@@ -47,6 +47,20 @@ rows.push({ group: "machine", name: "host ArrayBuffer copy (read+write)", value:
   });
 }
 const tsFloor = rows[1].value;
+// The same reference in the transB layout at a training shape (linear forward, T = 256).
+{
+  const [m, n, k] = [256, 1024, 256];
+  const a = new Float32Array(m * k).fill(0.5);
+  const b = new Float32Array(n * k).fill(0.25);
+  const y = new Float32Array(m * n);
+  const ms = await timeMs(() => matmulRef(a, b, y, 1, m, n, k, true, false), { minRuns: 2, minMs: 100 });
+  rows.push({
+    group: "machine",
+    name: `TypeScript matmulRef [${m},${k}]x[${n},${k}]ᵀ`,
+    value: (2 * m * n * k) / (ms * 1e6),
+    unit: "GFLOP/s",
+  });
+}
 
 // Compute ceiling: f32 FMA peak at 256-bit vectors (llvmpipe's width), from this machine's
 // cores and clock: cores × GHz × 2 FMA pipes × 8 lanes × 2 flops.

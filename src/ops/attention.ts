@@ -26,10 +26,16 @@
  */
 import code from "../../kernels/attention.wgsl" with { type: "text" };
 import { Tensor } from "../tensor/tensor.ts";
+import { attentionMatmul, matmulRouteFits } from "./attention_matmul.ts";
 import { expectDType, expectRank, gpuOf, grid1d, params, sameDevice } from "./_kernel.ts";
 
 /** Output columns each kernel lane keeps in registers (`MAXR` in the kernel). */
 const MAXR = 8;
+/**
+ * Fewest queries for which the matmul route (`./attention_matmul.ts`) beats the per-row kernel: on
+ * llvmpipe (Hq 8, Hkv 4, D 32) they tie at T = 32, the route wins 1.6x at 64 and 2.5x at 256.
+ */
+const MATMUL_MIN_T = 32;
 /** Query heads one workgroup serves from a shared kv head (`MAXG` in the kernel). */
 const MAXG = 8;
 
@@ -183,6 +189,10 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
       dims,
       out.host(),
     );
+    return out;
+  }
+  if (matmulRouteFits(dims, MATMUL_MIN_T)) {
+    attentionMatmul(q, k, v, dims, out);
     return out;
   }
   // vec4 loads need every row to start on a 16-byte boundary, i.e. D % 4 == 0.

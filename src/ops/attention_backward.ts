@@ -35,11 +35,17 @@ import code from "../../kernels/attention_backward.wgsl" with { type: "text" };
 import { Tensor } from "../tensor/tensor.ts";
 import { expectDType, expectRank, gpuOf, grid1d, params, sameDevice } from "./_kernel.ts";
 import type { AttentionDims, AttentionOptions } from "./attention.ts";
+import { attentionBackwardMatmul, matmulRouteFits } from "./attention_matmul.ts";
 
 export type { AttentionDims, AttentionOptions };
 
 /** Output columns each kernel lane keeps in registers (`MAXR` in the kernel). */
 const MAXR = 8;
+/**
+ * Fewest queries for which the matmul route (`./attention_matmul.ts`) beats the per-row kernels: on
+ * llvmpipe (Hq 8, Hkv 4, D 32) they tie near T = 16; at 256 the route is ~11x faster.
+ */
+const MATMUL_MIN_T = 16;
 
 /** Gradients returned by {@link attentionBackward}. */
 export interface AttentionGrads {
@@ -209,6 +215,10 @@ export function attentionBackward(
       dk.host(),
       dv.host(),
     );
+    return { dq, dk, dv };
+  }
+  if (matmulRouteFits(dims, MATMUL_MIN_T)) {
+    attentionBackwardMatmul(q, k, v, dy, dims, { dq, dk, dv });
     return { dq, dk, dv };
   }
   // As in the forward: software adapters run 8 lanes per SIMD step, real GPUs want a warp.

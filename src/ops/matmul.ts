@@ -40,6 +40,14 @@ export interface MatmulOptions {
  * y[z] = a[z] · b[z or 0] (· b[z or 0]ᵀ with `transB`), all row-major, accumulated in
  * float64 and rounded once to f32. a is `[B, M, K]`, b is `[K, N]` / `[N, K]` (times B when
  * `bBatched`), y is `[B, M, N]`.
+ *
+ * Plain scalar TypeScript, but laid out for speed (the CPU backend spends most of a training
+ * step here): both layouts compute a small block of outputs per pass over contiguous memory
+ * so each loaded element feeds several multiply-adds (`matmulNT`, `matmulNN`). Every product
+ * of two f32 is exact in float64 and the sums stay float64, so the summation order (blocks of
+ * 4 in the plain layout) moves a sum by at most ~K·2⁻⁵³·Σₖ|a·b| before the single rounding
+ * to f32: results equal a naive float64 loop's except, rarely, by 1 f32 ulp when the sum
+ * lies that close to a rounding boundary — far inside any f32 test tolerance.
  */
 export function matmulRef(
   a: Float32Array,
@@ -52,31 +60,155 @@ export function matmulRef(
   transB: boolean,
   bBatched: boolean,
 ): void {
-  const row = new Float64Array(N);
+  const acc = new Float64Array(4 * NN_COLS); // matmulNN's accumulator rows
   for (let z = 0; z < B; z++) {
-    const bOff = bBatched ? z * K * N : 0;
-    for (let m = 0; m < M; m++) {
-      const aOff = (z * M + m) * K;
-      const yOff = (z * M + m) * N;
-      if (transB) {
-        for (let n = 0; n < N; n++) {
-          const bRow = bOff + n * K;
-          let s = 0;
-          for (let k = 0; k < K; k++) s += a[aOff + k] * b[bRow + k];
-          y[yOff + n] = s;
-        }
-      } else {
-        row.fill(0);
+    const aOff = z * M * K, bOff = bBatched ? z * K * N : 0, yOff = z * M * N;
+    if (transB) matmulNT(a, aOff, b, bOff, y, yOff, M, N, K);
+    else matmulNN(a, aOff, b, bOff, y, yOff, M, N, K, acc);
+  }
+}
+
+/**
+ * `y[m, n] = Σₖ a[m, k] · b[n, k]` for one batch: dot products of contiguous rows. Each pass
+ * over k computes a 2 x 4 block (rows m, m+1 of a against rows n..n+3 of b) in 8
+ * independent accumulators, loading 6 values per 8 multiply-adds. At the edges the missing
+ * rows repeat the last one and their results are dropped. b is walked in panels of rows that
+ * fit in L2 so every row of a reuses a panel while it is cached.
+ */
+function matmulNT(
+  a: Float32Array,
+  aOff: number,
+  b: Float32Array,
+  bOff: number,
+  y: Float32Array,
+  yOff: number,
+  M: number,
+  N: number,
+  K: number,
+): void {
+  const panel = Math.max(4, Math.floor(NT_PANEL_FLOATS / K / 4) * 4); // rows of b per panel
+  for (let n0 = 0; n0 < N; n0 += panel) {
+    const nEnd = Math.min(N, n0 + panel);
+    for (let m = 0; m < M; m += 2) {
+      const a0 = aOff + m * K;
+      const a1 = m + 1 < M ? a0 + K : a0;
+      const y0 = yOff + m * N;
+      const y1 = y0 + N;
+      for (let n = n0; n < nEnd; n += 4) {
+        const b0 = bOff + n * K;
+        const b1 = n + 1 < nEnd ? b0 + K : b0;
+        const b2 = n + 2 < nEnd ? b0 + 2 * K : b0;
+        const b3 = n + 3 < nEnd ? b0 + 3 * K : b0;
+        let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
         for (let k = 0; k < K; k++) {
-          const av = a[aOff + k];
-          const bRow = bOff + k * N;
-          for (let n = 0; n < N; n++) row[n] += av * b[bRow + n];
+          const x0 = a[a0 + k], x1 = a[a1 + k];
+          const w0 = b[b0 + k], w1 = b[b1 + k], w2 = b[b2 + k], w3 = b[b3 + k];
+          s00 += x0 * w0;
+          s01 += x0 * w1;
+          s02 += x0 * w2;
+          s03 += x0 * w3;
+          s10 += x1 * w0;
+          s11 += x1 * w1;
+          s12 += x1 * w2;
+          s13 += x1 * w3;
         }
-        for (let n = 0; n < N; n++) y[yOff + n] = row[n];
+        y[y0 + n] = s00;
+        if (n + 1 < nEnd) y[y0 + n + 1] = s01;
+        if (n + 2 < nEnd) y[y0 + n + 2] = s02;
+        if (n + 3 < nEnd) y[y0 + n + 3] = s03;
+        if (m + 1 < M) {
+          y[y1 + n] = s10;
+          if (n + 1 < nEnd) y[y1 + n + 1] = s11;
+          if (n + 2 < nEnd) y[y1 + n + 2] = s12;
+          if (n + 3 < nEnd) y[y1 + n + 3] = s13;
+        }
       }
     }
   }
 }
+
+/**
+ * `y[m, :] = Σₖ a[m, k] · b[k, :]` for one batch, in i-k-j order: the inner loop runs along
+ * contiguous rows of b into float64 accumulator rows. Each pass takes 4 rows of a (m..m+3)
+ * and 4 rows of b (k..k+3), so every b value loaded feeds 4 rows and every accumulator load
+ * and store carries 4 multiply-adds; the last `M % 4` rows of a go one at a time. Columns go
+ * in blocks of {@link NN_COLS} so the accumulators stay in L1 and the b block in L2.
+ */
+function matmulNN(
+  a: Float32Array,
+  aOff: number,
+  b: Float32Array,
+  bOff: number,
+  y: Float32Array,
+  yOff: number,
+  M: number,
+  N: number,
+  K: number,
+  acc: Float64Array, // 4 rows of NN_COLS
+): void {
+  const C = NN_COLS;
+  for (let j0 = 0; j0 < N; j0 += C) {
+    const width = Math.min(C, N - j0);
+    let m = 0;
+    for (; m + 4 <= M; m += 4) {
+      const r0 = aOff + m * K, r1 = r0 + K, r2 = r1 + K, r3 = r2 + K;
+      acc.fill(0);
+      let k = 0;
+      for (; k + 4 <= K; k += 4) {
+        const x00 = a[r0 + k], x01 = a[r0 + k + 1], x02 = a[r0 + k + 2], x03 = a[r0 + k + 3];
+        const x10 = a[r1 + k], x11 = a[r1 + k + 1], x12 = a[r1 + k + 2], x13 = a[r1 + k + 3];
+        const x20 = a[r2 + k], x21 = a[r2 + k + 1], x22 = a[r2 + k + 2], x23 = a[r2 + k + 3];
+        const x30 = a[r3 + k], x31 = a[r3 + k + 1], x32 = a[r3 + k + 2], x33 = a[r3 + k + 3];
+        const b0 = bOff + k * N + j0, b1 = b0 + N, b2 = b1 + N, b3 = b2 + N;
+        for (let j = 0; j < width; j++) {
+          const w0 = b[b0 + j], w1 = b[b1 + j], w2 = b[b2 + j], w3 = b[b3 + j];
+          acc[j] += x00 * w0 + x01 * w1 + x02 * w2 + x03 * w3;
+          acc[C + j] += x10 * w0 + x11 * w1 + x12 * w2 + x13 * w3;
+          acc[2 * C + j] += x20 * w0 + x21 * w1 + x22 * w2 + x23 * w3;
+          acc[3 * C + j] += x30 * w0 + x31 * w1 + x32 * w2 + x33 * w3;
+        }
+      }
+      for (; k < K; k++) { // the last K % 4 rows of b, one at a time
+        const x0 = a[r0 + k], x1 = a[r1 + k], x2 = a[r2 + k], x3 = a[r3 + k];
+        const bk = bOff + k * N + j0;
+        for (let j = 0; j < width; j++) {
+          const w = b[bk + j];
+          acc[j] += x0 * w;
+          acc[C + j] += x1 * w;
+          acc[2 * C + j] += x2 * w;
+          acc[3 * C + j] += x3 * w;
+        }
+      }
+      for (let i = 0; i < 4; i++) {
+        const yRow = yOff + (m + i) * N + j0;
+        for (let j = 0; j < width; j++) y[yRow + j] = acc[i * C + j];
+      }
+    }
+    for (; m < M; m++) { // the last M % 4 rows of a, one at a time, four rows of b per pass
+      const r = aOff + m * K;
+      acc.fill(0, 0, width);
+      let k = 0;
+      for (; k + 4 <= K; k += 4) {
+        const x0 = a[r + k], x1 = a[r + k + 1], x2 = a[r + k + 2], x3 = a[r + k + 3];
+        const b0 = bOff + k * N + j0, b1 = b0 + N, b2 = b1 + N, b3 = b2 + N;
+        for (let j = 0; j < width; j++) {
+          acc[j] += x0 * b[b0 + j] + x1 * b[b1 + j] + x2 * b[b2 + j] + x3 * b[b3 + j];
+        }
+      }
+      for (; k < K; k++) {
+        const x = a[r + k], bk = bOff + k * N + j0;
+        for (let j = 0; j < width; j++) acc[j] += x * b[bk + j];
+      }
+      const yRow = yOff + m * N + j0;
+      for (let j = 0; j < width; j++) y[yRow + j] = acc[j];
+    }
+  }
+}
+
+/** Floats of b per transB panel (128 KiB, half a typical L2). */
+const NT_PANEL_FLOATS = 32768;
+/** Columns per block in the plain layout (4 float64 accumulator rows, 8 KiB). */
+const NN_COLS = 256;
 
 // ---------------------------------------------------------------------------------------
 // Op

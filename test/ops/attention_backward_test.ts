@@ -158,6 +158,13 @@ testOnDevices("attentionBackward() spans several chunks of keys and query pairs"
   await check(dev, { T: 3, Hq: 2, Hkv: 2, D: 128, pos: 270 }, 102); // D = 128, 273 keys
 });
 
+// From T = 16 on, WebGPU takes the matmul route (src/ops/attention_matmul.ts); same tolerance.
+testOnDevices("attentionBackward() matches attentionBackwardRef at training shapes", async (dev) => {
+  await check(dev, { T: 64, Hq: 8, Hkv: 2, D: 48, pos: 0 }, 201); // G = 4, vec4 row kernel
+  await check(dev, { T: 17, Hq: 2, Hkv: 2, D: 8, pos: 4, S: 30 }, 202); // G = 1, spare NaN rows
+  await check(dev, { T: 33, Hq: 4, Hkv: 2, D: 32, pos: 0, qScale: 20 }, 203); // odd T, large logits
+});
+
 testOnDevices("attentionBackward() is deterministic", async (dev) => {
   const { S, q, k, v, dy } = data({ T: 40, Hq: 4, Hkv: 2, D: 12, pos: 0 }, 7);
   using tq = Tensor.fromArray(dev, q, [40, 4, 12]);

@@ -58,6 +58,9 @@ testOnDevices("attention() spans several key chunks in decode and long prefill",
   await check(dev, { T: 1, Hq: 8, Hkv: 2, D: 128, pos: 2999, S: 3072 }, 101); // 12 chunks of 256 keys
   await check(dev, { T: 1, Hq: 3, Hkv: 1, D: 33, pos: 700, qScale: 8 }, 102);
   await check(dev, { T: 40, Hq: 2, Hkv: 1, D: 36, pos: 230 }, 103); // queries straddle a chunk edge
+  // From T = 32 on, WebGPU takes the matmul route (src/ops/attention_matmul.ts).
+  await check(dev, { T: 64, Hq: 8, Hkv: 2, D: 32, pos: 0 }, 104);
+  await check(dev, { T: 33, Hq: 3, Hkv: 3, D: 20, pos: 5, S: 50, qScale: 8 }, 105);
 });
 
 testOnDevices("attention() honours an explicit scale", async (dev) => {

@@ -50,6 +50,72 @@ const CASES: number[][] = [
   [1, 2, 8, 4096],
 ];
 
+/** The textbook triple loop matmulRef must agree with: one float64 sum per output, in k order. */
+function naiveMatmul(
+  a: Float32Array,
+  b: Float32Array,
+  [B, M, N, K]: number[],
+  transB: boolean,
+  bBatched: boolean,
+): Float32Array {
+  const y = new Float32Array(B * M * N);
+  for (let z = 0; z < B; z++) {
+    const bz = bBatched ? z * K * N : 0;
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) {
+          s += a[(z * M + m) * K + k] * b[bz + (transB ? n * K + k : k * N + n)];
+        }
+        y[(z * M + m) * N + n] = s;
+      }
+    }
+  }
+  return y;
+}
+
+Deno.test("matmulRef (the blocked CPU loops) matches a naive float64 triple loop", () => {
+  // Every remainder of the 4-row / 4-k / 2 x 4 blocks, column blocks past 256, panels of b
+  // rows (K = 1000 gives 32-row panels), batches with a shared and a batched b.
+  const shapes = [
+    [1, 1, 1, 1],
+    [1, 1, 5, 3],
+    [1, 2, 3, 7],
+    [1, 3, 6, 5],
+    [1, 5, 7, 9],
+    [1, 7, 300, 6],
+    [1, 9, 70, 1000],
+    [1, 12, 513, 2],
+    [3, 6, 5, 11],
+  ];
+  for (const shape of shapes) {
+    const [B, M, N, K] = shape;
+    for (const bBatched of B > 1 ? [false, true] : [false]) {
+      const seed = M * 1e4 + N * 100 + K;
+      const a = randn(B * M * K, seed);
+      const b = randn((bBatched ? B : 1) * N * K, seed + 1);
+      for (const transB of [false, true]) {
+        const got = new Float32Array(B * M * N).fill(NaN);
+        matmulRef(a, b, got, B, M, N, K, transB, bBatched);
+        // Same float64 products, another summation order: equal up to a rare 1-ulp f32 tie.
+        assertClose(got, naiveMatmul(a, b, shape, transB, bBatched), {
+          rtol: 2 ** -22,
+          atol: 1e-12,
+          what: `matmulRef [${shape}]${transB ? " transB" : ""}${bBatched ? " bBatched" : ""}`,
+        });
+      }
+    }
+  }
+  // Non-finite values propagate as in the naive loop (no work on padding rows leaks in).
+  const a = Float32Array.from([1, 2, 3, Infinity, 0, 1, 1, 1, NaN, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]);
+  const b = Float32Array.from({ length: 4 * 3 }, (_, i) => i - 5);
+  for (const transB of [false, true]) {
+    const got = new Float32Array(5 * 3);
+    matmulRef(a, b, got, 1, 5, 3, 4, transB, false);
+    assert.deepEqual(Array.from(got), Array.from(naiveMatmul(a, b, [1, 5, 3, 4], transB, false)));
+  }
+});
+
 testOnDevices("matmul matches the reference on odd shapes, both layouts", async (dev) => {
   for (const c of CASES) {
     for (const transB of [false, true]) await check(dev, c, transB, false);
