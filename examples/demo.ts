@@ -1,7 +1,9 @@
 /**
  * Ferry demo: the devices here, a kernel tour that checks every WebGPU kernel against its
  * TypeScript reference, one decoder block (prefill then decode with a KV cache) recorded
- * as one submit per step, and the whole run as an Arrow metrics table in `runs/`.
+ * as one submit per step, a Hugging Face checkpoint checked against PyTorch, the two embedded
+ * models trained on the Brown corpus generating text, and the whole run as an Arrow metrics table
+ * in `runs/`.
  *
  * Run: `npx -y deno@2.9.6 task demo` (`DENO_WEBGPU_BACKEND=vulkan` picks Mesa's lavapipe
  * on machines without a GPU). Twin notebook: notebooks/00_tour.ipynb.
@@ -32,6 +34,7 @@ import {
   softmax,
   sum,
   Tensor,
+  Tokenizer,
   topk,
 } from "../src/mod.ts";
 
@@ -216,6 +219,46 @@ for (const d of devices) {
     section: "model",
     op: "generate 8",
     backend: d.kind,
+    ms: out.decodeMsPerToken,
+    submits: out.submitsPerToken,
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// The embedded models: trained here from scratch on the Brown corpus (examples/pretrain.ts).
+
+const PROMPT = "The committee said that the";
+const target = devices[devices.length - 1];
+console.log(
+  `\nEmbedded models (examples/models/, trained on Brown by examples/pretrain.ts) on ${target.kind}`,
+);
+for (const name of ["brown-dense", "brown-moe"]) {
+  const dir = new URL(`./models/${name}/`, import.meta.url).pathname;
+  const tokenizer = await Tokenizer.fromDir(dir);
+  const evaluation = JSON.parse(await Deno.readTextFile(`${dir}eval.json`));
+  const all = evaluation.validation.find((r: { genre: string }) => r.genre === "all");
+  using model = await loadModel(dir, { device: target });
+  const c = model.config;
+  const n = model.numParameters();
+  const out = await generate(model, tokenizer.encode(PROMPT), {
+    maxNewTokens: 32,
+    temperature: 0.8,
+    topK: 40,
+    seed: 1,
+  });
+  console.log(
+    `  ${name}: ${c.modelType}, ${c.layers} layers, ${(n.total / 1e6).toFixed(1)}M parameters` +
+      (c.numExperts > 1
+        ? ` (${(n.active / 1e6).toFixed(1)}M active, ${c.numExperts} experts top-${c.topK})`
+        : "") +
+      `; validation perplexity ${all.perplexity.toFixed(1)} (unigram ${all.unigram_perplexity.toFixed(1)})`,
+  );
+  console.log(`    "${PROMPT}${tokenizer.decode(out.tokens)}"`);
+  console.log(`    (${out.tokensPerSecond.toFixed(0)} tokens/s, ${out.submitsPerToken} submit(s)/token)`);
+  log.log({
+    section: "embedded",
+    op: `${name} generate 32`,
+    backend: target.kind,
     ms: out.decodeMsPerToken,
     submits: out.submitsPerToken,
   });
