@@ -133,7 +133,7 @@ const reloadedPpl = await pplOf(fresh, genre);
 console.log(
   `reloaded from ${out}: ${genre} ppl ${reloadedPpl.toFixed(3)} (trained ${after.genre.toFixed(3)})`,
 );
-reloaded.merge();
+await reloaded.merge();
 const mergedPpl = await pplOf(fresh, genre);
 console.log(`merged into the weights: ${genre} ppl ${mergedPpl.toFixed(3)}`);
 const rel = (a: number, b: number) => Math.abs(a - b) / b;
