@@ -6,6 +6,9 @@
  *   generate                continue a prompt (text or token ids), streaming to stdout
  *   ppl                     sliding-window perplexity on Brown or a text/JSONL file
  *   logits                  float32 logits of token ids, to a safetensors file
+ *   quantize                one tensor through RTN, HQQ or NF4; its dequantized form to a safetensors file
+ *   prune                   one tensor through magnitude, Wanda or 2:4 pruning, to a safetensors file
+ *   sweep                   compression sweep of a checkpoint's weights, and FloE's sensitivity study
  *
  * Each command lives in `src/cli/<command>.ts`. Flags are parsed strictly (unknown flags are
  * errors). Errors go to stderr as one line, `ferry: <message>`, with exit status 1.
@@ -16,6 +19,9 @@ import { INFO_USAGE, infoCommand } from "./cli/info.ts";
 import { INSPECT_USAGE, inspectCommand } from "./cli/inspect.ts";
 import { LOGITS_USAGE, logitsCommand } from "./cli/logits.ts";
 import { PPL_USAGE, pplCommand } from "./cli/ppl.ts";
+import { PRUNE_USAGE, pruneCommand } from "./cli/prune.ts";
+import { QUANTIZE_USAGE, quantizeCommand } from "./cli/quantize.ts";
+import { SWEEP_USAGE, sweepCommand } from "./cli/sweep.ts";
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   info: infoCommand,
@@ -23,6 +29,9 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   generate: generateCommand,
   ppl: pplCommand,
   logits: logitsCommand,
+  quantize: quantizeCommand,
+  prune: pruneCommand,
+  sweep: sweepCommand,
 };
 
 /** The text `--help` prints. */
@@ -30,7 +39,18 @@ export const USAGE = `usage: deno task ferry <command> [options]
        deno task ferry <command> --help
 
 commands:
-${[INFO_USAGE, INSPECT_USAGE, GENERATE_USAGE, PPL_USAGE, LOGITS_USAGE].join("\n\n")}
+${
+  [
+    INFO_USAGE,
+    INSPECT_USAGE,
+    GENERATE_USAGE,
+    PPL_USAGE,
+    LOGITS_USAGE,
+    QUANTIZE_USAGE,
+    PRUNE_USAGE,
+    SWEEP_USAGE,
+  ].join("\n\n")
+}
 
 Errors print one line, "ferry: ...", on stderr and exit with status 1.`;
 

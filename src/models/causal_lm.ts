@@ -38,7 +38,7 @@ import { RMSNorm } from "../nn/rms_norm.ts";
 import { SparseMoE } from "../nn/sparse_moe.ts";
 import { SwiGLU } from "../nn/swiglu.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import type { ModelConfig } from "./config.ts";
+import { layerSizesAt, type ModelConfig } from "./config.ts";
 import { ModelCache } from "./model_cache.ts";
 import {
   forwardTrain,
@@ -171,8 +171,8 @@ export class CausalLM {
         oProj: linear(`${p}.self_attn.o_proj`),
         ...(qk ? { qNorm: norm(`${p}.self_attn.q_norm`), kNorm: norm(`${p}.self_attn.k_norm`) } : {}),
       }, {
-        heads: config.heads,
-        kvHeads: config.kvHeads,
+        heads: layerSizesAt(config, i).heads,
+        kvHeads: layerSizesAt(config, i).kvHeads,
         headDim: config.headDim,
         ropeTheta: config.ropeTheta,
         qkNorm: config.qkNorm,
@@ -327,11 +327,15 @@ export class CausalLM {
 
   /**
    * A KV cache for one sequence of up to `maxSeq` tokens (ledger category `"kv"`:
-   * `L · 2 · maxSeq · Hkv · D · 4` bytes).
+   * `L · 2 · maxSeq · Hkv · D · 4` bytes; per layer's own `Hkv` for a pruned model).
    */
   createCache(maxSeq: number): ModelCache {
-    const { layers, kvHeads, headDim } = this.config;
-    return new ModelCache(this.device, { layers, maxSeq, kvHeads, headDim });
+    const { layers, headDim } = this.config;
+    return new ModelCache(this.device, { layers, maxSeq, kvHeads: this.#kvHeadsPerLayer(), headDim });
+  }
+
+  #kvHeadsPerLayer(): number[] {
+    return Array.from({ length: this.config.layers }, (_, i) => layerSizesAt(this.config, i).kvHeads);
   }
 
   /** Every parameter by Ferry name (HF names, experts stacked; see `weights.ts`). Tied heads are not repeated. */
@@ -379,9 +383,10 @@ export class CausalLM {
 
   #checkCache(cache: ModelCache, T: number): number {
     const { layers, kvHeads, headDim } = this.config;
+    const perLayer = this.#kvHeadsPerLayer();
     if (
-      !(cache instanceof ModelCache) || cache.layers.length !== layers || cache.kvHeads !== kvHeads ||
-      cache.headDim !== headDim
+      !(cache instanceof ModelCache) || cache.layers.length !== layers ||
+      cache.kvHeadsPerLayer.some((h, i) => h !== perLayer[i]) || cache.headDim !== headDim
     ) {
       throw new TypeError(
         `Cannot run CausalLM.forward: the cache does not fit this model (${layers} layers, ${kvHeads} kv heads, ` +

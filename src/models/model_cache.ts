@@ -23,7 +23,8 @@ export interface ModelCacheOptions {
   layers: number;
   /** Tokens the cache can hold (prompt plus generated). */
   maxSeq: number;
-  kvHeads: number;
+  /** KV heads of every layer, or one count per layer (a structurally pruned model). */
+  kvHeads: number | readonly number[];
   headDim: number;
 }
 
@@ -31,26 +32,36 @@ export interface ModelCacheOptions {
 export class ModelCache {
   /** Per-layer caches, `[maxSeq, kvHeads, headDim]` keys and values each. */
   readonly layers: readonly KvCache[];
+  /** KV heads of the widest layer (of every layer unless the model is structurally pruned). */
   readonly kvHeads: number;
+  /** KV heads of each layer. */
+  readonly kvHeadsPerLayer: readonly number[];
   readonly headDim: number;
 
-  /** @throws {RangeError} unless every size is a positive integer */
+  /** @throws {RangeError} unless every size is a positive integer and `kvHeads` has one entry per layer */
   constructor(device: Device, options: ModelCacheOptions) {
     const { layers, maxSeq, kvHeads, headDim } = options;
     if (!Number.isInteger(layers) || layers <= 0) {
       throw new RangeError(`Cannot create ModelCache: layers must be a positive integer: received ${layers}`);
     }
+    const perLayer = typeof kvHeads === "number" ? new Array<number>(layers).fill(kvHeads) : [...kvHeads];
+    if (perLayer.length !== layers) {
+      throw new RangeError(
+        `Cannot create ModelCache: kvHeads must have one entry per layer (${layers}): received ${perLayer.length}`,
+      );
+    }
     const caches: KvCache[] = [];
     try {
       for (let i = 0; i < layers; i++) {
-        caches.push(new KvCache(device, { maxSeq, kvHeads, headDim, label: `layer${i}` }));
+        caches.push(new KvCache(device, { maxSeq, kvHeads: perLayer[i], headDim, label: `layer${i}` }));
       }
     } catch (e) {
       for (const c of caches) c.dispose();
       throw e;
     }
     this.layers = caches;
-    this.kvHeads = kvHeads;
+    this.kvHeads = Math.max(...perLayer);
+    this.kvHeadsPerLayer = Object.freeze(perLayer);
     this.headDim = headDim;
   }
 

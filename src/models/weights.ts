@@ -25,7 +25,7 @@
  * @module
  */
 import type { MemoryCategory } from "../device/ledger.ts";
-import type { ModelConfig } from "./config.ts";
+import { layerSizesAt, type ModelConfig } from "./config.ts";
 
 /** One Ferry parameter. */
 export interface ParameterSpec {
@@ -55,9 +55,12 @@ const EXPERT_PROJ = [["gate_proj", "w1", false], ["up_proj", "w3", false], [
   true,
 ]] as const;
 
-/** Every Ferry parameter of `config`, in HF `state_dict` order. */
+/**
+ * Every Ferry parameter of `config`, in HF `state_dict` order. Layer shapes follow
+ * {@link layerSizesAt} (per-layer for a structurally pruned model).
+ */
 export function parameterSpecs(config: ModelConfig): ParameterSpec[] {
-  const { hidden: C, heads: H, kvHeads: Hkv, headDim: D, vocabSize: V, intermediate: I } = config;
+  const { hidden: C, headDim: D, vocabSize: V } = config;
   const specs: ParameterSpec[] = [];
   const w = (name: string, shape: number[], category: MemoryCategory = "weights") =>
     specs.push({ name, shape, category });
@@ -68,6 +71,7 @@ export function parameterSpecs(config: ModelConfig): ParameterSpec[] {
   w("model.embed_tokens.weight", [V, C]);
   for (let i = 0; i < config.layers; i++) {
     const p = `model.layers.${i}`;
+    const { heads: H, kvHeads: Hkv, intermediate: I } = layerSizesAt(config, i);
     linear(`${p}.self_attn.q_proj`, H * D, C, config.attentionBias);
     linear(`${p}.self_attn.k_proj`, Hkv * D, C, config.attentionBias);
     linear(`${p}.self_attn.v_proj`, Hkv * D, C, config.attentionBias);

@@ -39,6 +39,12 @@ export class Linear implements Module {
    * layer does not own its tensors). Undefined for a plain layer or while the adapter is merged.
    */
   adapter: LoraAdapter | undefined = undefined;
+  /**
+   * Called with the input of every {@link Linear.forward} (not `forwardTrain`), before the matmul:
+   * calibration statistics such as Wanda's per-feature activation norms
+   * (`src/compressors/prune/calibration.ts`). The hook must not dispose `x`. Undefined by default.
+   */
+  inputHook: ((x: Tensor) => void) | undefined = undefined;
 
   /**
    * @param weight `[out, in]` f32
@@ -74,6 +80,7 @@ export class Linear implements Module {
 
   /** `[..., in] -> [..., out]`. */
   forward(x: Tensor): Tensor<"f32"> {
+    this.inputHook?.(x);
     let y = matmul(x, this.weight, { transB: true }); // [..., in] x [out, in]ᵀ -> [..., out]
     if (this.bias) {
       using _y = y;

@@ -1,0 +1,115 @@
+/**
+ * `ferry prune`: prunes one 2-D tensor of a safetensors file (magnitude, Wanda or 2:4) and writes
+ * the pruned weight as float32 tensor `pruned` of the same shape (zeros where pruned), with the
+ * achieved sparsity in the metadata.
+ * @module
+ */
+import { writeSafetensors } from "../io/safetensors.ts";
+import { type MaskMethod, pruneWeight } from "../compressors/prune/masks.ts";
+import { noPositionals, parseFlags, parseNumber, required, str, UsageError } from "./_common.ts";
+import { checkOutFolder, readMatrix } from "./_matrix.ts";
+import { SafetensorsFile } from "../io/safetensors.ts";
+
+export const PRUNE_USAGE =
+  `  prune                prune one 2-D tensor; write it as float32 "pruned" (zeros where pruned)
+      --method M           magnitude | wanda | 2:4 (2:4 keeps the 2 largest of every 4 inputs)
+      --sparsity S         fraction pruned, in [0, 1) (2:4: 0.5, the default for it)
+      --in FILE            .safetensors file holding the tensor
+      --tensor NAME        the tensor's name in FILE
+      --act FILE           wanda (and activation-aware 2:4): calibration inputs of this weight in a
+                           .safetensors file: [T, in] activations or [in] norms ‖X_j‖₂
+      --act-tensor NAME    the tensor's name in --act (default "x")
+      --out FILE           .safetensors to write ("pruned" F32; metadata sparsity, method)`;
+
+const FLAGS = {
+  method: { type: "string" },
+  sparsity: { type: "string" },
+  in: { type: "string" },
+  tensor: { type: "string" },
+  act: { type: "string" },
+  "act-tensor": { type: "string" },
+  out: { type: "string" },
+} as const;
+
+const METHODS: readonly MaskMethod[] = ["magnitude", "wanda", "2:4"];
+
+/** Runs `ferry prune`. */
+export async function pruneCommand(args: string[]): Promise<number> {
+  const cmd = "prune";
+  const { values, positionals } = parseFlags(cmd, args, FLAGS);
+  if (values.help) {
+    console.log(
+      `usage: deno task ferry prune --method M --sparsity S --in FILE --tensor NAME --out FILE\n\n${PRUNE_USAGE}`,
+    );
+    return 0;
+  }
+  noPositionals(cmd, positionals);
+  const method = required(cmd, values, "method", METHODS.join("|")) as MaskMethod;
+  if (!METHODS.includes(method)) {
+    throw new UsageError(`${cmd}: --method must be one of ${METHODS.join(", ")}: received ${method}`);
+  }
+  const sText = str(values, "sparsity") ?? (method === "2:4" ? "0.5" : undefined);
+  if (sText === undefined) throw new UsageError(`${cmd}: --sparsity S is required, in [0, 1)`);
+  const sparsity = parseNumber(cmd, "sparsity", sText, { min: 0, max: 1 });
+  if (sparsity >= 1) throw new UsageError(`${cmd}: --sparsity must be below 1: received ${sText}`);
+  const input = required(cmd, values, "in", "FILE");
+  const name = required(cmd, values, "tensor", "NAME");
+  const out = required(cmd, values, "out", "FILE");
+  await checkOutFolder(cmd, out);
+  const w = await readMatrix(cmd, input, name);
+  const act = str(values, "act");
+  if (method === "wanda" && act === undefined) {
+    throw new UsageError(
+      `${cmd}: --method wanda needs calibration inputs: --act FILE (and --act-tensor NAME)`,
+    );
+  }
+  const inputNorms = act === undefined
+    ? undefined
+    : await readNorms(cmd, act, str(values, "act-tensor") ?? "x", w.shape[1]);
+  let r;
+  try {
+    r = pruneWeight(w.data, w.shape, { method, sparsity, inputNorms });
+  } catch (err) {
+    if (err instanceof RangeError || err instanceof TypeError) throw new UsageError(`${cmd}: ${err.message}`);
+    throw err;
+  }
+  await writeSafetensors(out, { pruned: { dtype: "F32", shape: w.shape, data: r.pruned } }, {
+    format: "pt",
+    source: `${input}:${name}`,
+    method,
+    sparsity: String(r.sparsity),
+    requested_sparsity: String(sparsity),
+  });
+  console.log(`wrote ${out}: pruned F32 [${w.shape}] by ${method}, sparsity ${r.sparsity.toFixed(4)}`);
+  return 0;
+}
+
+/** `[in]` ‖X_j‖₂ from a `[T, in]` activation tensor or a `[in]` norm vector. */
+async function readNorms(cmd: string, path: string, name: string, cols: number): Promise<Float32Array> {
+  let file: SafetensorsFile;
+  try {
+    file = await SafetensorsFile.open(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) throw new UsageError(`${cmd}: --act ${path}: no such file`);
+    throw err;
+  }
+  using _f = file;
+  if (!file.names.includes(name)) {
+    throw new UsageError(
+      `${cmd}: ${path} has no tensor "${name}"; it holds: ${
+        file.names.join(", ")
+      }; pick one with --act-tensor`,
+    );
+  }
+  const shape = (await file.read(name)).shape;
+  const data = await file.readF32(name);
+  if (shape.length === 1 && shape[0] === cols) return data;
+  if (shape.length === 2 && shape[1] === cols) {
+    const norms = new Float64Array(cols);
+    for (let i = 0; i < data.length; i++) norms[i % cols] += data[i] * data[i];
+    return Float32Array.from(norms, Math.sqrt);
+  }
+  throw new UsageError(
+    `${cmd}: --act tensor "${name}" has shape [${shape}]; expected [T, ${cols}] activations or [${cols}] norms`,
+  );
+}
