@@ -7,9 +7,10 @@
  *
  * @example Catching a budget overrun
  * ```ts
+ * import assert from "node:assert/strict";
  * import { OutOfBudgetError } from "./errors.ts";
  * const err = new OutOfBudgetError("Cannot allocate 4 MiB for activations: budget is 1 MiB");
- * console.assert(err instanceof RangeError && err.name === "OutOfBudgetError");
+ * assert.ok(err instanceof RangeError && err.name === "OutOfBudgetError");
  * ```
  * @module
  */

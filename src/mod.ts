@@ -6,15 +6,16 @@
  *
  * @example A tour
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice, matmul, MetricLog, rmsNorm, Tensor } from "./mod.ts";
  * const device = await createDevice({ backend: "cpu", budgetBytes: 16 << 20 });
  * const x = Tensor.fromArray(device, new Float32Array(2 * 4).fill(1), [2, 4]); // [T, C]
  * const w = Tensor.fromArray(device, new Float32Array(3 * 4).fill(0.5), [3, 4], { category: "weights" }); // [out, in]
  * const g = Tensor.fromArray(device, new Float32Array(4).fill(1), [4]);
  * const y = matmul(rmsNorm(x, g, 1e-6), w, { transB: true }); // [T, C] x [out, C]ᵀ -> [T, out]
- * console.assert(Math.abs((await y.toArray())[0] - 2) < 1e-5);
+ * assert.ok(Math.abs((await y.toArray())[0] - 2) < 1e-5);
  * const log = new MetricLog({ runId: "tour" }).log({ step: 0, mem_peak_bytes: device.ledger.peak() });
- * console.assert(log.table().numRows === 1);
+ * assert.ok(log.table().numRows === 1);
  * ```
  * @module
  */

@@ -5,6 +5,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { crossEntropy, Tape } from "./mod.ts";
@@ -13,7 +14,7 @@
  * const logits = tape.param(Tensor.fromArray(dev, [0, 0, 0, 0], [2, 2])); // [N, V]
  * const loss = crossEntropy(logits, Tensor.fromArray(dev, new Int32Array([1, -100]))); // []
  * tape.backward(loss);
- * console.assert((await logits.grad!.toArray()).join() === "0.5,-0.5,0,0");
+ * assert.ok((await logits.grad!.toArray()).join() === "0.5,-0.5,0,0");
  * ```
  * @module
  */

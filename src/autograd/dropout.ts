@@ -9,6 +9,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { mulberry32 } from "../tensor/random.ts";
  * import { Tensor } from "../tensor/tensor.ts";
@@ -19,7 +20,7 @@
  * const y = dropout(x, 0.5, mulberry32(1)); // [2, 4]: each element 0 or 2
  * tape.backward(sum(y));
  * const [v, g] = [await y.value.toArray(), await x.grad!.toArray()];
- * console.assert(v.every((e, i) => (e === 0 || e === 2) && g[i] === e));
+ * assert.ok(v.every((e, i) => (e === 0 || e === 2) && g[i] === e));
  * ```
  * @module
  */

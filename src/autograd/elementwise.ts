@@ -8,6 +8,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { mul, sum, Tape } from "./mod.ts";
@@ -16,7 +17,7 @@
  * const a = tape.param(Tensor.fromArray(dev, [1, 2, 3, 4], [2, 2])); // [2, 2]
  * const b = tape.param(Tensor.fromArray(dev, [10, 20])); // [2], broadcast over rows
  * tape.backward(sum(mul(a, b))); // [2, 2] -> []
- * console.assert((await b.grad!.toArray()).join() === "4,6"); // column sums of a
+ * assert.ok((await b.grad!.toArray()).join() === "4,6"); // column sums of a
  * ```
  * @module
  */

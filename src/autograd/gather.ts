@@ -9,6 +9,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { embedding, sum, Tape } from "./mod.ts";
@@ -17,7 +18,7 @@
  * const table = tape.param(Tensor.fromArray(dev, [0, 1, 10, 11, 20, 21], [3, 2])); // [V, C]
  * const ids = Tensor.fromArray(dev, new Int32Array([2, 0, 2])); // [N]
  * tape.backward(sum(embedding(table, ids))); // [3] -> [3, 2] -> []
- * console.assert((await table.grad!.toArray()).join() === "1,1,0,0,2,2"); // counts per row
+ * assert.ok((await table.grad!.toArray()).join() === "1,1,0,0,2,2"); // counts per row
  * ```
  * @module
  */

@@ -13,6 +13,7 @@
  *
  * @example Two experts, three rows (two routed to expert 0, one to expert 1)
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { groupedLinear, sum, Tape } from "./mod.ts";
@@ -21,9 +22,9 @@
  * const x = tape.constant(Tensor.fromArray(dev, [1, 0, 0, 1, 1, 1], [3, 2])); // [N=3, in=2]
  * const w = tape.param(Tensor.fromArray(dev, [1, 2, 3, 4, 5, 6, 7, 8], [2, 2, 2])); // [E=2, out=2, in=2]
  * const y = groupedLinear(x, w, [2, 1]); // [3, 2]
- * console.assert((await y.value.toArray()).join() === "1,3,2,4,11,15");
+ * assert.ok((await y.value.toArray()).join() === "1,3,2,4,11,15");
  * tape.backward(sum(y));
- * console.assert((await w.grad!.toArray()).join() === "1,1,1,1,1,1,1,1");
+ * assert.ok((await w.grad!.toArray()).join() === "1,1,1,1,1,1,1,1");
  * ```
  * @module
  */

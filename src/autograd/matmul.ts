@@ -11,6 +11,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { matmul, sum, Tape } from "./mod.ts";
@@ -19,7 +20,7 @@
  * const a = tape.param(Tensor.fromArray(dev, [1, 2, 3, 4], [2, 2])); // [M, K]
  * const b = tape.constant(Tensor.fromArray(dev, [1, 0, 0, 1], [2, 2])); // [K, N], frozen
  * tape.backward(sum(matmul(a, b))); // d/dA Σ(A·I) = ones
- * console.assert((await a.grad!.toArray()).join() === "1,1,1,1" && b.grad === null);
+ * assert.ok((await a.grad!.toArray()).join() === "1,1,1,1" && b.grad === null);
  * ```
  * @module
  */

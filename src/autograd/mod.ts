@@ -5,6 +5,7 @@
  *
  * @example Two-layer MLP, one gradient step's worth of gradients
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { randn } from "../tensor/random.ts";
  * import { Tensor } from "../tensor/tensor.ts";
@@ -17,7 +18,7 @@
  * const logits = linear(silu(linear(x, w1)), w2); // [4, 8] -> [4, 16] -> [4, 5]
  * const loss = crossEntropy(logits, Tensor.fromArray(dev, new Int32Array([0, 4, 2, 1]))); // []
  * tape.backward(loss);
- * console.assert(w1.grad!.shape.join() === "16,8" && w2.grad!.shape.join() === "5,16");
+ * assert.ok(w1.grad!.shape.join() === "16,8" && w2.grad!.shape.join() === "5,16");
  * ```
  * @module
  */

@@ -5,6 +5,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { mean, Tape } from "./mod.ts";
@@ -12,7 +13,7 @@
  * using tape = new Tape();
  * const x = tape.param(Tensor.fromArray(dev, [1, 2, 3, 4], [2, 2])); // [2, 2]
  * tape.backward(mean(x)); // [2, 2] -> []
- * console.assert((await x.grad!.toArray()).join() === "0.25,0.25,0.25,0.25");
+ * assert.ok((await x.grad!.toArray()).join() === "0.25,0.25,0.25,0.25");
  * ```
  * @module
  */

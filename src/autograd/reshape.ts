@@ -3,13 +3,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { reshape, Tape } from "./mod.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * using tape = new Tape();
  * const x = tape.param(Tensor.fromArray(dev, [1, 2, 3, 4, 5, 6], [2, 3])); // [2, 3]
- * console.assert(reshape(x, [3, -1]).shape.join() === "3,2"); // [2, 3] -> [3, 2]
+ * assert.ok(reshape(x, [3, -1]).shape.join() === "3,2"); // [2, 3] -> [3, 2]
  * ```
  * @module
  */

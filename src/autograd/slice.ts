@@ -9,6 +9,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { concatRows, sliceRows, sum, Tape } from "./mod.ts";
@@ -17,7 +18,7 @@
  * const x = tape.param(Tensor.fromArray(dev, [1, 2, 3, 4, 5, 6], [3, 2])); // [3, 2]
  * const y = concatRows([sliceRows(x, 2, 1), sliceRows(x, 2, 1)]); // [2, 2]: row 2 twice
  * tape.backward(sum(y));
- * console.assert((await x.grad!.toArray()).join() === "0,0,0,0,2,2");
+ * assert.ok((await x.grad!.toArray()).join() === "0,0,0,0,2,2");
  * ```
  * @module
  */

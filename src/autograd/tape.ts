@@ -17,6 +17,7 @@
  *
  * @example Gradient of a linear layer's loss
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { crossEntropy, linear, Tape } from "./mod.ts";
@@ -27,8 +28,8 @@
  * const logits = linear(x, w); // [2, 3] x [4, 3]ᵀ -> [2, 4]
  * const loss = crossEntropy(logits, Tensor.fromArray(dev, new Int32Array([0, 3]))); // []
  * tape.backward(loss);
- * console.assert(w.grad!.shape.join() === "4,3" && x.grad === null);
- * console.assert(dev.ledger.current("grads") === 4 * 3 * 4);
+ * assert.ok(w.grad!.shape.join() === "4,3" && x.grad === null);
+ * assert.ok(dev.ledger.current("grads") === 4 * 3 * 4);
  * ```
  * @module
  */

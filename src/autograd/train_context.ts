@@ -12,6 +12,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { linear, sum, Tape } from "./mod.ts";
@@ -22,7 +23,7 @@
  * using tape = new Tape();
  * const ctx = new TrainContext(tape, new Set([w]));
  * tape.backward(sum(linear(ctx.v(x), ctx.v(w)))); // [1, 2] x [2, 2]ᵀ -> [1, 2] -> []
- * console.assert(ctx.v(w) === ctx.v(w) && ctx.grad(w)!.shape.join() === "2,2" && ctx.grad(x) === null);
+ * assert.ok(ctx.v(w) === ctx.v(w) && ctx.grad(w)!.shape.join() === "2,2" && ctx.grad(x) === null);
  * ```
  * @module
  */

@@ -8,6 +8,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { rmsNorm, sum, Tape } from "./mod.ts";
@@ -16,7 +17,7 @@
  * const x = tape.constant(Tensor.fromArray(dev, [3, 4, -3, -4], [2, 2])); // [T, C]
  * const w = tape.param(Tensor.fromArray(dev, [1, 2])); // [C]
  * tape.backward(sum(rmsNorm(x, w, 0))); // d/dw Σ x̂ ⊙ w = Σ_rows x̂ = 0
- * console.assert((await w.grad!.toArray()).every((g) => Math.abs(g) < 1e-6));
+ * assert.ok((await w.grad!.toArray()).every((g) => Math.abs(g) < 1e-6));
  * ```
  * @module
  */

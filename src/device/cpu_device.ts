@@ -5,12 +5,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CpuDevice } from "./cpu_device.ts";
  * const dev = new CpuDevice({ budgetBytes: 1 << 20 });
  * const s = dev.alloc(16, { category: "activations" });
  * dev.upload(s, new Float32Array([1, 2, 3, 4]));
  * const back = new Float32Array(await dev.read(s, 16));
- * console.assert(back[3] === 4 && dev.ledger.current() === 16);
+ * assert.ok(back[3] === 4 && dev.ledger.current() === 16);
  * dev.free(s);
  * ```
  * @module

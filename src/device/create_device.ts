@@ -3,9 +3,10 @@
  *
  * @example CPU reference device with a budget
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "./create_device.ts";
  * const dev = await createDevice({ backend: "cpu", budgetBytes: 64 << 20 });
- * console.assert(dev.kind === "cpu" && dev.ledger.budgetBytes === 64 << 20);
+ * assert.ok(dev.kind === "cpu" && dev.ledger.budgetBytes === 64 << 20);
  * ```
  * @module
  */

@@ -7,13 +7,14 @@
  *
  * @example Budget enforcement
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MemoryLedger } from "./ledger.ts";
  * const ledger = new MemoryLedger({ budgetBytes: 1024 });
  * const a = ledger.allocate(600, "weights", "w0");
  * let refused = false;
  * try { ledger.allocate(600, "activations", "x"); } catch { refused = true; }
  * ledger.release(a);
- * console.assert(refused && ledger.current() === 0 && ledger.peak() === 600);
+ * assert.ok(refused && ledger.current() === 0 && ledger.peak() === 600);
  * ```
  * @module
  */

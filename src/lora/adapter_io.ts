@@ -7,6 +7,7 @@
  *
  * @example Save, load into another copy of the model, same logits
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { loadModel } from "../models/load.ts";
  * import { loadLoraAdapter, saveLoraAdapter } from "./adapter_io.ts";
@@ -19,7 +20,7 @@
  * await saveLoraAdapter(dir, lora, { baseModelNameOrPath: path });
  * using copy = await loadModel(path, { device });
  * using loaded = await loadLoraAdapter(dir, copy);
- * console.assert(loaded.modules.join() === lora.modules.join() && loaded.config.baseModelNameOrPath === path);
+ * assert.ok(loaded.modules.join() === lora.modules.join() && loaded.config.baseModelNameOrPath === path);
  * await Deno.remove(dir, { recursive: true });
  * ```
  * @module

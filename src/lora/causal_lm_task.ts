@@ -12,6 +12,7 @@
  *
  * @example One full-model training step's loss on a golden checkpoint
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tape, TrainContext } from "../autograd/mod.ts";
  * import { loadModel } from "../models/load.ts";
@@ -23,7 +24,7 @@
  * const ctx = new TrainContext(tape, new Set(task.parameters().values()));
  * const { loss, tokens } = await task.loss(ctx, [Int32Array.of(1, 5, 9), Int32Array.of(2, 4, 6)]);
  * tape.backward(loss);
- * console.assert(tokens === 4 && ctx.grad(model.norm.weight) !== null);
+ * assert.ok(tokens === 4 && ctx.grad(model.norm.weight) !== null);
  * ```
  * @module
  */

@@ -18,13 +18,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { loadModel } from "../models/load.ts";
  * import { loraSites } from "./hf_names.ts";
  * const device = await createDevice({ backend: "cpu" });
  * using model = await loadModel("test/fixtures/models/mixtral-top2-f32", { device });
  * const names = loraSites(model).map((s) => s.name);
- * console.assert(names.includes("model.layers.0.block_sparse_moe.experts.3.w1"));
+ * assert.ok(names.includes("model.layers.0.block_sparse_moe.experts.3.w1"));
  * ```
  * @module
  */

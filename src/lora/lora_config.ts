@@ -15,13 +15,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fromPeftJson, loraConfig, toPeftJson } from "./lora_config.ts";
  * const config = loraConfig({ r: 8, loraAlpha: 16, targetModules: ["q_proj", "v_proj"], rankPattern: { v_proj: 4 } });
- * console.assert(config.scaling("model.layers.0.self_attn.q_proj") === 2);
- * console.assert(config.scaling("model.layers.0.self_attn.v_proj") === 4); // 16 / 4
+ * assert.ok(config.scaling("model.layers.0.self_attn.q_proj") === 2);
+ * assert.ok(config.scaling("model.layers.0.self_attn.v_proj") === 4); // 16 / 4
  * const json = toPeftJson(config);
- * console.assert(json.lora_alpha === 16 && json.peft_type === "LORA" && json.use_dora === false);
- * console.assert(fromPeftJson(json).rank("model.layers.3.self_attn.v_proj") === 4);
+ * assert.ok(json.lora_alpha === 16 && json.peft_type === "LORA" && json.use_dora === false);
+ * assert.ok(fromPeftJson(json).rank("model.layers.3.self_attn.v_proj") === 4);
  * ```
  * @module
  */

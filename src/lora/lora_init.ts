@@ -15,10 +15,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initLoraFactors } from "./lora_init.ts";
  * import { mulberry32 } from "../tensor/random.ts";
  * const { A, B } = initLoraFactors(true, { r: 2, inFeatures: 16, outFeatures: 4 }, mulberry32(0));
- * console.assert(A.length === 32 && A.every((v) => Math.abs(v) <= 0.25) && B.every((v) => v === 0));
+ * assert.ok(A.length === 32 && A.every((v) => Math.abs(v) <= 0.25) && B.every((v) => v === 0));
  * ```
  * @module
  */

@@ -20,14 +20,15 @@
  *
  * @example Attach, check that a fresh adapter changes nothing, merge and unload
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { loadModel } from "../models/load.ts";
  * import { applyLora } from "./lora_model.ts";
  * const device = await createDevice({ backend: "cpu" });
  * const model = await loadModel("test/fixtures/models/llama-gqa-tied-f32", { device });
  * const lora = applyLora(model, { r: 4, loraAlpha: 8, targetModules: ["q_proj", "v_proj"] }, { seed: 1 });
- * console.assert(lora.modules.length === 4); // 2 layers × (q_proj, v_proj)
- * console.assert(lora.trainableParameters().has("model.layers.0.self_attn.q_proj.lora_A.weight"));
+ * assert.ok(lora.modules.length === 4); // 2 layers × (q_proj, v_proj)
+ * assert.ok(lora.trainableParameters().has("model.layers.0.self_attn.q_proj.lora_A.weight"));
  * using plain = await lora.mergeAndUnload(); // B = 0: the weights are unchanged
  * ```
  * @module

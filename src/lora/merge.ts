@@ -25,6 +25,7 @@
  *
  * @example The delta of one adapter
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { deltaWeight } from "./merge.ts";
@@ -32,7 +33,7 @@
  * const a = Tensor.fromArray(dev, [1, 2, 3], [1, 3]); // [r=1, in=3]
  * const b = Tensor.fromArray(dev, [1, -1], [2, 1]); // [out=2, r=1]
  * using d = deltaWeight({ a, b, scaling: 2, dropout: 0 }); // [2, 3]
- * console.assert((await d.toArray()).join() === "2,4,6,-2,-4,-6");
+ * assert.ok((await d.toArray()).join() === "2,4,6,-2,-4,-6");
  * ```
  * @module
  */

@@ -10,6 +10,7 @@
  *
  * @example Save, then load
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loraConfig } from "./lora_config.ts";
  * import { loadAdapter, saveAdapter } from "./peft_io.ts";
  * const dir = await Deno.makeTempDir();
@@ -19,7 +20,7 @@
  * await saveAdapter(dir, config, new Map([["model.layers.0.self_attn.q_proj", { A, B }]]));
  * const loaded = await loadAdapter(dir);
  * const q = loaded.tensors.get("model.layers.0.self_attn.q_proj")!;
- * console.assert(loaded.config.loraAlpha === 4 && q.inFeatures === 3 && q.outFeatures === 4);
+ * assert.ok(loaded.config.loraAlpha === 4 && q.inFeatures === 3 && q.outFeatures === 4);
  * await Deno.remove(dir, { recursive: true });
  * ```
  * @module

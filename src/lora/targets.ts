@@ -26,11 +26,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loraConfig } from "./lora_config.ts";
  * import { resolveTargets } from "./targets.ts";
  * const names = [0, 1].flatMap((i) => ["q_proj", "k_proj", "v_proj"].map((p) => `model.layers.${i}.self_attn.${p}`));
  * const config = loraConfig({ targetModules: ["q_proj", "v_proj"], layersToTransform: [1] });
- * console.assert(resolveTargets(config, names).join() === "model.layers.1.self_attn.q_proj,model.layers.1.self_attn.v_proj");
+ * assert.ok(resolveTargets(config, names).join() === "model.layers.1.self_attn.q_proj,model.layers.1.self_attn.v_proj");
  * ```
  * @module
  */

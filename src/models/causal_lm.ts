@@ -15,6 +15,7 @@
  *
  * @example Load a checkpoint and score a prompt, then decode one token through the cache
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { loadModel } from "./load.ts";
  * const device = await createDevice({ backend: "cpu" });
@@ -22,7 +23,7 @@
  * using cache = model.createCache(16);
  * const { logits } = model.forward(Int32Array.of(1, 5, 9), { cache }); // [T=3, V]
  * const next = model.forward(Int32Array.of(7), { cache }).logits; // [1, V] at position 3
- * console.assert(logits.shape[1] === model.config.vocabSize && next.shape[0] === 1 && cache.position === 4);
+ * assert.ok(logits.shape[1] === model.config.vocabSize && next.shape[0] === 1 && cache.position === 4);
  * ```
  * @module
  */
@@ -280,6 +281,7 @@ export class CausalLM {
    * @throws {RangeError} on an empty input, an id outside the vocabulary, or `T` above the sliding window
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { createDevice } from "../device/create_device.ts";
    * import { Tape, TrainContext } from "../autograd/mod.ts";
    * import { loadModel } from "./load.ts";
@@ -288,7 +290,7 @@ export class CausalLM {
    * using tape = new Tape();
    * const ctx = new TrainContext(tape, new Set([model.layers[0].postNorm.weight]));
    * const { logits, auxLoss } = await model.forwardTrain(ctx, Int32Array.of(1, 5, 9)); // [T=3, V]
-   * console.assert(logits.shape[1] === model.config.vocabSize && auxLoss!.shape.length === 0);
+   * assert.ok(logits.shape[1] === model.config.vocabSize && auxLoss!.shape.length === 0);
    * ```
    */
   forwardTrain(ctx: TrainContext, ids: Int32Array): Promise<TrainForwardResult> {
@@ -309,6 +311,7 @@ export class CausalLM {
    * @throws {RangeError} on fewer than 2 ids, an id outside the vocabulary, or a negative coefficient
    * @example One gradient of the final norm
    * ```ts
+   * import assert from "node:assert/strict";
    * import { createDevice } from "../device/create_device.ts";
    * import { Tape, TrainContext } from "../autograd/mod.ts";
    * import { loadModel } from "./load.ts";
@@ -318,7 +321,7 @@ export class CausalLM {
    * const ctx = new TrainContext(tape, new Set([model.norm.weight]));
    * const { loss, tokens } = await model.lossTrain(ctx, Int32Array.of(1, 5, 9, 2));
    * tape.backward(loss);
-   * console.assert(tokens === 3 && ctx.grad(model.norm.weight)!.shape[0] === model.config.hidden);
+   * assert.ok(tokens === 3 && ctx.grad(model.norm.weight)!.shape[0] === model.config.hidden);
    * ```
    */
   lossTrain(ctx: TrainContext, ids: Int32Array, options: LossTrainOptions = {}): Promise<LossTrainResult> {

@@ -11,11 +11,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { loadModel } from "./load.ts";
  * const device = await createDevice({ backend: "cpu" });
  * using model = await loadModel("test/fixtures/models/mixtral-top2-f32", { device });
- * console.assert(model.config.family === "moe" && device.ledger.current("experts") > 0);
+ * assert.ok(model.config.family === "moe" && device.ledger.current("experts") > 0);
  * ```
  * @module
  */

@@ -5,12 +5,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { ModelCache } from "./model_cache.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * using cache = new ModelCache(dev, { layers: 2, maxSeq: 16, kvHeads: 2, headDim: 8 });
- * console.assert(cache.position === 0 && cache.layers.length === 2);
- * console.assert(dev.ledger.current("kv") === 2 * 2 * 16 * 2 * 8 * 4); // layers · (k, v) · Smax · Hkv · D · 4 bytes
+ * assert.ok(cache.position === 0 && cache.layers.length === 2);
+ * assert.ok(dev.ledger.current("kv") === 2 * 2 * 16 * 2 * 8 * 4); // layers · (k, v) · Smax · Hkv · D · 4 bytes
  * ```
  * @module
  */

@@ -5,13 +5,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeRandomCheckpoint } from "./random.ts";
  * const dir = await Deno.makeTempDir();
  * await writeRandomCheckpoint(dir, {
  *   model_type: "llama", vocab_size: 32, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 1,
  *   num_attention_heads: 2, num_key_value_heads: 1,
  * });
- * console.assert((await Deno.readTextFile(`${dir}/config.json`)).includes('"llama"'));
+ * assert.ok((await Deno.readTextFile(`${dir}/config.json`)).includes('"llama"'));
  * await Deno.remove(dir, { recursive: true });
  * ```
  * @module

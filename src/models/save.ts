@@ -7,6 +7,7 @@
  *
  * @example Save in bfloat16 and load back
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { loadModel } from "./load.ts";
  * import { saveModel } from "./save.ts";
@@ -15,7 +16,7 @@
  * const dir = await Deno.makeTempDir();
  * await saveModel(model, dir, { dtype: "bf16" });
  * using again = await loadModel(dir, { device });
- * console.assert(again.config.hidden === model.config.hidden);
+ * assert.ok(again.config.hidden === model.config.hidden);
  * await Deno.remove(dir, { recursive: true });
  * ```
  * @module

@@ -9,6 +9,7 @@
  *
  * @example One layer, prefill then decode through a cache
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { KvCache } from "../ops/kv_cache.ts";
  * import { Tensor } from "../tensor/tensor.ts";
@@ -21,7 +22,7 @@
  * using cache = new KvCache(dev, { maxSeq: 8, kvHeads: 1, headDim: 4 });
  * const y = attn.forward(Tensor.zeros(dev, [3, 8]), { cache }); // [T=3, C=8] -> [3, 8]
  * attn.forward(Tensor.zeros(dev, [1, 8]), { cache }); // decode at position 3
- * console.assert(y.shape.join() === "3,8" && cache.length === 4);
+ * assert.ok(y.shape.join() === "3,8" && cache.length === 4);
  * ```
  * @module
  */
@@ -174,6 +175,7 @@ export class Attention implements Module {
    * @returns `[T, C]`
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { createDevice } from "../device/create_device.ts";
    * import { sum, Tape, TrainContext } from "../autograd/mod.ts";
    * import { Tensor } from "../tensor/tensor.ts";
@@ -186,7 +188,7 @@ export class Attention implements Module {
    * using tape = new Tape();
    * const ctx = new TrainContext(tape, new Set([attn.vProj.weight]));
    * tape.backward(sum(attn.forwardTrain(ctx.v(Tensor.fromArray(dev, new Float32Array(24).fill(1), [3, 8])), ctx)));
-   * console.assert(ctx.grad(attn.vProj.weight)!.shape.join() === "4,8" && ctx.grad(attn.qProj.weight) === null);
+   * assert.ok(ctx.grad(attn.vProj.weight)!.shape.join() === "4,8" && ctx.grad(attn.qProj.weight) === null);
    * ```
    */
   forwardTrain(x: Var, ctx: TrainContext): Var {

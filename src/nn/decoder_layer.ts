@@ -11,6 +11,7 @@
  *
  * @example A dense layer
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { Attention } from "./attention.ts";
@@ -25,7 +26,7 @@
  *   { heads: 2, kvHeads: 2, headDim: 4, ropeTheta: 10000 });
  * using layer = new DecoderLayer({ inputNorm: norm(), attention: attn, postNorm: norm(), mlp: new SwiGLU(w(16, 8), w(16, 8), w(8, 16)) });
  * const { x } = layer.forward(Tensor.zeros(dev, [3, 8])); // [T=3, C=8] -> [3, 8]
- * console.assert(x.shape.join() === "3,8");
+ * assert.ok(x.shape.join() === "3,8");
  * ```
  * @module
  */
@@ -120,6 +121,7 @@ export class DecoderLayer implements Module {
    * @returns `x [T, C]` and, for MoE layers, the routing (`routerLogits`, `probs` `[T, E]`, `selected`)
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { createDevice } from "../device/create_device.ts";
    * import { sum, Tape, TrainContext } from "../autograd/mod.ts";
    * import { Tensor } from "../tensor/tensor.ts";
@@ -138,7 +140,7 @@ export class DecoderLayer implements Module {
    * const ctx = new TrainContext(tape, new Set([layer.postNorm.weight]));
    * const { x } = await layer.forwardTrain(ctx.v(Tensor.fromArray(dev, new Float32Array(24).fill(1), [3, 8])), ctx);
    * tape.backward(sum(x)); // [3, 8] -> []
-   * console.assert(ctx.grad(layer.postNorm.weight)!.shape.join() === "8");
+   * assert.ok(ctx.grad(layer.postNorm.weight)!.shape.join() === "8");
    * ```
    */
   async forwardTrain(x: Var, ctx: TrainContext): Promise<DecoderLayerTrainOutput> {

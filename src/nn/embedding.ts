@@ -3,13 +3,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { Embedding } from "./embedding.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * using emb = new Embedding(Tensor.fromArray(dev, [0, 1, 10, 11, 20, 21], [3, 2])); // [V=3, C=2]
  * const x = emb.forward(Tensor.fromArray(dev, new Int32Array([2, 0]))); // [T=2] -> [2, 2]
- * console.assert((await x.toArray()).join() === "20,21,0,1");
+ * assert.ok((await x.toArray()).join() === "20,21,0,1");
  * ```
  * @module
  */
@@ -58,6 +59,7 @@ export class Embedding implements Module {
    * @returns `[..., C]`
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { createDevice } from "../device/create_device.ts";
    * import { sum, Tape, TrainContext } from "../autograd/mod.ts";
    * import { Tensor } from "../tensor/tensor.ts";
@@ -67,7 +69,7 @@ export class Embedding implements Module {
    * using tape = new Tape();
    * const ctx = new TrainContext(tape, new Set([emb.weight]));
    * tape.backward(sum(emb.forwardTrain(Tensor.fromArray(dev, new Int32Array([2, 2])), ctx))); // [2] -> [2, 2]
-   * console.assert((await ctx.grad(emb.weight)!.toArray()).join() === "0,0,0,0,2,2");
+   * assert.ok((await ctx.grad(emb.weight)!.toArray()).join() === "0,0,0,0,2,2");
    * ```
    */
   forwardTrain(ids: Tensor, ctx: TrainContext): Var {

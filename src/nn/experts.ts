@@ -18,6 +18,7 @@
  *
  * @example Two tokens, each routed to two of three experts
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { SwiGLUExperts } from "./experts.ts";
@@ -27,7 +28,7 @@
  * using experts = new SwiGLUExperts(stack([E, F, C]), stack([E, F, C]), stack([E, C, F]));
  * const idx = Tensor.fromArray(dev, new Int32Array([0, 2, 1, 0]), [2, 2]); // [T=2, K=2]
  * const y = experts.forward(Tensor.zeros(dev, [2, C]), idx); // [T, C] -> [T, K, C]
- * console.assert(y.shape.join() === "2,2,4");
+ * assert.ok(y.shape.join() === "2,2,4");
  * ```
  * @module
  */
@@ -115,6 +116,7 @@ export class SwiGLUExperts implements Module {
    * @returns `[N, C]` unweighted expert outputs, same row order
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { createDevice } from "../device/create_device.ts";
    * import { sum, Tape, TrainContext } from "../autograd/mod.ts";
    * import { Tensor } from "../tensor/tensor.ts";
@@ -128,7 +130,7 @@ export class SwiGLUExperts implements Module {
    * const x = ctx.v(Tensor.fromArray(dev, new Float32Array(3 * C).fill(1), [3, C])); // [N=3, C]
    * tape.backward(sum(experts.forwardTrain(x, [2, 0, 1], ctx))); // expert 1 gets no rows
    * const g = await ctx.grad(experts.downProj)!.toArray(); // [E, C, F]
-   * console.assert(g[0] > 0 && g[C * F] === 0 && g[2 * C * F] > 0);
+   * assert.ok(g[0] > 0 && g[C * F] === 0 && g[2 * C * F] > 0);
    * ```
    */
   forwardTrain(x: Var, groups: readonly number[], ctx: TrainContext): Var {

@@ -6,6 +6,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { Linear } from "./linear.ts";
@@ -13,7 +14,7 @@
  * const w = Tensor.fromArray(dev, [1, 0, 0, 0, 1, 1], [2, 3]); // [out=2, in=3]
  * using lin = new Linear(w, Tensor.fromArray(dev, [10, 20])); // bias [out]
  * const y = lin.forward(Tensor.fromArray(dev, [1, 2, 3], [1, 3])); // [T=1, 3] -> [1, 2]
- * console.assert((await y.toArray()).join() === "11,25");
+ * assert.ok((await y.toArray()).join() === "11,25");
  * ```
  * @module
  */
@@ -105,6 +106,7 @@ export class Linear implements Module {
    * @returns `[..., out]`
    * @example Train only the adapter of a frozen layer
    * ```ts
+   * import assert from "node:assert/strict";
    * import { createDevice } from "../device/create_device.ts";
    * import { sum, Tape, TrainContext } from "../autograd/mod.ts";
    * import { Tensor } from "../tensor/tensor.ts";
@@ -118,7 +120,7 @@ export class Linear implements Module {
    * const ctx = new TrainContext(tape, new Set([a, b]));
    * const y = lin.forwardTrain(ctx.v(Tensor.fromArray(dev, [1, 2], [1, 2])), ctx); // [1, 2] -> [1, 2]
    * tape.backward(sum(y));
-   * console.assert(ctx.grad(lin.weight) === null && (await ctx.grad(b)!.toArray()).join() === "6,6");
+   * assert.ok(ctx.grad(lin.weight) === null && (await ctx.grad(b)!.toArray()).join() === "6,6");
    * ```
    */
   forwardTrain(x: Var, ctx: TrainContext): Var {

@@ -15,6 +15,7 @@
  *
  * @example Two tokens, one layer, four experts, top-1
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tape } from "../autograd/mod.ts";
  * import { Tensor } from "../tensor/tensor.ts";
@@ -23,7 +24,7 @@
  * using tape = new Tape();
  * const probs = tape.param(Tensor.fromArray(dev, [0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25], [2, 4])); // [T, E]
  * const aux = loadBalancingLoss([{ probs, selected: Int32Array.of(0, 1) }], 4); // [] = 4 · (½·¼ + ½·¼)
- * console.assert(Math.abs((await aux.value.toArray())[0] - 1) < 1e-6);
+ * assert.ok(Math.abs((await aux.value.toArray())[0] - 1) < 1e-6);
  * ```
  * @module
  */

@@ -4,13 +4,14 @@
  *
  * @example Count a module's parameters
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { Linear } from "./linear.ts";
  * import { countParameters } from "./module.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * using lin = new Linear(Tensor.zeros(dev, [3, 4]), Tensor.zeros(dev, [3])); // [out, in], [out]
- * console.assert(countParameters(lin.parameters()) === 15);
+ * assert.ok(countParameters(lin.parameters()) === 15);
  * ```
  * @module
  */

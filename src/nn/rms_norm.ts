@@ -4,13 +4,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { RMSNorm } from "./rms_norm.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * using norm = new RMSNorm(Tensor.fromArray(dev, [1, 1]), 0); // weight [C=2]
  * const y = await norm.forward(Tensor.fromArray(dev, [3, 4], [1, 2])).toArray(); // [1, 2] -> [1, 2]
- * console.assert(Math.abs(y[0] - 3 / Math.sqrt(12.5)) < 1e-6);
+ * assert.ok(Math.abs(y[0] - 3 / Math.sqrt(12.5)) < 1e-6);
  * ```
  * @module
  */
@@ -60,6 +61,7 @@ export class RMSNorm implements Module {
    * @returns `[..., C]`
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { createDevice } from "../device/create_device.ts";
    * import { sum, Tape, TrainContext } from "../autograd/mod.ts";
    * import { Tensor } from "../tensor/tensor.ts";
@@ -69,7 +71,7 @@ export class RMSNorm implements Module {
    * using tape = new Tape();
    * const ctx = new TrainContext(tape, new Set([norm.weight]));
    * tape.backward(sum(norm.forwardTrain(ctx.v(Tensor.fromArray(dev, [3, 4], [1, 2])), ctx))); // [1, 2]
-   * console.assert(Math.abs((await ctx.grad(norm.weight)!.toArray())[0] - 3 / Math.sqrt(12.5)) < 1e-6);
+   * assert.ok(Math.abs((await ctx.grad(norm.weight)!.toArray())[0] - 3 / Math.sqrt(12.5)) < 1e-6);
    * ```
    */
   forwardTrain(x: Var, ctx: TrainContext): Var {

@@ -13,6 +13,7 @@
  *
  * @example Route three tokens to two of four experts
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { SwiGLUExperts } from "./experts.ts";
@@ -25,8 +26,8 @@
  * const experts = new SwiGLUExperts(fill([E, F, C], 0.1), fill([E, F, C], 0.2), fill([E, C, F], 0.3));
  * using moe = new SparseMoE({ router, experts }, { topK: 2, normTopkProb: true });
  * const { y, routerLogits, selected, weights } = moe.forward(fill([3, C], 1)); // [T=3, C]
- * console.assert(y.shape.join() === "3,4" && routerLogits.shape.join() === "3,4"); // [T, C], [T, E]
- * console.assert(selected.shape.join() === "3,2" && weights.shape.join() === "3,2"); // [T, K]
+ * assert.ok(y.shape.join() === "3,4" && routerLogits.shape.join() === "3,4"); // [T, C], [T, E]
+ * assert.ok(selected.shape.join() === "3,2" && weights.shape.join() === "3,2"); // [T, K]
  * ```
  * @module
  */
@@ -176,6 +177,7 @@ export class SparseMoE implements Module {
    * @returns `y [T, C]`, `routerLogits [T, E]`, `probs [T, E]` (Vars) and `selected` (host `[T·K]`)
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { createDevice } from "../device/create_device.ts";
    * import { sum, Tape, TrainContext } from "../autograd/mod.ts";
    * import { Tensor } from "../tensor/tensor.ts";
@@ -190,7 +192,7 @@ export class SparseMoE implements Module {
    * const ctx = new TrainContext(tape, new Set([moe.router.weight]));
    * const { y, selected } = await moe.forwardTrain(ctx.v(fill([3, C], 1)), ctx); // [T=3, C]
    * tape.backward(sum(y));
-   * console.assert(selected.length === 6 && ctx.grad(moe.router.weight)!.shape.join() === "4,4");
+   * assert.ok(selected.length === 6 && ctx.grad(moe.router.weight)!.shape.join() === "4,4");
    * ```
    */
   forwardTrain(x: Var, ctx: TrainContext): Promise<MoeTrainOutput> {

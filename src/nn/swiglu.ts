@@ -6,6 +6,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { Linear } from "./linear.ts";
@@ -14,7 +15,7 @@
  * const w = (out: number, inp: number) => new Linear(Tensor.fromArray(dev, new Float32Array(out * inp).fill(0.5), [out, inp]));
  * using mlp = new SwiGLU(w(8, 4), w(8, 4), w(4, 8)); // C=4, F=8
  * const y = mlp.forward(Tensor.zeros(dev, [3, 4])); // [T=3, C] -> [3, C]
- * console.assert(y.shape.join() === "3,4" && (await y.toArray())[0] === 0);
+ * assert.ok(y.shape.join() === "3,4" && (await y.toArray())[0] === 0);
  * ```
  * @module
  */
@@ -67,6 +68,7 @@ export class SwiGLU implements Module {
    * @returns `[T, C]`
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { createDevice } from "../device/create_device.ts";
    * import { sum, Tape, TrainContext } from "../autograd/mod.ts";
    * import { Tensor } from "../tensor/tensor.ts";
@@ -78,7 +80,7 @@ export class SwiGLU implements Module {
    * using tape = new Tape();
    * const ctx = new TrainContext(tape, new Set([mlp.downProj.weight]));
    * tape.backward(sum(mlp.forwardTrain(ctx.v(Tensor.fromArray(dev, new Float32Array(12).fill(1), [3, 4])), ctx)));
-   * console.assert(ctx.grad(mlp.downProj.weight)!.shape.join() === "4,8");
+   * assert.ok(ctx.grad(mlp.downProj.weight)!.shape.join() === "4,8");
    * ```
    */
   forwardTrain(x: Var, ctx: TrainContext): Var {

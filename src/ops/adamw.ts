@@ -15,6 +15,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { adamwStep } from "./adamw.ts";
@@ -25,7 +26,7 @@
  * const v = Tensor.zeros(dev, [3]);
  * const next = adamwStep(p, g, m, v, { lr: 0.1, weightDecay: 0, step: 1 });
  * // The first bias-corrected step moves every element by lr against the sign of its gradient.
- * console.assert(Math.abs((await next.param.toArray())[0] - 0.9) < 1e-6);
+ * assert.ok(Math.abs((await next.param.toArray())[0] - 0.9) < 1e-6);
  * ```
  * @module
  */

@@ -11,6 +11,7 @@
  *
  * @example Two tokens, one head: the first attends only to itself
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { attention } from "./attention.ts";
@@ -19,8 +20,8 @@
  * const k = Tensor.fromArray(dev, [1, 0, 0, 1], [2, 1, 2]); // [S=2, Hkv=1, D=2]
  * const v = Tensor.fromArray(dev, [1, 2, 3, 4], [2, 1, 2]); // [S=2, Hkv=1, D=2]
  * const o = await attention(q, k, v, { pos: 0 }).toArray(); // [2, 1, 2]
- * console.assert(o[0] === 1 && o[1] === 2); // token 0 sees only v[0]
- * console.assert(o[2] > 1 && o[2] < 2); // token 1 mixes v[0] (weighted more) and v[1]
+ * assert.ok(o[0] === 1 && o[1] === 2); // token 0 sees only v[0]
+ * assert.ok(o[2] > 1 && o[2] < 2); // token 1 mixes v[0] (weighted more) and v[1]
  * ```
  * @module
  */
@@ -130,6 +131,7 @@ export function attentionRef(
  *
  * @example Decode step: one query over a 3-row cache
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { attention } from "./attention.ts";
@@ -138,7 +140,7 @@ export function attentionRef(
  * const k = Tensor.zeros(dev, [3, 2, 8]); // [S=3, Hkv=2, D=8]
  * const v = Tensor.fromArray(dev, Float32Array.from({ length: 48 }, (_, i) => Math.floor(i / 16)), [3, 2, 8]);
  * const o = await attention(q, k, v, { pos: 2 }).toArray(); // [1, 4, 8]
- * console.assert(Math.abs(o[0] - 1) < 1e-6); // mean of rows 0, 1, 2 = (0 + 1 + 2) / 3
+ * assert.ok(Math.abs(o[0] - 1) < 1e-6); // mean of rows 0, 1, 2 = (0 + 1 + 2) / 3
  * ```
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions): Tensor<"f32"> {

@@ -16,6 +16,7 @@
  * @see https://arxiv.org/abs/2205.14135
  * @example One query over two keys: gradients flow to both keys and values
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { attentionBackward } from "./attention_backward.ts";
@@ -25,9 +26,9 @@
  * const v = Tensor.fromArray(dev, [1, 2, 3, 4], [2, 1, 2]); // [S=2, Hkv=1, D=2]
  * const dy = Tensor.fromArray(dev, [1, 0], [1, 1, 2]); // [T, Hq, D]
  * const { dq, dk, dv } = attentionBackward(q, k, v, dy, { pos: 1 }); // query at position 1
- * console.assert((await dv.toArray()).join() === "0.5,0,0.5,0"); // P_j · dy
- * console.assert(Math.abs((await dq.toArray())[0] + 0.5 / Math.SQRT2) < 1e-6); // scale·Σ P(dP − Δ)k
- * console.assert((await dk.toArray()).every((x) => x === 0)); // q = 0
+ * assert.ok((await dv.toArray()).join() === "0.5,0,0.5,0"); // P_j · dy
+ * assert.ok(Math.abs((await dq.toArray())[0] + 0.5 / Math.SQRT2) < 1e-6); // scale·Σ P(dP − Δ)k
+ * assert.ok((await dk.toArray()).every((x) => x === 0)); // q = 0
  * ```
  * @module
  */

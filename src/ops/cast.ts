@@ -6,14 +6,15 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { cast, castToBf16 } from "./cast.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * const h = Tensor.fromArray(dev, new Uint16Array([0x3c00, 0xc000, 0x0001]), [3], { dtype: "f16" });
  * const x = await cast(h, "f32").toArray(); // [3] f16 -> [3] f32
- * console.assert(x[0] === 1 && x[1] === -2 && x[2] === 2 ** -24);
- * console.assert((await castToBf16(cast(h, "f32")).toArray())[0] === 0x3f80); // 1.0 in bf16
+ * assert.ok(x[0] === 1 && x[1] === -2 && x[2] === 2 ** -24);
+ * assert.ok((await castToBf16(cast(h, "f32")).toArray())[0] === 0x3f80); // 1.0 in bf16
  * ```
  * @module
  */

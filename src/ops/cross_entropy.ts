@@ -13,6 +13,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { crossEntropy, crossEntropyBackward } from "./cross_entropy.ts";
@@ -20,9 +21,9 @@
  * const logits = Tensor.fromArray(dev, [0, 0, 5, 1, 2, 3], [2, 3]); // [N, V]
  * const targets = Tensor.fromArray(dev, new Int32Array([1, -100])); // [N]; row 1 ignored
  * const loss = await crossEntropy(logits, targets).toArray(); // [] : ln(2 + e^5) - 0
- * console.assert(Math.abs(loss[0] - Math.log(2 + Math.exp(5))) < 1e-5);
+ * assert.ok(Math.abs(loss[0] - Math.log(2 + Math.exp(5))) < 1e-5);
  * const d = await crossEntropyBackward(logits, targets, 1).toArray(); // [2, 3]
- * console.assert(d[3] === 0 && Math.abs(d[0] + d[1] + d[2]) < 1e-6);
+ * assert.ok(d[3] === 0 && Math.abs(d[0] + d[1] + d[2]) < 1e-6);
  * ```
  * @module
  */

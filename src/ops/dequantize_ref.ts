@@ -5,6 +5,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { dequantizeRef, groupOf } from "./dequantize_ref.ts";
  * import { packCodes } from "../tensor/quantized_tensor.ts";
  * // one row of 4 two-bit codes, one group: scale 0.5, zero 1.5 -> (q - 1.5) * 0.5
@@ -13,7 +14,7 @@
  *   scheme: "affine", bits: 2, groupSize: 4, axis: 1, shape: [1, 4], codes,
  *   scale: new Float32Array([0.5]), zero: new Float32Array([1.5]),
  * });
- * console.assert(w.join() === "-0.75,-0.25,0.25,0.75" && groupOf(0, 3, 4, 4, 1) === 0);
+ * assert.ok(w.join() === "-0.75,-0.25,0.25,0.75" && groupOf(0, 3, 4, 4, 1) === 0);
  * ```
  * @module
  */

@@ -5,13 +5,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { add } from "./elementwise.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * const x = Tensor.fromArray(dev, [1, 2, 3, 4], [2, 2]);
  * const bias = Tensor.fromArray(dev, [10, 20]);
- * console.assert((await add(x, bias).toArray())[3] === 24); // [2, 2] + [2] -> [2, 2]
+ * assert.ok((await add(x, bias).toArray())[3] === 24); // [2, 2] + [2] -> [2, 2]
  * ```
  * @module
  */

@@ -6,6 +6,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { embedding } from "./embedding.ts";
@@ -13,7 +14,7 @@
  * const table = Tensor.fromArray(dev, [0, 1, 10, 11, 20, 21], [3, 2]); // [V, C]
  * const ids = Tensor.fromArray(dev, new Int32Array([2, 0, 2]), [3]); // [N]
  * const y = embedding(table, ids); // [3] -> [3, 2]
- * console.assert(y.shape[1] === 2 && (await y.toArray())[5] === 21);
+ * assert.ok(y.shape[1] === 2 && (await y.toArray())[5] === 21);
  * ```
  * @module
  */

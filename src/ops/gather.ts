@@ -17,6 +17,7 @@
  *
  * @example Dispatch two tokens to an expert and combine its output back
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { gatherRows, scatterAddRows } from "./gather.ts";
@@ -26,7 +27,7 @@
  * const xe = gatherRows(x, idx); // [2, 2]
  * const w = Tensor.fromArray(dev, [0.5, 0.25]); // routing weights
  * const out = scatterAddRows(Tensor.zeros(dev, [3, 2]), idx, xe, { weights: w }); // [3, 2]
- * console.assert((await out.toArray()).join() === "0.25,0.25,0,0,1.5,1.5");
+ * assert.ok((await out.toArray()).join() === "0.25,0.25,0,0,1.5,1.5");
  * ```
  * @module
  */
@@ -139,13 +140,14 @@ function gather(
  * @throws {RangeError} on the CPU backend when an index is outside `0..R-1`
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { gatherRows } from "./gather.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * const x = Tensor.fromArray(dev, [0, 1, 10, 11, 20, 21], [3, 2]); // [3, 2]
  * const y = gatherRows(x, Tensor.fromArray(dev, new Int32Array([2, 2, 0]))); // [3, 2]
- * console.assert((await y.toArray()).join() === "20,21,20,21,0,1");
+ * assert.ok((await y.toArray()).join() === "20,21,20,21,0,1");
  * ```
  */
 export function gatherRows(x: Tensor, idx: Tensor): Tensor {
@@ -168,13 +170,14 @@ export function gatherRows(x: Tensor, idx: Tensor): Tensor {
  * @throws {RangeError} on the CPU backend when an index is outside `0..C-1`
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { gatherCols } from "./gather.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * const w = Tensor.fromArray(dev, [0, 1, 2, 10, 11, 12], [2, 3]); // [2, 3]
  * const y = gatherCols(w, Tensor.fromArray(dev, new Int32Array([2, 0]))); // [2, 2]
- * console.assert((await y.toArray()).join() === "2,0,12,10");
+ * assert.ok((await y.toArray()).join() === "2,0,12,10");
  * ```
  */
 export function gatherCols(x: Tensor, idx: Tensor): Tensor {
@@ -255,13 +258,14 @@ function scatter(
  * @throws {RangeError} on the CPU backend when an index is outside `0..R-1`
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { scatterRows } from "./gather.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * const dst = Tensor.zeros(dev, [3, 1]); // [3, 1]
  * const y = scatterRows(dst, Tensor.fromArray(dev, new Int32Array([1, 1])), Tensor.fromArray(dev, [5, 7], [2, 1]));
- * console.assert((await y.toArray()).join() === "0,7,0"); // [3, 1]; last write wins
+ * assert.ok((await y.toArray()).join() === "0,7,0"); // [3, 1]; last write wins
  * ```
  */
 export function scatterRows(dst: Tensor, idx: Tensor, src: Tensor): Tensor<"f32"> {
@@ -279,13 +283,14 @@ export function scatterRows(dst: Tensor, idx: Tensor, src: Tensor): Tensor<"f32"
  * @throws {RangeError} on the CPU backend when an index is outside `0..R-1`
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { scatterAddRows } from "./gather.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * const dst = Tensor.fromArray(dev, [1, 1], [2, 1]); // [2, 1]
  * const y = scatterAddRows(dst, Tensor.fromArray(dev, new Int32Array([0, 0])), Tensor.fromArray(dev, [2, 3], [2, 1]));
- * console.assert((await y.toArray()).join() === "6,1"); // [2, 1]; 1 + 2 + 3
+ * assert.ok((await y.toArray()).join() === "6,1"); // [2, 1]; 1 + 2 + 3
  * ```
  */
 export function scatterAddRows(

@@ -18,6 +18,7 @@
  *
  * @example The SwiGLU expert block of a sparse MoE layer
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { siluMul } from "./elementwise.ts";
@@ -34,7 +35,7 @@
  * const y = gatherMatmul(a, w2, idx); // [T, K, F] -> [T, K, C]
  * const weights = Tensor.fromArray(dev, [0.75, 0.25, 0.5, 0.5], [T, 1, K]); // routing weights
  * const out = matmul(weights, y); // [T, 1, K] x [T, K, C] -> [T, 1, C]
- * console.assert(out.shape.join() === "2,1,4");
+ * assert.ok(out.shape.join() === "2,1,4");
  * ```
  * @module
  */
@@ -165,6 +166,7 @@ function validateIds(idx: Tensor, T: number, K: number, E: number): void {
  *   on WebGPU that pair's output row is zero instead
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { gatherMatmul } from "./gather_matmul.ts";
@@ -173,7 +175,7 @@ function validateIds(idx: Tensor, T: number, K: number, E: number): void {
  * const x = Tensor.fromArray(dev, [1, 2], [1, 2]); // [T=1, C=2]
  * const idx = Tensor.fromArray(dev, new Int32Array([1, 0]), [1, 2]); // [T=1, K=2]
  * const y = gatherMatmul(x, w, idx); // [1, 2, 2]
- * console.assert((await y.toArray()).join() === "2,4,1,2");
+ * assert.ok((await y.toArray()).join() === "2,4,1,2");
  * ```
  */
 export function gatherMatmul(x: Tensor, w: Tensor, idx: Tensor): Tensor<"f32"> {

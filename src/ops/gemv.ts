@@ -6,6 +6,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { gemv } from "./gemv.ts";
@@ -13,7 +14,7 @@
  * const w = Tensor.fromArray(dev, [1, 2, 3, 4, 5, 6], [2, 3]); // [out, in]
  * const x = Tensor.fromArray(dev, [1, 0, -1]); // [in]
  * const y = gemv(w, x); // [2, 3] · [3] -> [2]
- * console.assert((await y.toArray()).join() === "-2,-2");
+ * assert.ok((await y.toArray()).join() === "-2,-2");
  * ```
  * @module
  */

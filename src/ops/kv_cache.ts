@@ -10,6 +10,7 @@
  *
  * @example One layer's cache through a prefill and a decode step
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { attention } from "./attention.ts";
@@ -18,9 +19,9 @@
  * using cache = new KvCache(dev, { maxSeq: 16, kvHeads: 2, headDim: 8 });
  * const pos = cache.append(Tensor.zeros(dev, [3, 2, 8]), Tensor.zeros(dev, [3, 2, 8])); // prefill 3 tokens
  * const o = attention(Tensor.zeros(dev, [3, 4, 8]), cache.k, cache.v, { pos }); // [3, 4, 8]
- * console.assert(pos === 0 && cache.length === 3 && o.shape[1] === 4);
+ * assert.ok(pos === 0 && cache.length === 3 && o.shape[1] === 4);
  * cache.append(Tensor.zeros(dev, [1, 2, 8]), Tensor.zeros(dev, [1, 2, 8])); // decode: pos 3
- * console.assert(cache.length === 4);
+ * assert.equal(cache.length, 4);
  * ```
  * @module
  */
@@ -74,13 +75,14 @@ function write(cache: Tensor, x: Tensor, pos: number): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { kvWrite } from "./kv_cache.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * const cache = Tensor.zeros(dev, [4, 1, 2], { category: "kv" }); // [Smax=4, Hkv=1, D=2]
  * kvWrite(cache, Tensor.fromArray(dev, [5, 6], [1, 1, 2]), 2);
- * console.assert((await cache.toArray()).join() === "0,0,0,0,5,6,0,0");
+ * assert.ok((await cache.toArray()).join() === "0,0,0,0,5,6,0,0");
  * ```
  */
 export function kvWrite(cache: Tensor, x: Tensor, pos: number): void {

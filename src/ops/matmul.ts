@@ -6,6 +6,7 @@
  *
  * @example A linear layer without bias
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { matmul } from "./matmul.ts";
@@ -13,7 +14,7 @@
  * const x = Tensor.fromArray(dev, [1, 2, 3, 4, 5, 6], [2, 3]); // [T, in]
  * const w = Tensor.fromArray(dev, [1, 0, 0, 0, 1, 1], [2, 3]); // [out, in]
  * const y = matmul(x, w, { transB: true }); // [2, 3] x [2, 3]ᵀ -> [2, 2]
- * console.assert((await y.toArray()).join() === "1,5,4,11");
+ * assert.ok((await y.toArray()).join() === "1,5,4,11");
  * ```
  * @module
  */

@@ -7,13 +7,14 @@
  *
  * @example Token-major heads to head-major
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { permute3 } from "./permute.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * const x = Tensor.fromArray(dev, [1, 2, 3, 4, 5, 6, 7, 8], [2, 2, 2]); // [T, H, D]
  * const y = permute3(x, [1, 0, 2]); // [H, T, D]
- * console.assert((await y.toArray()).join() === "1,2,5,6,3,4,7,8");
+ * assert.ok((await y.toArray()).join() === "1,2,5,6,3,4,7,8");
  * ```
  * @module
  */

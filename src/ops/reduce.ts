@@ -10,14 +10,15 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { mean, sumAll } from "./reduce.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * const x = Tensor.fromArray(dev, [1, 2, 3, 4, 5, 6], [2, 3]); // [R, C]
- * console.assert((await mean(x).toArray())[1] === 5); // [2, 3] -> [2]
+ * assert.ok((await mean(x).toArray())[1] === 5); // [2, 3] -> [2]
  * const total = sumAll(x); // [2, 3] -> []
- * console.assert(total.shape.length === 0 && (await total.toArray())[0] === 21);
+ * assert.ok(total.shape.length === 0 && (await total.toArray())[0] === 21);
  * ```
  * @module
  */

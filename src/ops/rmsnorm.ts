@@ -6,6 +6,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { rmsNorm } from "./rmsnorm.ts";
@@ -13,7 +14,7 @@
  * const x = Tensor.fromArray(dev, [3, 4, -3, -4], [2, 2]); // [R, C]
  * const w = Tensor.fromArray(dev, [1, 2]); // [C]
  * const y = await rmsNorm(x, w, 0).toArray(); // [2, 2] -> [2, 2]; rms of each row is sqrt(12.5)
- * console.assert(Math.abs(y[1] - 8 / Math.sqrt(12.5)) < 1e-6);
+ * assert.ok(Math.abs(y[1] - 8 / Math.sqrt(12.5)) < 1e-6);
  * ```
  * @module
  */

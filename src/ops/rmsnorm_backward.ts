@@ -12,6 +12,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { rmsNormBackward } from "./rmsnorm_backward.ts";
@@ -21,8 +22,8 @@
  * const dy = Tensor.fromArray(dev, [1, 0], [1, 2]); // [R, C]: gradient of y[0] only
  * const { dx, dweight } = rmsNormBackward(x, w, dy, 0); // [1, 2], [2]
  * const r = 1 / Math.sqrt(12.5);
- * console.assert(Math.abs((await dx.toArray())[0] - (r - 9 * r ** 3 / 2)) < 1e-6);
- * console.assert(Math.abs((await dweight.toArray())[0] - 3 * r) < 1e-6);
+ * assert.ok(Math.abs((await dx.toArray())[0] - (r - 9 * r ** 3 / 2)) < 1e-6);
+ * assert.ok(Math.abs((await dweight.toArray())[0] - 3 * r) < 1e-6);
  * ```
  * @module
  */

@@ -13,13 +13,14 @@
  * @see https://arxiv.org/abs/2104.09864
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { rope } from "./rope.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * const q = Tensor.fromArray(dev, [1, 0], [1, 1, 2]); // [T, H, D]
  * const y = await rope(q, 1, { theta: 10000 }).toArray(); // position 1: rotate by 1 rad
- * console.assert(Math.abs(y[0] - Math.cos(1)) < 1e-6 && Math.abs(y[1] - Math.sin(1)) < 1e-6);
+ * assert.ok(Math.abs(y[0] - Math.cos(1)) < 1e-6 && Math.abs(y[1] - Math.sin(1)) < 1e-6);
  * ```
  * @module
  */

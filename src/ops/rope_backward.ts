@@ -10,13 +10,14 @@
  * @see https://arxiv.org/abs/2104.09864
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { ropeBackward } from "./rope_backward.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * const dy = Tensor.fromArray(dev, [1, 0], [1, 1, 2]); // [T, H, D]
  * const dx = await ropeBackward(dy, 1, { theta: 10000 }).toArray(); // position 1: rotate by −1 rad
- * console.assert(Math.abs(dx[0] - Math.cos(1)) < 1e-6 && Math.abs(dx[1] + Math.sin(1)) < 1e-6);
+ * assert.ok(Math.abs(dx[0] - Math.cos(1)) < 1e-6 && Math.abs(dx[1] + Math.sin(1)) < 1e-6);
  * ```
  * @module
  */

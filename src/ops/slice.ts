@@ -13,15 +13,16 @@
  *
  * @example One expert of a stacked weight, and the stack rebuilt
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { concatRows, sliceRows } from "./slice.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * const w = Tensor.fromArray(dev, [0, 1, 2, 3, 4, 5, 6, 7], [2, 2, 2]); // [E=2, F=2, C=2]
  * const w1 = sliceRows(w, 1, 1); // [1, 2, 2]: expert 1
- * console.assert((await w1.toArray()).join() === "4,5,6,7");
+ * assert.ok((await w1.toArray()).join() === "4,5,6,7");
  * const both = concatRows([sliceRows(w, 0, 1), w1]); // [2, 2, 2]
- * console.assert((await both.toArray()).join() === "0,1,2,3,4,5,6,7");
+ * assert.ok((await both.toArray()).join() === "0,1,2,3,4,5,6,7");
  * ```
  * @module
  */
@@ -62,12 +63,13 @@ function copyInto(src: Tensor, dst: Tensor, at: number): void {
  * @throws {RangeError} when the range is not inside `0..R`
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { sliceRows } from "./slice.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * const x = Tensor.fromArray(dev, [1, 2, 3, 4, 5, 6], [3, 2]); // [3, 2]
- * console.assert((await sliceRows(x, 1, 2).toArray()).join() === "3,4,5,6"); // [2, 2]
+ * assert.ok((await sliceRows(x, 1, 2).toArray()).join() === "3,4,5,6"); // [2, 2]
  * ```
  */
 export function sliceRows<T extends Tensor>(x: T, start: number, n: number): T {
@@ -100,13 +102,14 @@ export function sliceRows<T extends Tensor>(x: T, start: number, n: number): T {
  * @throws {TypeError} when `parts` is empty or the parts disagree on trailing shape, dtype or device
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { concatRows } from "./slice.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * const a = Tensor.fromArray(dev, [1, 2], [1, 2]); // [1, 2]
  * const b = Tensor.fromArray(dev, [3, 4, 5, 6], [2, 2]); // [2, 2]
- * console.assert((await concatRows([a, b]).toArray()).join() === "1,2,3,4,5,6"); // [3, 2]
+ * assert.ok((await concatRows([a, b]).toArray()).join() === "1,2,3,4,5,6"); // [3, 2]
  * ```
  */
 export function concatRows<T extends Tensor>(parts: readonly T[]): T {
@@ -149,12 +152,13 @@ export function concatRows<T extends Tensor>(parts: readonly T[]): T {
  * @throws {RangeError} when `before` or `after` is not a non-negative integer
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { padRows } from "./slice.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * const x = Tensor.fromArray(dev, [1, 2], [1, 2]); // [1, 2]
- * console.assert((await padRows(x, 1, 2).toArray()).join() === "0,0,1,2,0,0,0,0"); // [4, 2]
+ * assert.ok((await padRows(x, 1, 2).toArray()).join() === "0,0,1,2,0,0,0,0"); // [4, 2]
  * ```
  */
 export function padRows<T extends Tensor>(x: T, before: number, after: number): T {
@@ -182,13 +186,14 @@ export function padRows<T extends Tensor>(x: T, before: number, after: number): 
  * @throws {RangeError} when `start + n > R`
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { writeRows } from "./slice.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * const dst = Tensor.zeros(dev, [3, 2]); // [3, 2]
  * writeRows(dst, Tensor.fromArray(dev, [7, 8], [1, 2]), 2);
- * console.assert((await dst.toArray()).join() === "0,0,0,0,7,8");
+ * assert.ok((await dst.toArray()).join() === "0,0,0,0,7,8");
  * ```
  */
 export function writeRows(dst: Tensor, src: Tensor, start: number): void {

@@ -6,13 +6,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { softmax } from "./softmax.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * const x = Tensor.fromArray(dev, [0, Math.log(3), 1000, 1000], [2, 2]); // [R, C]
  * const p = await softmax(x).toArray(); // [2, 2] -> [2, 2]
- * console.assert(Math.abs(p[1] - 0.75) < 1e-6 && p[2] === 0.5);
+ * assert.ok(Math.abs(p[1] - 0.75) < 1e-6 && p[2] === 0.5);
  * ```
  * @module
  */

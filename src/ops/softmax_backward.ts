@@ -7,6 +7,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { softmaxBackward } from "./softmax_backward.ts";
@@ -14,7 +15,7 @@
  * const y = Tensor.fromArray(dev, [0.25, 0.75], [1, 2]); // [R, C] softmax output
  * const dy = Tensor.fromArray(dev, [1, 0], [1, 2]); // [R, C]
  * const dx = await softmaxBackward(y, dy).toArray(); // [1, 2]: y ⊙ (dy − 0.25)
- * console.assert(Math.abs(dx[0] - 0.1875) < 1e-7 && Math.abs(dx[1] + 0.1875) < 1e-7);
+ * assert.ok(Math.abs(dx[0] - 0.1875) < 1e-7 && Math.abs(dx[1] + 0.1875) < 1e-7);
  * ```
  * @module
  */

@@ -10,14 +10,15 @@
  *
  * @example Route two tokens to their top-2 of 4 experts
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { topk } from "./topk.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * const logits = Tensor.fromArray(dev, [0.1, 0.9, 0.3, 0.9, 2, -1, 0, 1], [2, 4]); // [T=2, E=4]
  * const { values, indices } = topk(logits, 2); // [2, 2], [2, 2]
- * console.assert((await indices.toArray()).join() === "1,3,0,3"); // the 0.9 tie: index 1 first
- * console.assert((await values.toArray())[2] === 2);
+ * assert.ok((await indices.toArray()).join() === "1,3,0,3"); // the 0.9 tie: index 1 first
+ * assert.ok((await values.toArray())[2] === 2);
  * ```
  * @module
  */
@@ -74,13 +75,14 @@ export function topkRef(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { topk } from "./topk.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * const { values, indices } = topk(Tensor.fromArray(dev, [3, 1, 4, 1, 5]), 3); // [5] -> [3]
- * console.assert((await values.toArray()).join() === "5,4,3");
- * console.assert((await indices.toArray()).join() === "4,2,0");
+ * assert.ok((await values.toArray()).join() === "5,4,3");
+ * assert.ok((await indices.toArray()).join() === "4,2,0");
  * ```
  */
 export function topk(x: Tensor, k: number): TopK {

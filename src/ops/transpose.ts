@@ -6,13 +6,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { transpose2d } from "./transpose.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * const x = Tensor.fromArray(dev, [1, 2, 3, 4, 5, 6], [2, 3]); // [R, C]
  * const y = transpose2d(x); // [2, 3] -> [3, 2]
- * console.assert(y.shape.join() === "3,2" && (await y.toArray()).join() === "1,4,2,5,3,6");
+ * assert.ok(y.shape.join() === "3,2" && (await y.toArray()).join() === "1,4,2,5,3,6");
  * ```
  * @module
  */

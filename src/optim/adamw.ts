@@ -10,6 +10,7 @@
  *
  * @example Two steps on one parameter
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { AdamW } from "./adamw.ts";
@@ -20,8 +21,8 @@
  *   using g = Tensor.fromArray(dev, [1, 1, 1]);
  *   opt.step([{ name: "w", value: w, grad: g }]);
  * }
- * console.assert(Math.abs((await w.toArray())[0] - 0.8) < 1e-5); // two steps of lr against +g
- * console.assert(dev.ledger.current("optimizer") === 24); // m and v: 2 × 3 × 4 bytes
+ * assert.ok(Math.abs((await w.toArray())[0] - 0.8) < 1e-5); // two steps of lr against +g
+ * assert.ok(dev.ledger.current("optimizer") === 24); // m and v: 2 × 3 × 4 bytes
  * opt.dispose();
  * ```
  * @module

@@ -10,6 +10,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { clipGradNorm } from "./clip_grad.ts";
@@ -17,7 +18,7 @@
  * const g1 = Tensor.fromArray(dev, [3, 0]);
  * const g2 = Tensor.fromArray(dev, [0, 4], [1, 2]);
  * const { norm, scale } = await clipGradNorm([g1, g2], 1);
- * console.assert(norm === 5 && Math.abs(scale - 1 / (5 + 1e-6)) < 1e-12);
+ * assert.ok(norm === 5 && Math.abs(scale - 1 / (5 + 1e-6)) < 1e-12);
  * ```
  * @module
  */

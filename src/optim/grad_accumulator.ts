@@ -7,6 +7,7 @@
  *
  * @example Two micro-batches, then one optimizer step
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { GradAccumulator } from "./grad_accumulator.ts";
@@ -17,8 +18,8 @@
  *   acc.add([{ name: "w", grad: g }]);
  * }
  * const [{ grad }] = acc.grads();
- * console.assert(acc.microSteps === 2 && acc.meanScale === 0.5);
- * console.assert((await grad.toArray())[1] === 8); // 2 + 6
+ * assert.ok(acc.microSteps === 2 && acc.meanScale === 0.5);
+ * assert.ok((await grad.toArray())[1] === 8); // 2 + 6
  * acc.reset();
  * ```
  * @module

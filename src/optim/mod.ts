@@ -4,11 +4,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { AdamW, linearWarmupCosine } from "./mod.ts";
  * const opt = new AdamW({ lr: 1e-4 });
  * const lr = linearWarmupCosine({ warmupSteps: 100, totalSteps: 1000, maxLr: 1e-4, minLr: 1e-5 });
  * opt.lr = lr(0);
- * console.assert(opt.lr === 1e-4 / 101);
+ * assert.ok(opt.lr === 1e-4 / 101);
  * ```
  * @module
  */

@@ -9,11 +9,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { linearWarmupCosine } from "./schedules.ts";
  * const lr = linearWarmupCosine({ warmupSteps: 10, totalSteps: 100, maxLr: 6e-4, minLr: 6e-5 });
- * console.assert(lr(9) === 6e-4 * 10 / 11); // still warming up
- * console.assert(Math.abs(lr(55) - 3.3e-4) < 1e-12); // halfway through the decay
- * console.assert(lr(500) === 6e-5);
+ * assert.ok(lr(9) === 6e-4 * 10 / 11); // still warming up
+ * assert.ok(Math.abs(lr(55) - 3.3e-4) < 1e-12); // halfway through the decay
+ * assert.ok(lr(500) === 6e-5);
  * ```
  * @module
  */

@@ -4,9 +4,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DYNAMIC8, NF4 } from "./codebooks.ts";
- * console.assert(NF4.length === 16 && NF4[7] === 0 && NF4[15] === 1);
- * console.assert(DYNAMIC8.length === 256 && DYNAMIC8[255] === 1);
+ * assert.ok(NF4.length === 16 && NF4[7] === 0 && NF4[15] === 1);
+ * assert.ok(DYNAMIC8.length === 256 && DYNAMIC8[255] === 1);
  * ```
  * @module
  */

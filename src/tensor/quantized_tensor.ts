@@ -27,11 +27,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { codesPerWord, packCodes, unpackCodes, wordsPerRow } from "./quantized_tensor.ts";
  * const codes = new Uint8Array([0, 1, 2, 3, 3, 2, 1]); // one row of 7 two-bit codes
  * const packed = packCodes(codes, 1, 7, 2); // -> 1 word
- * console.assert(codesPerWord(3) === 10 && wordsPerRow(7, 2) === 1);
- * console.assert(unpackCodes(packed, 1, 7, 2).join() === codes.join());
+ * assert.ok(codesPerWord(3) === 10 && wordsPerRow(7, 2) === 1);
+ * assert.ok(unpackCodes(packed, 1, 7, 2).join() === codes.join());
  * ```
  * @module
  */

@@ -4,9 +4,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mulberry32, randn } from "./random.ts";
  * const a = randn(4, 1);
- * console.assert(a[0] === randn(4, 1)[0] && mulberry32(7)() < 1);
+ * assert.ok(a[0] === randn(4, 1)[0] && mulberry32(7)() < 1);
  * ```
  * @module
  */

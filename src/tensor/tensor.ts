@@ -7,11 +7,12 @@
  *
  * @example Round trip through a device
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "./tensor.ts";
  * const dev = await createDevice({ backend: "cpu" });
  * using t = Tensor.fromArray(dev, new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]);
- * console.assert(t.size === 6 && (await t.toArray())[5] === 6);
+ * assert.ok(t.size === 6 && (await t.toArray())[5] === 6);
  * ```
  * @module
  */

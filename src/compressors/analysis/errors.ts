@@ -4,12 +4,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { outputError, relativeError } from "./errors.ts";
  * const w = new Float32Array([1, 2, 3, 4]); // [2, 2]
  * const w2 = new Float32Array([1, 2, 3, 3]);
- * console.assert(Math.abs(relativeError(w, w2) - 1 / Math.sqrt(30)) < 1e-12);
+ * assert.ok(Math.abs(relativeError(w, w2) - 1 / Math.sqrt(30)) < 1e-12);
  * // X = [[0, 1]] reads only column 1: outputs [2, 4] vs [2, 3]
- * console.assert(Math.abs(outputError(w, w2, [2, 2], new Float32Array([0, 1])) - 1 / Math.sqrt(20)) < 1e-12);
+ * assert.ok(Math.abs(outputError(w, w2, [2, 2], new Float32Array([0, 1])) - 1 / Math.sqrt(20)) < 1e-12);
  * ```
  * @module
  */

@@ -7,13 +7,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../../device/create_device.ts";
  * import { loadModel } from "../../models/load.ts";
  * import { modelSweepWeights } from "./model_weights.ts";
  * const device = await createDevice({ backend: "cpu" });
  * using model = await loadModel("test/fixtures/models/mixtral-top2-f32", { device });
  * const ws = await modelSweepWeights(model, [Int32Array.of(1, 5, 9, 2, 7)], { layers: [0] });
- * console.assert(ws.length === 3 * model.config.numExperts && ws[0].activations !== undefined);
+ * assert.ok(ws.length === 3 * model.config.numExperts && ws[0].activations !== undefined);
  * ```
  * @module
  */

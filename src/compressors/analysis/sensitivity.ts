@@ -7,6 +7,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../../device/create_device.ts";
  * import { loadModel } from "../../models/load.ts";
  * import { expertProjectionSensitivity } from "./sensitivity.ts";
@@ -16,7 +17,7 @@
  * const log = await expertProjectionSensitivity(model, ids, [{ method: "rtn", bits: 2, groupSize: 8, axis: 1 }], {
  *   blockSize: 12,
  * });
- * console.assert(log.rows === 4); // the unquantized baseline + gate, up, down
+ * assert.ok(log.rows === 4); // the unquantized baseline + gate, up, down
  * ```
  * @module
  */

@@ -7,6 +7,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../../device/create_device.ts";
  * import { randn } from "../../tensor/random.ts";
  * import { compressionSweep, quantGrid } from "./sweep.ts";
@@ -18,7 +19,7 @@
  *   pruners: [{ method: "magnitude", sparsity: 0.5 }],
  *   progress: "off",
  * });
- * console.assert(log.rows === 5);
+ * assert.ok(log.rows === 5);
  * ```
  * @module
  */

@@ -6,12 +6,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { lowRankFactorize, lowRankProduct } from "./low_rank.ts";
  * // a rank-1 matrix [2, 3] = [1, 2]ᵀ · [1, 0, -1] is recovered exactly at rank 1
  * const w = new Float32Array([1, 0, -1, 2, 0, -2]);
  * const f = lowRankFactorize(w, [2, 3], 1);
  * const back = lowRankProduct(f);
- * console.assert(back.every((v, i) => Math.abs(v - w[i]) < 1e-6));
+ * assert.ok(back.every((v, i) => Math.abs(v - w[i]) < 1e-6));
  * ```
  * @module
  */

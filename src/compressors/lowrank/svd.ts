@@ -6,10 +6,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { truncatedSvd } from "./svd.ts";
  * // [[3, 0], [0, 2], [0, 0]]: singular values 3 and 2
  * const f = truncatedSvd(new Float32Array([3, 0, 0, 2, 0, 0]), [3, 2], 1);
- * console.assert(Math.abs(f.s[0] - 3) < 1e-6 && f.rank === 1);
+ * assert.ok(Math.abs(f.s[0] - 3) < 1e-6 && f.rank === 1);
  * ```
  * @module
  */
