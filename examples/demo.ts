@@ -2,8 +2,9 @@
  * Ferry demo: the devices here, a kernel tour that checks every WebGPU kernel against its
  * TypeScript reference, one decoder block (prefill then decode with a KV cache) recorded
  * as one submit per step, a Hugging Face checkpoint checked against PyTorch, the two embedded
- * models trained on the Brown corpus generating text, and the whole run as an Arrow metrics table
- * in `runs/`.
+ * models trained on the Brown corpus generating text, the compressors on the embedded MoE (a sweep of
+ * quantizers, pruners and SVD over layer 0's experts, and FloE's INT2 sensitivity study), and the
+ * whole run as an Arrow metrics table in `runs/`.
  *
  * Run: `npx -y deno@2.9.6 task demo` (`DENO_WEBGPU_BACKEND=vulkan` picks Mesa's lavapipe
  * on machines without a GPU). Twin notebook: notebooks/00_tour.ipynb.
@@ -13,27 +14,35 @@ import {
   add,
   attention,
   cast,
+  compressionSweep,
   createDevice,
   type Device,
   embedding,
+  expertProjectionSensitivity,
   formatBytes,
   gatherRows,
   gemv,
   generate,
   hasWebGpu,
   KvCache,
+  loadBrown,
   loadModel,
   matmul,
   MetricLog,
+  modelSweepWeights,
   mul,
+  quantGrid,
   randn,
   rmsNorm,
   rope,
   SafetensorsFile,
   siluMul,
   softmax,
+  splitDocuments,
   sum,
+  summarizeSweep,
   Tensor,
+  tokenizeDocuments,
   Tokenizer,
   topk,
 } from "../src/mod.ts";
@@ -262,6 +271,54 @@ for (const name of ["brown-dense", "brown-moe"]) {
     ms: out.decodeMsPerToken,
     submits: out.submitsPerToken,
   });
+}
+
+// ---------------------------------------------------------------------------------------
+// Compressors on the embedded MoE: every expert of layer 0 under RTN/HQQ/NF4, pruning and SVD,
+// scored on real activations; then FloE's study: INT2 on one projection of every expert at a time.
+
+{
+  const dir = new URL("./models/brown-moe/", import.meta.url).pathname;
+  const tokenizer = await Tokenizer.fromDir(dir);
+  const docs = splitDocuments(await loadBrown({ genres: ["ca", "cn", "cp"] })).validation;
+  const ids = Int32Array.from(tokenizeDocuments(docs, tokenizer, { addEos: true }).flatMap((d) => [...d]))
+    .subarray(0, 1024);
+  using model = await loadModel(dir, { device: target });
+  const sequences = [0, 1, 2, 3].map((i) => ids.subarray(i * 128, (i + 1) * 128));
+  const weights = await modelSweepWeights(model, sequences, { layers: [0] });
+  console.log(
+    `\nCompression sweep: brown-moe layer 0, ${weights.length} expert matrices, errors on 512 Brown tokens ` +
+      `(ferry sweep --model examples/models/brown-moe --layers 0 ...)`,
+  );
+  const sweep = await compressionSweep(weights, {
+    device: target,
+    quantizers: quantGrid({ methods: ["rtn", "hqq", "nf4"], bits: [2, 3, 4], groupSizes: [64], axes: [1] }),
+    pruners: [{ method: "magnitude", sparsity: 0.5 }, { method: "wanda", sparsity: 0.5 }, {
+      method: "2:4",
+      sparsity: 0.5,
+    }],
+    ranks: [32],
+    progress: "off",
+  });
+  console.log(summarizeSweep(sweep).format({ maxRows: 60 }));
+  console.log(
+    "\nFloE sensitivity: HQQ INT2 (g64) on one projection of every expert, perplexity on 1024 tokens",
+  );
+  const study = await expertProjectionSensitivity(
+    model,
+    ids,
+    [{ method: "hqq", bits: 2, groupSize: 64, axis: 1 }],
+    { blockSize: 128 },
+  );
+  console.log(study.format());
+  for (const row of study.toJSON()) {
+    log.log({
+      section: "sensitivity",
+      op: `${row.projection} ${row.method}`,
+      backend: target.kind,
+      ppl: Number(row.perplexity),
+    });
+  }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -48,6 +48,8 @@ export * from "./device/ledger.ts";
 export * from "./tensor/dtype.ts";
 export { checkShape, type Shape, shapeSize, Tensor, type TensorOptions } from "./tensor/tensor.ts";
 export * from "./tensor/random.ts";
+export * from "./tensor/quantized_tensor.ts";
+export * from "./tensor/codebooks.ts";
 
 // Ops (each with its TypeScript reference)
 export * from "./ops/elementwise.ts";
@@ -73,6 +75,7 @@ export * from "./ops/attention_backward.ts";
 export { permute3 } from "./ops/permute.ts";
 export * from "./ops/adamw.ts";
 export * from "./ops/slice.ts";
+export * from "./ops/dequantize_ref.ts";
 
 // Training: autograd (namespaced: its functions share names with the ops), optimisation, LoRA
 export * as autograd from "./autograd/mod.ts";
@@ -143,3 +146,6 @@ export * from "./models/save.ts";
 export * from "./models/generate.ts";
 export * from "./models/perplexity.ts";
 export * from "./models/random.ts";
+
+// Compressors: quantizers, pruners, low-rank, sweeps
+export * from "./compressors/mod.ts";

@@ -1,0 +1,150 @@
+/**
+ * Compressors on the embedded models, end to end:
+ *
+ * 1. one expert's up projection (brown-moe, layer 0) through RTN, HQQ and NF4 at 2–4 bits: stored
+ *    bits per parameter and errors, then the 2-bit HQQ weight with a rank-16 SVD compensation;
+ * 2. LoRAM's structured pruning of brown-dense at ratio 0.5 on layers [4, L−2) with a random, an
+ *    L2 and an activation-aware plan: parameters and Brown perplexity of each physically smaller
+ *    model, and the plan as LLM-Pruner-style JSON;
+ * 3. unstructured pruning (magnitude, Wanda, 2:4) of every decoder linear of brown-dense.
+ *
+ * Every figure goes into one Arrow table in `runs/<id>/metrics.arrow`.
+ * Run: `deno run -A examples/compress.ts`. Twin notebook: notebooks/02_compressors.ipynb.
+ * @module
+ */
+import {
+  activationPlan,
+  applyPlan,
+  bitsPerParam,
+  collectInputNorms,
+  compensateQuantization,
+  createDevice,
+  dequantizeRef,
+  disposeQuantized,
+  hasWebGpu,
+  l2Plan,
+  loadBrown,
+  loadModel,
+  MetricLog,
+  modelSweepWeights,
+  outputError,
+  perplexity,
+  planDimsOf,
+  pruneLinears,
+  quantize,
+  quantizedToHost,
+  randomPlan,
+  relativeError,
+  savePlan,
+  splitDocuments,
+  Tensor,
+  tokenizeDocuments,
+  Tokenizer,
+} from "../src/mod.ts";
+
+const MODELS = new URL("./models/", import.meta.url).pathname;
+const device = await createDevice({ backend: (await hasWebGpu()) ? "webgpu" : "cpu" });
+const log = new MetricLog({
+  runId: `compress-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, "")}`,
+});
+console.log(`device: ${device.info.backend} (${device.info.adapter})`);
+
+// Brown validation text, tokenized by the models' shared tokenizer.
+const tokenizer = await Tokenizer.fromDir(`${MODELS}brown-dense`);
+const docs = splitDocuments(await loadBrown({ genres: ["ca", "cn", "cp"] })).validation;
+const ids = Int32Array.from(tokenizeDocuments(docs, tokenizer, { addEos: true }).flatMap((d) => [...d]))
+  .subarray(0, 2048);
+const blocks = Array.from({ length: 4 }, (_, i) => ids.subarray(i * 128, (i + 1) * 128));
+
+// ---------------------------------------------------------------------------------------
+// 1. Quantizers on one expert's up projection, errors on the tokens routed through layer 0.
+{
+  using moe = await loadModel(`${MODELS}brown-moe`, { device });
+  const weights = await modelSweepWeights(moe, blocks, { layers: [0] }); // experts with their routed inputs
+  const up = weights.find((w) => w.name.endsWith("experts.0.w3"))!;
+  const [F, C] = up.shape;
+  const w = up.data; // [F, C]
+  const x = up.activations!; // [T_e, C]: the layer-0 inputs of the tokens routed to expert 0
+  console.log(`\n1. brown-moe layer 0 expert 0 up projection [${F}, ${C}]`);
+  for (const method of ["rtn", "hqq", "nf4"] as const) {
+    for (const bits of method === "nf4" ? [4] as const : [2, 3, 4] as const) {
+      using t = Tensor.fromArray(device, w, [F, C]);
+      const q = await quantize(t, { method, bits, groupSize: 64 });
+      const approx = dequantizeRef(await quantizedToHost(q));
+      const row = {
+        section: "quantize",
+        method,
+        bits,
+        bits_per_param: bitsPerParam(q).total,
+        rel_error: relativeError(w, approx),
+        output_error: outputError(w, approx, [F, C], x),
+      };
+      log.log(row);
+      console.log(
+        `  ${method} ${bits}-bit g64: ${row.bits_per_param.toFixed(2)} bits/param, ` +
+          `weight error ${row.rel_error.toFixed(4)}, output error ${row.output_error.toFixed(4)}`,
+      );
+      if (method === "hqq" && bits === 2) {
+        const c = compensateQuantization(w, approx, [F, C], 16);
+        const rel = relativeError(w, c.reconstruction);
+        const bpp = row.bits_per_param + c.residual.bitsPerParam;
+        log.log({ section: "quantize", method: "hqq+svd16", bits, bits_per_param: bpp, rel_error: rel });
+        console.log(
+          `  hqq 2-bit + rank-16 compensation: ${bpp.toFixed(2)} bits/param, weight error ${rel.toFixed(4)}`,
+        );
+      }
+      disposeQuantized(q);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. LoRAM's structured pruning of brown-dense: plans, smaller models, perplexity.
+{
+  using dense = await loadModel(`${MODELS}brown-dense`, { device });
+  const L = dense.config.layers;
+  const options = { ratio: 0.5 };
+  const base = await perplexity(dense, ids, { blockSize: 128 });
+  const params = dense.numParameters().total;
+  console.log(`\n2. brown-dense structured pruning, ratio 0.5 on layers [4, ${L - 2}) (LoRAM's range)`);
+  console.log(`  original: ${params.toLocaleString("en-US")} parameters, ppl ${base.perplexity.toFixed(2)}`);
+  log.log({ section: "structured", method: "none", params, ppl: base.perplexity });
+  const { norms } = await collectInputNorms(dense, blocks);
+  const plans = {
+    random: randomPlan(planDimsOf(dense.config), { ...options, seed: 0 }),
+    l2: await l2Plan(dense, options),
+    activation: await activationPlan(dense, norms, options),
+  };
+  for (const [name, plan] of Object.entries(plans)) {
+    using small = await applyPlan(dense, plan);
+    const ppl = (await perplexity(small, ids, { blockSize: 128 })).perplexity;
+    const n = small.numParameters().total;
+    log.log({ section: "structured", method: name, params: n, ppl });
+    console.log(
+      `  ${name.padEnd(10)} ${n.toLocaleString("en-US")} parameters (${
+        (100 * n / params).toFixed(1)
+      }%), ppl ${ppl.toFixed(2)}`,
+    );
+  }
+  const planPath = `${Deno.makeTempDirSync({ prefix: "ferry-plan-" })}/l2_plan.json`;
+  await savePlan(plans.l2, planPath);
+  console.log(`  the L2 plan as JSON (kept indices per layer): ${planPath}`);
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Unstructured pruning of every decoder linear (weights keep their shape, zeros where pruned).
+{
+  console.log("\n3. brown-dense unstructured pruning of every decoder linear, Brown perplexity");
+  for (const [method, sparsity] of [["magnitude", 0.5], ["wanda", 0.5], ["2:4", 0.5]] as const) {
+    using dense = await loadModel(`${MODELS}brown-dense`, { device });
+    const { norms } = await collectInputNorms(dense, blocks);
+    await pruneLinears(dense, { method, sparsity, norms });
+    const ppl = (await perplexity(dense, ids, { blockSize: 128 })).perplexity;
+    log.log({ section: "unstructured", method, sparsity, ppl });
+    console.log(`  ${method.padEnd(9)} sparsity ${sparsity}: ppl ${ppl.toFixed(2)}`);
+  }
+}
+
+console.log(`\n${log.format({ maxRows: 40 })}`);
+console.log(`saved ${await log.save("runs")}/metrics.arrow`);
+device.destroy();
