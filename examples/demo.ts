@@ -31,7 +31,11 @@ import {
   MetricLog,
   modelSweepWeights,
   mul,
+  qgemv,
+  qmatmul,
   quantGrid,
+  quantize,
+  type QuantizedTensor,
   randn,
   rmsNorm,
   rope,
@@ -66,10 +70,21 @@ const log = new MetricLog({ runId: `demo-${new Date().toISOString().slice(0, 19)
 type Op = (d: Device) => Tensor;
 const T = 37, C = 96, E = 8, V = 500, H = 6, HKV = 2, D = 16;
 const x = randn(T * C, 1), w = randn(C * C, 2, 0.1), g = randn(C, 3, 0.1).map((v) => 1 + v);
+// Packed weights for the quantized ops, quantized on each device (HQQ 4-bit and NF4, groups of 32).
+const packed = new Map<Device, { hqq: QuantizedTensor; nf4: QuantizedTensor }>();
+for (const d of devices) {
+  const wt = Tensor.fromArray(d, w, [C, C]);
+  packed.set(d, {
+    hqq: await quantize(wt, { method: "hqq", bits: 4, groupSize: 32 }),
+    nf4: await quantize(wt, { method: "nf4", groupSize: 32, doubleQuant: true }),
+  });
+}
 const tour: Record<string, Op> = {
   "matmul [37,96]x[96,96]ᵀ": (d) =>
     matmul(Tensor.fromArray(d, x, [T, C]), Tensor.fromArray(d, w, [C, C]), { transB: true }),
   "gemv [96,96]·[96]": (d) => gemv(Tensor.fromArray(d, w, [C, C]), Tensor.fromArray(d, x.subarray(0, C))),
+  "qgemv HQQ 4-bit [96,96]·[96]": (d) => qgemv(packed.get(d)!.hqq, Tensor.fromArray(d, x.subarray(0, C))),
+  "qmatmul NF4+dq [37,96]x[96,96]ᵀ": (d) => qmatmul(Tensor.fromArray(d, x, [T, C]), packed.get(d)!.nf4),
   "add + mul (broadcast)": (d) =>
     mul(add(Tensor.fromArray(d, x, [T, C]), Tensor.fromArray(d, g)), Tensor.fromArray(d, g)),
   "siluMul (SwiGLU gate)": (d) =>

@@ -76,6 +76,9 @@ export { permute3 } from "./ops/permute.ts";
 export * from "./ops/adamw.ts";
 export * from "./ops/slice.ts";
 export * from "./ops/dequantize_ref.ts";
+export * from "./ops/dequantize.ts";
+export * from "./ops/qgemv.ts";
+export * from "./ops/qmatmul.ts";
 
 // Training: autograd (namespaced: its functions share names with the ops), optimisation, LoRA
 export * as autograd from "./autograd/mod.ts";

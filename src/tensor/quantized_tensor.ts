@@ -63,7 +63,7 @@ export interface QuantizedTensor {
   readonly meta: Tensor<"u32"> | Tensor<"f32">;
   /** nf4 with double quantisation: `f32[⌈groups/256⌉]` second-level scales. */
   readonly meta2?: Tensor<"f32">;
-  /** nf4 with double quantisation: the mean subtracted from the absmax values before quantising them. */
+  /** nf4 with double quantisation: the mean subtracted from the absmax values before quantising them; an f32 value (`Math.fround`), as the kernels add it in f32. */
   readonly metaOffset?: number;
   /** HQQ: the zero-point updates behind the kept (best) zero, and its mean |W − Ŵ| before f16 rounding; RTN/NF4: undefined. */
   readonly info?: { readonly iterations: number; readonly meanAbsError: number };
