@@ -13,15 +13,7 @@ import { dequantizeRef } from "../src/ops/dequantize_ref.ts";
 import { bitsPerParam } from "../src/tensor/quantized_tensor.ts";
 import { Tensor } from "../src/tensor/tensor.ts";
 import { randn } from "./_helpers.ts";
-
-async function ferry(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-write", "--allow-env", "src/cli.ts", ...args],
-    env: { NO_COLOR: "1", FERRY_BACKEND: "cpu" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+import { ferry } from "./_cli.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "ferry-cli-compress-" });
 const [ROWS, COLS] = [24, 96];

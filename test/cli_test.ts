@@ -17,18 +17,10 @@ import { generate } from "../src/models/generate.ts";
 import { loadModel } from "../src/models/load.ts";
 import { perplexity } from "../src/models/perplexity.ts";
 import { assertClose } from "./_helpers.ts";
+import { ferry } from "./_cli.ts";
 
 const MODELS = "test/fixtures/models";
 const LLAMA = `${MODELS}/llama-gqa-tied-f32`;
-
-async function ferry(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-write", "--allow-env", "src/cli.ts", ...args],
-    env: { NO_COLOR: "1", FERRY_BACKEND: "cpu" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 /** Asserts a failed run: exit 1 and exactly one stderr line, `ferry: ...` matching `pattern`. */
 function assertFails(r: { code: number; stdout: string; stderr: string }, pattern: RegExp): void {
