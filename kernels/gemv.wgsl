@@ -6,11 +6,13 @@
 //   3 p      : uniform Params {rows = O, cols = I}
 // Entry points: rows4 (I % 4 == 0, vec4 loads) and rows1 (any I, scalar loads, about 4x slower).
 // Workgroup: override WG = 16 invocations; each computes R (override, 1..8, default 4)
-// consecutive rows. Loads of x depend on the loop counter only, so they are uniform (one load
-// for all lanes); each W load is per lane, so rows4 reads a whole 64-byte line of each row per
-// step. No barriers: llvmpipe runs barrier reductions slowly. Measured on llvmpipe (2 cores),
-// 4096 x 4096: rows4 R=4 ~12 GB/s of W (one vec4 per step: 10.5; R=1: 3.2; W in an
-// rgba32float texture with x uniform: 9.8); rows1 ~3.5 GB/s.
+// consecutive rows. Loads of x depend on the loop counter only (the same address for all lanes),
+// but llvmpipe (Mesa 22.3) still compiles every storage load to a per-lane loop, so they cost as much
+// as the W loads; kernels/qgemv.wgsl reuses each x value over more rows for that reason. Each W load
+// is per lane, so rows4 reads a whole 64-byte line of each row per step. No barriers: llvmpipe runs
+// barrier reductions slowly. Measured on llvmpipe (2 cores), 4096 x 4096: rows4 R=4 7.5-7.8 GB/s of
+// W in bench/kernels.ts and bench/quant.ts (earlier runs on a quieter machine reached 12; one vec4
+// per step: 10.5; R=1: 3.2; W in an rgba32float texture: 9.8); rows1 ~3.5 GB/s.
 // Dispatch: ceil(O / (R WG)) workgroups, split over x and y (grid1d). Rows past O clamp
 // their loads and skip the store. Reference: src/ops/gemv.ts (gemvRef).
 
