@@ -19,7 +19,7 @@
  * @module
  */
 import { dropout } from "../autograd/dropout.ts";
-import { add as addV, scale as scaleV } from "../autograd/elementwise.ts";
+import { loraLinear } from "../autograd/lora_linear.ts";
 import { linear as linearV } from "../autograd/matmul.ts";
 import type { Var } from "../autograd/tape.ts";
 import type { TrainContext } from "../autograd/train_context.ts";
@@ -124,13 +124,13 @@ export class Linear implements Module {
    * ```
    */
   forwardTrain(x: Var, ctx: TrainContext): Var {
-    const y = linearV(x, ctx.v(this.weight), this.bias && ctx.v(this.bias)); // [..., in] -> [..., out]
-    if (!this.adapter) return y;
+    const weight = ctx.v(this.weight);
+    const bias = this.bias && ctx.v(this.bias);
+    if (!this.adapter) return linearV(x, weight, bias); // [..., in] -> [..., out]
     const { a, b, scaling, dropout: p } = this.adapter;
     const xd = ctx.training && p > 0 ? dropout(x, p, ctx.random) : x; // [..., in]
-    const xa = linearV(xd, ctx.v(a)); // [..., in] x [r, in]ᵀ -> [..., r]
-    const xab = linearV(xa, ctx.v(b)); // [..., r] x [out, r]ᵀ -> [..., out]
-    return addV(y, scaleV(xab, scaling)); // [..., out]
+    // One tape node: x Wᵀ + b + scaling · (xd Aᵀ) Bᵀ keeps z and the [..., r] product only.
+    return loraLinear({ x, weight, bias, xd, a: ctx.v(a), b: ctx.v(b), scaling }); // [..., out]
   }
 
   /** `weight` and, when present, `bias`. */
