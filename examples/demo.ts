@@ -4,7 +4,7 @@
  * as one submit per step, a Hugging Face checkpoint checked against PyTorch, the two embedded
  * models trained on the Brown corpus generating text, the compressors on the embedded MoE (a sweep of
  * quantizers, pruners and SVD over layer 0's experts, and FloE's INT2 sensitivity study), and the
- * whole run as an Arrow metrics table in `runs/`.
+ * whole run as an Arrow metrics table and an HTML report with Plotly charts in `runs/<id>/`.
  *
  * Run: `npx -y deno@2.9.6 task demo` (`DENO_WEBGPU_BACKEND=vulkan` picks Mesa's lavapipe
  * on machines without a GPU). Twin notebook: notebooks/00_tour.ipynb.
@@ -13,6 +13,7 @@
 import {
   add,
   attention,
+  barChart,
   cast,
   compressionSweep,
   createDevice,
@@ -49,6 +50,7 @@ import {
   tokenizeDocuments,
   Tokenizer,
   topk,
+  writeReport,
 } from "../src/mod.ts";
 
 // ---------------------------------------------------------------------------------------
@@ -292,6 +294,8 @@ for (const name of ["brown-dense", "brown-moe"]) {
 // Compressors on the embedded MoE: every expert of layer 0 under RTN/HQQ/NF4, pruning and SVD,
 // scored on real activations; then FloE's study: INT2 on one projection of every expert at a time.
 
+let sweepSummary: MetricLog | undefined;
+let study: MetricLog | undefined;
 {
   const dir = new URL("./models/brown-moe/", import.meta.url).pathname;
   const tokenizer = await Tokenizer.fromDir(dir);
@@ -315,11 +319,12 @@ for (const name of ["brown-dense", "brown-moe"]) {
     ranks: [32],
     progress: "off",
   });
-  console.log(summarizeSweep(sweep).format({ maxRows: 60 }));
+  sweepSummary = summarizeSweep(sweep);
+  console.log(sweepSummary.format({ maxRows: 60 }));
   console.log(
     "\nFloE sensitivity: HQQ INT2 (g64) on one projection of every expert, perplexity on 1024 tokens",
   );
-  const study = await expertProjectionSensitivity(
+  study = await expertProjectionSensitivity(
     model,
     ids,
     [{ method: "hqq", bits: 2, groupSize: 64, axis: 1 }],
@@ -342,4 +347,32 @@ for (const name of ["brown-dense", "brown-moe"]) {
 console.log(`\n${log.format({ maxRows: 40 })}`);
 const dir = await log.save("runs");
 console.log(`\nsaved ${log.rows} rows to ${dir}/metrics.arrow`);
+
+// An HTML report of the run (tables and Plotly charts, the library inlined: it opens offline).
+const int2 = sweepSummary!.toJSON().filter((r) => r.kind === "quantize" && r.bits === 2);
+const report = await writeReport(`${dir}/report.html`, "Ferry demo", [
+  { text: devices.map((d) => `${d.info.backend}: ${d.info.adapter}`).join("; ") },
+  { heading: "Kernels, blocks and models", table: log },
+  {
+    heading: "Compression sweep: brown-moe layer 0 experts",
+    text: "INT2 (g64): mean relative output error on the tokens routed to each expert (512 Brown tokens).",
+    figure: barChart(int2, {
+      x: "group",
+      y: "output_error",
+      groupBy: "method",
+      yTitle: "relative output error",
+    }),
+    table: sweepSummary!,
+  },
+  {
+    heading: "FloE sensitivity: HQQ INT2 on one projection of every expert",
+    figure: barChart(study!.toJSON().slice(1), {
+      x: "projection",
+      y: "increase_pct",
+      yTitle: "perplexity increase (%)",
+    }),
+    table: study!,
+  },
+]);
+console.log(`wrote ${report} (open it in a browser)`);
 for (const d of devices) d.destroy();

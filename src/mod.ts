@@ -122,8 +122,9 @@ export * from "./io/sharded.ts";
 export * from "./io/atomic.ts";
 export * from "./io/dtype_convert.ts";
 
-// Metrics
+// Metrics and plots
 export * from "./metrics/mod.ts";
+export * from "./plot/mod.ts";
 
 // Tokenizers and data
 export { type DecodeOptions, type EncodeOptions, Tokenizer } from "./io/tokenizer.ts";

@@ -1,0 +1,77 @@
+/**
+ * Standalone HTML reports: headings, text, tables (MetricLog or Arrow) and Plotly figures in one
+ * file with the Plotly library inlined, written atomically; it opens in any browser, offline.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { lineChart } from "./figure.ts";
+ * import { writeReport } from "./report.ts";
+ * const dir = await Deno.makeTempDir();
+ * const path = await writeReport(`${dir}/report.html`, "A run", [
+ *   { heading: "Loss", figure: lineChart([{ step: 0, loss: 2 }, { step: 1, loss: 1 }], { x: "step", y: "loss" }) },
+ *   { text: "Two steps." },
+ * ]);
+ * const html = await Deno.readTextFile(path);
+ * assert.match(html, /<h2>Loss<\/h2>/);
+ * assert.ok(html.includes("Plotly.newPlot"));
+ * ```
+ * @module
+ */
+import type * as arrow from "apache-arrow";
+import { writeFileAtomic } from "../io/atomic.ts";
+import { tableToHtml } from "../metrics/format.ts";
+import { figureHtml } from "./display.ts";
+import type { Figure } from "./figure.ts";
+import { plotlyScript } from "./plotly_asset.ts";
+
+/** One block of a report; each field is optional, shown as heading, text, figure, table. */
+export interface ReportBlock {
+  heading?: string;
+  text?: string;
+  table?: arrow.Table | { table(): arrow.Table };
+  figure?: Figure;
+}
+
+const escape = (s: string) =>
+  s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
+
+/** The report as one HTML document. */
+export async function reportHtml(title: string, blocks: readonly ReportBlock[]): Promise<string> {
+  const hasFigure = blocks.some((b) => b.figure);
+  const body = blocks.map((b, i) => {
+    const parts: string[] = [];
+    if (b.heading) parts.push(`<h2>${escape(b.heading)}</h2>`);
+    if (b.text) parts.push(`<p>${escape(b.text)}</p>`);
+    if (b.figure) parts.push(figureHtml(b.figure, `figure-${i}`));
+    if (b.table) {
+      const t = "table" in b.table && typeof b.table.table === "function"
+        ? b.table.table()
+        : b.table as arrow.Table;
+      parts.push(tableToHtml(t, { maxRows: 200 }));
+    }
+    return `<section>\n${parts.join("\n")}\n</section>`;
+  });
+  return [
+    "<!doctype html>",
+    `<html lang="en"><head><meta charset="utf-8"><title>${escape(title)}</title>`,
+    "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}" +
+    "table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;border-bottom:1px solid #ddd}</style>",
+    hasFigure ? `<script>${await plotlyScript()}</script>` : "",
+    `</head><body>\n<h1>${escape(title)}</h1>`,
+    ...body,
+    `<footer><small>Written by Ferry on ${new Date().toISOString()}</small></footer>`,
+    "</body></html>",
+    "",
+  ].join("\n");
+}
+
+/** Writes the report to `path` (temporary name, then rename) and returns `path`. */
+export async function writeReport(
+  path: string,
+  title: string,
+  blocks: readonly ReportBlock[],
+): Promise<string> {
+  await writeFileAtomic(path, await reportHtml(title, blocks));
+  return path;
+}
