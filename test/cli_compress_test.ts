@@ -6,7 +6,12 @@
  */
 import assert from "node:assert/strict";
 import { createDevice } from "../src/device/create_device.ts";
+import { applyPlan } from "../src/compressors/prune/apply_plan.ts";
 import { pruneWeight } from "../src/compressors/prune/masks.ts";
+import { planDimsOf } from "../src/compressors/prune/pruning_plan.ts";
+import { randomPlan } from "../src/compressors/prune/structured.ts";
+import { loadModel } from "../src/models/load.ts";
+import { saveModel } from "../src/models/save.ts";
 import { quantize, quantizedToHost } from "../src/compressors/quant/quantize.ts";
 import { SafetensorsFile, writeSafetensors } from "../src/io/safetensors.ts";
 import { dequantizeRef } from "../src/ops/dequantize_ref.ts";
@@ -194,4 +199,21 @@ Deno.test("ferry sweep on an MoE checkpoint prints the summary and writes Arrow 
   const [run] = [...Deno.readDirSync(`${dir}/runs`)];
   const files = [...Deno.readDirSync(`${dir}/runs/${run.name}`)].map((e) => e.name).sort();
   assert.deepEqual(files, ["metrics.arrow", "sensitivity.arrow", "summary.arrow"]);
+});
+
+Deno.test("ferry inspect shows the per-layer sizes of a structurally pruned checkpoint", async () => {
+  const device = await createDevice({ backend: "cpu" });
+  using model = await loadModel("test/fixtures/models/llama-gqa-tied-f32", { device });
+  const plan = randomPlan(planDimsOf(model.config), { ratio: 0.5, layers: [1, 2], seed: 3 });
+  using small = await applyPlan(model, plan);
+  const out = `${dir}/pruned-llama`;
+  await saveModel(small, out);
+  const r = await ferry("inspect", out);
+  assert.equal(r.code, 0, r.stderr);
+  const { intermediate, kvHeads, heads } = small.config.layerSizes![1];
+  assert.match(
+    r.stdout,
+    new RegExp(`pruned layers +1: mlp ${intermediate}, heads ${heads}/${kvHeads} kv\\n`),
+  );
+  assert.ok(intermediate < model.config.intermediate && kvHeads < model.config.kvHeads);
 });

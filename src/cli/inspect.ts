@@ -158,6 +158,15 @@ async function inspectCheckpoint(
   if (extras.length > 0) lines.push(row("attention", extras.join(", ")));
   lines.push(row("vocab", c.vocabSize));
   if (c.moeLayers.some((m) => !m)) lines.push(row("mlp width", c.intermediate));
+  if (c.layerSizes) {
+    // A structurally pruned checkpoint ("ferry_pruning" in config.json): each layer's own sizes.
+    const pruned = c.layerSizes.flatMap((s, i) =>
+      s.intermediate !== c.intermediate || s.kvHeads !== c.kvHeads
+        ? [`${i}: mlp ${s.intermediate}, heads ${s.heads}/${s.kvHeads} kv`]
+        : []
+    );
+    lines.push(row("pruned layers", pruned.length > 0 ? pruned.join("; ") : "none"));
+  }
   if (c.family === "moe") {
     const moe = c.moeLayers.flatMap((m, i) => m ? [i] : []);
     lines.push(
