@@ -40,7 +40,7 @@ fn flatId(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 
 fn groupOf(r: u32, c: u32) -> u32 {
   if (p.axis == 1u) { return r * (p.cols / p.g) + c / p.g; }
-  return (r / p.g) * p.cols + c;
+  return (r % (p.rows / p.g)) * p.cols + c; // HQQ's reshape(g, -1)
 }
 
 @compute @workgroup_size(WG)

@@ -77,8 +77,8 @@ fn hqq_iterate(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
   var start = gc * p.groupSize;
   var stride = 1u;
   if (p.axis == 0u) {
-    start = (gc / p.cols) * p.groupSize * p.cols + gc % p.cols;
-    stride = p.cols;
+    start = gc; // HQQ's reshape(g, -1): flat gc + t·N/g
+    stride = (p.rows / p.groupSize) * p.cols;
   }
   var mn = w[start];
   var mx = mn;

@@ -24,11 +24,13 @@
 //                   covering a group waste little) or one word at a time (any layout, e.g. 3-bit).
 //   cols4 / cols1   groups along a column (axis 0): scales differ per column, so the prep folds them
 //                   into x' per row group, xa[G, c] = s·x·2^-(b·k) (or absmax·x), with Σ z·s·x in
-//                   partial sums; all R rows of an invocation lie in one row group (R divides g).
+//                   partial sums; an invocation's R rows lie in one row group b = r mod (rows/g)
+//                   (HQQ's axis-0 groups take rows rows/g apart), R divides g.
 //   prep1           x' segments per column group j: the load units covering the group, x masked to
 //                   the group's codes, then Σx per group at xoff.   (bindings: x, xo, pp)
 //   prep0           xa per row group and partial Σ z·s·x per load unit.  (bindings: x, meta, xo, pp)
-// Workgroup: override WG = 16 invocations; each computes R (override, <= 32) consecutive rows.
+// Workgroup: override WG = 16 invocations; each computes R (override, <= 32) rows: consecutive (rows*),
+// or R rows of one axis-0 group (cols*, see colRow).
 // Why R is large: on llvmpipe every storage load whose address differs across lanes is a scalar loop
 // over the 8 lanes with a bounds check per component (~25 instructions per lane for a vec4), and a
 // load of x' is no cheaper because all lanes read the same address. Each x' float is reused for R
@@ -87,6 +89,13 @@ fn vecsPerWord() -> u32 { return (codesPerWord() + 3u) / 4u; }
 
 fn firstRow(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
   return ((wid.x + wid.y * nwg.x) * WG + lid) * R;
+}
+
+// cols*: row k of invocation inv. Row group b = r mod (rows/g) (HQQ's axis 0 groups rows rows/g
+// apart), so an invocation takes R rows of one group: b + (chunk·R + k)·(rows/g), chunk = inv / (rows/g).
+fn colRow(inv: u32, k: u32) -> u32 {
+  let RG = p.rows / p.G;
+  return inv % RG + ((inv / RG) * R + k) * RG;
 }
 
 fn i2f(v: vec4<u32>) -> vec4<f32> { return vec4<f32>(bitcast<vec4<i32>>(v)); }
@@ -206,10 +215,10 @@ fn rows1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
 @compute @workgroup_size(WG)
 fn cols4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
-  let r0 = firstRow(wid, nwg, lid);
+  let inv = (wid.x + wid.y * nwg.x) * WG + lid;
   let S = 4u * vecsPerWord();
   let W4 = p.W / 4u;
-  let grp = min(r0, p.rows - 1u) / p.G;
+  let grp = inv % (p.rows / p.G);
   var acc: array<f32, RMAX>;
   for (var r = 0u; r < R; r++) { acc[r] = 0.0; }
   var b = 0.0;
@@ -218,19 +227,19 @@ fn cols4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let xo = (grp * W4 + i) * S;
     for (var v = 0u; v < S; v++) { xv[v] = xp[xo + v]; }
     b += bitcast<f32>(aux[p.xoff + grp * W4 + i]);
-    for (var r = 0u; r < R; r++) { acc[r] += dotVec(codes4[min(r0 + r, p.rows - 1u) * W4 + i], &xv); }
+    for (var r = 0u; r < R; r++) { acc[r] += dotVec(codes4[min(colRow(inv, r), p.rows - 1u) * W4 + i], &xv); }
   }
   for (var r = 0u; r < R; r++) {
-    if (r0 + r < p.rows) { y[r0 + r] = acc[r] - b; }
+    if (colRow(inv, r) < p.rows) { y[colRow(inv, r)] = acc[r] - b; }
   }
 }
 
 @compute @workgroup_size(WG)
 fn cols1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
-  let r0 = firstRow(wid, nwg, lid);
+  let inv = (wid.x + wid.y * nwg.x) * WG + lid;
   let V = vecsPerWord();
-  let grp = min(r0, p.rows - 1u) / p.G;
+  let grp = inv % (p.rows / p.G);
   var acc: array<f32, RMAX>;
   for (var r = 0u; r < R; r++) { acc[r] = 0.0; }
   var b = 0.0;
@@ -239,10 +248,10 @@ fn cols1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let xo = (grp * p.W + i) * V;
     for (var v = 0u; v < V; v++) { xv[v] = xp[xo + v]; }
     b += bitcast<f32>(aux[p.xoff + grp * p.W + i]);
-    for (var r = 0u; r < R; r++) { acc[r] += dotWord(codes1[min(r0 + r, p.rows - 1u) * p.W + i], &xv, 0u); }
+    for (var r = 0u; r < R; r++) { acc[r] += dotWord(codes1[min(colRow(inv, r), p.rows - 1u) * p.W + i], &xv, 0u); }
   }
   for (var r = 0u; r < R; r++) {
-    if (r0 + r < p.rows) { y[r0 + r] = acc[r] - b; }
+    if (colRow(inv, r) < p.rows) { y[colRow(inv, r)] = acc[r] - b; }
   }
 }
 

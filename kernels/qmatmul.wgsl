@@ -62,7 +62,7 @@ fn scaleZero(m: u32) -> vec2<f32> {
 
 fn groupOf(row: u32, c: u32) -> u32 {
   if (p.axis == 1u) { return row * (p.cols / p.g) + c / p.g; }
-  return (row / p.g) * p.cols + c;
+  return (row % (p.rows / p.g)) * p.cols + c; // HQQ's reshape(g, -1)
 }
 
 // Codes 4v..4v+3 of word w (garbage past the word's codes: masked by the caller).

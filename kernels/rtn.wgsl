@@ -12,7 +12,7 @@
 //                2 codes: array<u32> read_write  [rows, wordsPerRow]
 //                3 p    : uniform Params
 // Groups: axis 1 -> g consecutive elements of a row (group gi covers flat [gi·g, gi·g + g));
-//   axis 0 -> g consecutive rows of one column (group gi = gr·cols + c covers rows gr·g .. gr·g+g-1).
+//   axis 0 -> HQQ's reshape(g, -1): group gi covers flat gi + t·N/g, t < g (rows rows/g apart in a column).
 // Numerics: f16 rounding is done on the bit patterns (round to nearest, ties to even, subnormals
 //   kept; the same functions as kernels/cast.wgsl), not with pack2x16float, whose rounding WGSL
 //   leaves to the device; so meta matches the TypeScript reference except where the f32 division
@@ -72,11 +72,11 @@ fn f32_to_f16_bits(v: f32) -> u32 {
 // Flat index of element j of group gi, and the stride between consecutive elements.
 fn group_start(p: Params, gi: u32) -> u32 {
   if (p.axis == 1u) { return gi * p.groupSize; }
-  return (gi / p.cols) * p.groupSize * p.cols + gi % p.cols;
+  return gi; // axis 0, HQQ's reshape(g, -1): group gi holds flat gi, gi + N/g, gi + 2N/g, ...
 }
 
 fn group_stride(p: Params) -> u32 {
-  return select(p.cols, 1u, p.axis == 1u);
+  return select((p.rows / p.groupSize) * p.cols, 1u, p.axis == 1u);
 }
 
 fn flat_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
@@ -119,7 +119,7 @@ fn affine_pack(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     if (c >= pp.cols) { break; }
     var gi: u32;
     if (pp.axis == 1u) { gi = r * (pp.cols / pp.groupSize) + c / pp.groupSize; }
-    else { gi = (r / pp.groupSize) * pp.cols + c; }
+    else { gi = (r % (pp.rows / pp.groupSize)) * pp.cols + c; }
     let m = metaIn[gi];
     let s = f16_bits_to_f32(m & 0xffffu);
     let z = f16_bits_to_f32(m >> 16u);

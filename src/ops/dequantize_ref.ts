@@ -14,7 +14,7 @@
  *   scheme: "affine", bits: 2, groupSize: 4, axis: 1, shape: [1, 4], codes,
  *   scale: new Float32Array([0.5]), zero: new Float32Array([1.5]),
  * });
- * assert.ok(w.join() === "-0.75,-0.25,0.25,0.75" && groupOf(0, 3, 4, 4, 1) === 0);
+ * assert.ok(w.join() === "-0.75,-0.25,0.25,0.75" && groupOf(0, 3, 1, 4, 4, 1) === 0);
  * ```
  * @module
  */
@@ -36,11 +36,32 @@ export interface HostQuantized {
   zero?: Float32Array;
 }
 
-/** Group index of element `(r, c)` of a `[rows, cols]` weight (see the layout doc). */
-export function groupOf(r: number, c: number, cols: number, groupSize: number, axis: 0 | 1): number {
+/**
+ * Group index of element `(r, c)` of a `[rows, cols]` weight (see the layout doc): axis 1, `g`
+ * consecutive elements of a row; axis 0, HQQ's `reshape(g, −1)`, rows `rows/g` apart in a column.
+ */
+export function groupOf(
+  r: number,
+  c: number,
+  rows: number,
+  cols: number,
+  groupSize: number,
+  axis: 0 | 1,
+): number {
   return axis === 1
     ? r * (cols / groupSize) + Math.floor(c / groupSize)
-    : Math.floor(r / groupSize) * cols + c;
+    : (r % (rows / groupSize)) * cols + c;
+}
+
+/** Flat index of the first element of group `g` and the flat stride between its elements. */
+export function groupSpan(
+  g: number,
+  rows: number,
+  cols: number,
+  groupSize: number,
+  axis: 0 | 1,
+): { start: number; stride: number } {
+  return axis === 1 ? { start: g * groupSize, stride: 1 } : { start: g, stride: (rows / groupSize) * cols };
 }
 
 /** `Ŵ[r, c]` for every element, as f32 (`(q − zero)·scale` or `NF4[q]·absmax`, f32 arithmetic). */
@@ -54,7 +75,7 @@ export function dequantizeRef(q: HostQuantized): Float32Array {
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
       const code = (q.codes[r * W + Math.floor(c / n)] >>> ((c % n) * q.bits)) & mask;
-      const g = groupOf(r, c, cols, q.groupSize, q.axis);
+      const g = groupOf(r, c, rows, cols, q.groupSize, q.axis);
       out[r * cols + c] = q.scheme === "affine"
         ? f(f(code - q.zero![g]) * q.scale[g])
         : f(NF4[code] * q.scale[g]);

@@ -67,7 +67,7 @@ export function qgemvRef(q: HostQuantized, x: Float32Array, y: Float32Array): vo
       const word = q.codes[r * W + k];
       for (let i = 0, c = k * n; i < n && c < cols; i++, c++) {
         const code = (word >>> (i * bits)) & mask;
-        const grp = axis === 1 ? r * (cols / g) + Math.floor(c / g) : Math.floor(r / g) * cols + c;
+        const grp = axis === 1 ? r * (cols / g) + Math.floor(c / g) : (r % (rows / g)) * cols + c;
         s += (affine ? f(f(code - zero![grp]) * scale[grp]) : f(NF4[code] * scale[grp])) * x[c];
       }
     }

@@ -57,7 +57,7 @@ export function qmatmulRef(x: Float32Array, q: HostQuantized, y: Float32Array, T
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
       const code = (q.codes[r * W + Math.floor(c / n)] >>> ((c % n) * bits)) & mask;
-      const grp = axis === 1 ? r * (cols / g) + Math.floor(c / g) : Math.floor(r / g) * cols + c;
+      const grp = axis === 1 ? r * (cols / g) + Math.floor(c / g) : (r % (rows / g)) * cols + c;
       row[c] = q.scheme === "affine" ? f(f(code - zero![grp]) * scale[grp]) : f(NF4[code] * scale[grp]);
     }
     for (let t = 0; t < T; t++) {

@@ -9,11 +9,12 @@
  * 3 bits packs 10 codes in the low 30 bits (as HQQ's `pack_3bit_32`), so 3.2 stored bits per code.
  * Rows are padded to whole words, so every row starts on a word (a GEMV row is contiguous).
  *
- * **Groups.** `axis: 1` — a group is `groupSize` consecutive elements of one row (along the input
- * features, HQQ's default `reshape(-1, g)`); group of `(r, c)` is `r·(cols/g) + ⌊c/g⌋`.
- * `axis: 0` — a group is `groupSize` consecutive rows of one column; group of `(r, c)` is
- * `⌊r/g⌋·cols + c`. (HQQ's own `axis=0` reshapes the flat tensor to `(g, −1)`, which groups
- * rows `N/g` apart; the two agree when `g = rows`.) `groupSize` must divide the grouped dimension.
+ * **Groups.** As HQQ groups a weight (`W.reshape(-1, g)` for axis 1, `W.reshape(g, -1)` for axis 0):
+ * `axis: 1` — a group is `groupSize` consecutive elements of one row (along the input features, HQQ's
+ * default); group of `(r, c)` is `r·(cols/g) + ⌊c/g⌋`. `axis: 0` — group `j` holds the flat elements
+ * `j + t·N/g`, `t < g`, i.e. `g` rows `rows/g` apart in one column; group of `(r, c)` is
+ * `(r mod rows/g)·cols + c`. `groupSize` must divide the grouped dimension (cols for axis 1, rows
+ * for axis 0).
  *
  * **Metadata.**
  * - `affine` (RTN, HQQ): `meta` holds one `u32` per group, `pack2x16float(scale, zero)` (f16 each,

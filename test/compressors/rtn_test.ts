@@ -76,7 +76,7 @@ function assertRtnBound(
   for (let r = 0; r < rows; r++) {
     for (let col = 0; col < cols; col++) {
       const i = r * cols + col;
-      const g = groupOf(r, col, cols, c.groupSize, c.axis);
+      const g = groupOf(r, col, rows, cols, c.groupSize, c.axis);
       const s = scale[g];
       const zq = Math.abs(zero[g]) + 2 ** bits;
       const bound = s * Math.max(0.5, zq * 2 ** -10) + 2 ** -20 * (Math.abs(w[i]) + s * zq);

@@ -46,7 +46,7 @@
  * @module
  */
 import code from "../../../kernels/hqq.wgsl" with { type: "text" };
-import { packAffineMeta } from "../../ops/dequantize_ref.ts";
+import { groupSpan, packAffineMeta } from "../../ops/dequantize_ref.ts";
 import { gpuOf, grid1d, params } from "../../ops/_kernel.ts";
 import type { QuantizedTensor } from "../../tensor/quantized_tensor.ts";
 import { Tensor } from "../../tensor/tensor.ts";
@@ -142,14 +142,14 @@ function inverseScale(mn: number, mx: number, maxq: number): number {
 export function hqqRef(w: Float32Array, layout: AffineLayout, options: HqqOptions = HQQ_DEFAULTS): HqqResult {
   const { shape, bits, groupSize, axis } = layout;
   const f = Math.fround;
-  const [, cols] = shape;
-  const groups = (shape[0] * cols) / groupSize;
-  const stride = axis === 1 ? 1 : cols;
+  const [rows, cols] = shape;
+  const groups = (rows * cols) / groupSize;
+  const { stride } = groupSpan(0, rows, cols, groupSize, axis);
   const maxq = 2 ** bits - 1;
   const s = new Float32Array(groups);
   const z = new Float32Array(groups);
   for (let g = 0; g < groups; g++) {
-    const start = groupStart(g, cols, groupSize, axis);
+    const start = groupStart(g, rows, cols, groupSize, axis);
     let mn = w[start];
     let mx = mn;
     for (let j = 1; j < groupSize; j++) {
@@ -170,7 +170,7 @@ export function hqqRef(w: Float32Array, layout: AffineLayout, options: HqqOption
     const ib = invBeta[Math.min(it, invBeta.length - 1)];
     let total = 0;
     for (let g = 0; g < groups; g++) {
-      const start = groupStart(g, cols, groupSize, axis);
+      const start = groupStart(g, rows, cols, groupSize, axis);
       const sg = s[g];
       const zg = z[g];
       let err = 0; // f32, in element order, as the kernel

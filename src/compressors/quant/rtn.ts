@@ -37,7 +37,7 @@
  * @module
  */
 import code from "../../../kernels/rtn.wgsl" with { type: "text" };
-import { packAffineMeta } from "../../ops/dequantize_ref.ts";
+import { groupSpan, packAffineMeta } from "../../ops/dequantize_ref.ts";
 import { gpuOf, grid1d, params } from "../../ops/_kernel.ts";
 import {
   codesPerWord,
@@ -73,9 +73,9 @@ export function roundHalfEven(x: number): number {
   return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** Flat index of element 0 of group `g`, and the stride between its elements (layout doc). */
-export function groupStart(g: number, cols: number, groupSize: number, axis: 0 | 1): number {
-  return axis === 1 ? g * groupSize : Math.floor(g / cols) * groupSize * cols + (g % cols);
+/** Flat index of element 0 of group `g` of a `[rows, cols]` weight (layout doc; `groupSpan`). */
+export function groupStart(g: number, rows: number, cols: number, groupSize: number, axis: 0 | 1): number {
+  return groupSpan(g, rows, cols, groupSize, axis).start;
 }
 
 /**
@@ -91,12 +91,12 @@ export function rtnMetaRef(
 ): AffineMeta {
   const f = Math.fround;
   const groups = (shape[0] * shape[1]) / groupSize;
-  const stride = axis === 1 ? 1 : shape[1];
+  const { stride } = groupSpan(0, shape[0], shape[1], groupSize, axis);
   const maxq = 2 ** bits - 1;
   const scale = new Float32Array(groups);
   const zero = new Float32Array(groups);
   for (let g = 0; g < groups; g++) {
-    const start = groupStart(g, shape[1], groupSize, axis);
+    const start = groupStart(g, shape[0], shape[1], groupSize, axis);
     let mn = w[start];
     let mx = mn;
     for (let j = 1; j < groupSize; j++) {
@@ -139,7 +139,7 @@ export function affineCodesRef(
   const perRow = cols / groupSize;
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
-      const g = axis === 1 ? r * perRow + Math.floor(c / groupSize) : Math.floor(r / groupSize) * cols + c;
+      const g = axis === 1 ? r * perRow + Math.floor(c / groupSize) : (r % (rows / groupSize)) * cols + c;
       const x = roundHalfEven(f(f(w[r * cols + c] / scale[g]) + zero[g]));
       q[r * cols + c] = x < 0 ? 0 : x > maxq ? maxq : x; // NaN weights give code 0
     }
