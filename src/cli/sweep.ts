@@ -142,6 +142,7 @@ export async function sweepCommand(args: string[]): Promise<number> {
       const settings = quantGrid({ methods, bits, groupSizes: [groupSizes[0]], axes: [1] });
       const study = await expertProjectionSensitivity(model, ids, settings, {
         blockSize: block,
+        runId: log.runId,
         onRow: (r) =>
           writeErr(
             `sensitivity: ${r.projection} ${r.method} ${r.bits}-bit: ppl ${

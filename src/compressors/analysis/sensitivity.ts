@@ -46,13 +46,14 @@ export async function expertProjectionSensitivity(
   model: CausalLM,
   ids: Int32Array,
   settings: readonly QuantSetting[],
-  options: { blockSize: number; onRow?: (row: Record<string, unknown>) => void },
+  options: { blockSize: number; runId?: string; onRow?: (row: Record<string, unknown>) => void },
 ): Promise<MetricLog> {
   const blocks = model.layers.map((l) => l.mlp).filter((m): m is SparseMoE => m instanceof SparseMoE);
   if (blocks.length === 0) {
     throw new TypeError("Cannot run the expert sensitivity study: the model has no MoE layer");
   }
   const log = new MetricLog({
+    ...(options.runId ? { runId: options.runId } : {}),
     columns: {
       projection: "utf8",
       method: "utf8",
