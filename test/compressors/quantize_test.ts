@@ -113,6 +113,22 @@ Deno.test("quantize rejects weights it cannot group: group size, rank, dtype, em
   );
 });
 
+testOnDevices(
+  "quantize refuses NaN and Inf weights, naming the count and the first, on every method",
+  async (d) => {
+    const w = randn(6 * 32, 9);
+    w[2 * 32 + 5] = NaN;
+    w[4 * 32 + 1] = -Infinity;
+    using t = Tensor.fromArray(d, w, [6, 32]);
+    for (const method of ["rtn", "hqq", "nf4"] as const) {
+      await assert.rejects(
+        () => quantize(t, { method, groupSize: 16 }),
+        /weight \[6,32\] holds 2 NaN or Inf values, the first NaN at \[2, 5\]; check the checkpoint/,
+      );
+    }
+  },
+);
+
 testOnDevices("quantizedToHost feeds dequantizeRef for every method", async (d) => {
   const shape: [number, number] = [12, 128];
   const w = randn(shape[0] * shape[1], 17, 0.05);

@@ -124,9 +124,34 @@ export async function quantize(weight: Tensor, options: QuantizeOptions): Promis
   };
   if (weight.size === 0) throw new RangeError(`Cannot ${what}: the weight [${weight.shape}] is empty`);
   const w = weight as Tensor<"f32">;
+  await checkFinite(w, what);
   if (o.method === "rtn") return quantizeRtn(w, layout);
   if (o.method === "hqq") return await quantizeHqq(w, layout, { ...HQQ_DEFAULTS, ...o.hqq });
   return await quantizeNf4(w, o.groupSize, o.doubleQuant);
+}
+
+/**
+ * Throws a `RangeError` counting the NaN/±Inf values of `w` and naming the first: their codes would
+ * be meaningless (and WGSL leaves arithmetic on them undefined). Reads the weight back once.
+ */
+async function checkFinite(w: Tensor<"f32">, what: string): Promise<void> {
+  const data = await w.toArray() as Float32Array; // [rows, cols]
+  let bad = 0;
+  let first = -1;
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      bad++;
+      if (first < 0) first = i;
+    }
+  }
+  if (bad > 0) {
+    const cols = w.shape[1];
+    throw new RangeError(
+      `Cannot ${what}: the weight [${w.shape}] holds ${bad} NaN or Inf value${bad === 1 ? "" : "s"}, ` +
+        `the first ${data[first]} at [${Math.floor(first / cols)}, ${first % cols}]; ` +
+        `check the checkpoint or the training that produced it`,
+    );
+  }
 }
 
 /**
