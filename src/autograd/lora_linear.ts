@@ -33,9 +33,9 @@
  */
 import { add as addOp, scale as scaleOp } from "../ops/elementwise.ts";
 import { matmul as matmulOp } from "../ops/matmul.ts";
-import { transpose2d } from "../ops/transpose.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { sumToShape } from "./_broadcast.ts";
+import { weightGrad } from "./_products.ts";
 import type { Var } from "./tape.ts";
 
 /** The inputs of {@link loraLinear}. */
@@ -53,19 +53,6 @@ export interface LoraLinearInputs {
   /** `[out, r]`. */
   b: Var;
   scaling: number;
-}
-
-/** `[R, X]` view of `[..., X]`. */
-function fold(t: Tensor): Tensor {
-  return t.reshape([t.size / t.shape[t.rank - 1], t.shape[t.rank - 1]]);
-}
-
-/** `dYᵀ · A` for `Y = A Mᵀ`: the gradient of the `[N, K]` matrix M. `[..., N] , [..., K] -> [N, K]` */
-function weightGrad(dy: Tensor, a: Tensor): Tensor {
-  using dy2 = fold(dy); // [R, N]
-  using a2 = fold(a); // [R, K]
-  using dyT = transpose2d(dy2); // [N, R]
-  return matmulOp(dyT, a2); // [N, R] x [R, K] -> [N, K]
 }
 
 /** `x Wᵀ (+ bias) + scaling · (xd Aᵀ) Bᵀ` as one tape node; see the module doc. `[..., in] -> [..., out]` */

@@ -35,6 +35,7 @@
 import { dropout } from "../autograd/dropout.ts";
 import { add as addV, scale as scaleV, siluMul as siluMulV } from "../autograd/elementwise.ts";
 import { groupedLinear } from "../autograd/grouped.ts";
+import { addGroupedLora } from "../autograd/grouped_lora.ts";
 import { linear as linearV } from "../autograd/matmul.ts";
 import { concatRows as concatRowsV, sliceRows as sliceRowsV } from "../autograd/slice.ts";
 import type { Var } from "../autograd/tape.ts";
@@ -200,6 +201,15 @@ export class SwiGLUExperts implements Module {
     const y = groupedLinear(x, ctx.v(this.#weight(proj)), groups); // [N, in] -> [N, out]
     const adapters = this.#adaptersOf(proj);
     if (adapters.size === 0) return y;
+    const dropping = ctx.training && [...adapters.values()].some((ad) => ad.dropout > 0);
+    if (!dropping) {
+      // One tape node keeps z and the [n_e, r] products only (see addGroupedLora).
+      const ads = Array.from({ length: this.numExperts }, (_, e) => {
+        const ad = adapters.get(e);
+        return ad && { a: ctx.v(ad.a), b: ctx.v(ad.b), scaling: ad.scaling };
+      });
+      return addGroupedLora(y, x, groups, ads); // [N, out]
+    }
     const O = this.#weight(proj).shape[1];
     const parts: Var[] = [];
     let start = 0;

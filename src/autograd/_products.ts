@@ -1,0 +1,20 @@
+/**
+ * Products shared by the fused tape nodes. Private to `src/autograd/`.
+ * @module
+ */
+import { matmul } from "../ops/matmul.ts";
+import { transpose2d } from "../ops/transpose.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+
+/** `[R, X]` view of `[..., X]`. */
+export function foldRows(t: Tensor): Tensor {
+  return t.reshape([t.size / t.shape[t.rank - 1], t.shape[t.rank - 1]]);
+}
+
+/** `dYᵀ · A` for `Y = A Mᵀ`: the gradient of the `[N, K]` matrix M. `[..., N], [..., K] -> [N, K]` */
+export function weightGrad(dy: Tensor, a: Tensor): Tensor {
+  using dy2 = foldRows(dy); // [R, N]
+  using a2 = foldRows(a); // [R, K]
+  using dyT = transpose2d(dy2); // [N, R]
+  return matmul(dyT, a2); // [N, R] x [R, K] -> [N, K]
+}
