@@ -46,13 +46,15 @@
  * @module
  */
 import code from "../../../kernels/hqq.wgsl" with { type: "text" };
-import { groupSpan, packAffineMeta } from "../../ops/dequantize_ref.ts";
+import { groupSpan } from "../../ops/dequantize_ref.ts";
 import { gpuOf, grid1d, params } from "../../ops/_kernel.ts";
 import type { QuantizedTensor } from "../../tensor/quantized_tensor.ts";
 import { Tensor } from "../../tensor/tensor.ts";
 import {
   AFFINE_WG,
+  affineBase,
   affineCodesRef,
+  affineFromHost,
   type AffineLayout,
   type AffineMeta,
   affinePackGpu,
@@ -235,33 +237,12 @@ export async function quantizeHqq(
   layout: AffineLayout,
   options: HqqOptions = HQQ_DEFAULTS,
 ): Promise<QuantizedTensor> {
-  const { shape, bits, groupSize, axis } = layout;
+  const { shape, groupSize } = layout;
   const groups = (shape[0] * shape[1]) / groupSize;
-  const base = {
-    method: "hqq",
-    scheme: "affine",
-    bits,
-    groupSize,
-    axis,
-    shape: [shape[0], shape[1]],
-  } as const;
   const device = weight.device;
   if (device.kind === "cpu") {
     const r = hqqRef(weight.host(), layout, options);
-    return {
-      ...base,
-      codes: Tensor.fromArray(device, r.codes, [r.codes.length], {
-        dtype: "u32",
-        category: "weights",
-        label: "quant.codes",
-      }),
-      meta: Tensor.fromArray(device, packAffineMeta(r.scale, r.zero), [groups], {
-        dtype: "u32",
-        category: "weights",
-        label: "quant.meta",
-      }),
-      info: r.info,
-    };
+    return { ...affineFromHost(device, "hqq", layout, r.codes, r.scale, r.zero), info: r.info };
   }
   const gpu = gpuOf(device);
   const grid = grid1d(Math.ceil(groups / AFFINE_WG));
@@ -288,5 +269,10 @@ export async function quantizeHqq(
   const kept = hqqKeptIteration(errors, options.earlyStop);
   run(kept, 1); // re-run to the kept iterate; writes the f16 metadata
   const codes = affinePackGpu(weight, meta, layout);
-  return { ...base, codes, meta, info: { iterations: kept, meanAbsError: errors[kept] } };
+  return {
+    ...affineBase("hqq", layout),
+    codes,
+    meta,
+    info: { iterations: kept, meanAbsError: errors[kept] },
+  };
 }

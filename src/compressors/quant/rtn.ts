@@ -46,6 +46,7 @@ import {
   type QuantizedTensor,
   wordsPerRow,
 } from "../../tensor/quantized_tensor.ts";
+import type { Device } from "../../device/device.ts";
 import { Tensor } from "../../tensor/tensor.ts";
 
 /** Invocations per workgroup of the `rtn.wgsl` and `hqq.wgsl` kernels. */
@@ -183,6 +184,29 @@ export function affinePackGpu(
   return codes;
 }
 
+/** The fields every affine result shares. */
+export function affineBase(method: "rtn" | "hqq", layout: AffineLayout) {
+  const { shape, bits, groupSize, axis } = layout;
+  return { method, scheme: "affine", bits, groupSize, axis, shape: [shape[0], shape[1]] } as const;
+}
+
+/** An affine QuantizedTensor on `device` from host codes and f32 step/zero (packed as f16 pairs). */
+export function affineFromHost(
+  device: Device,
+  method: "rtn" | "hqq",
+  layout: AffineLayout,
+  codes: Uint32Array,
+  scale: Float32Array,
+  zero: Float32Array,
+): QuantizedTensor {
+  const opts = (label: string) => ({ dtype: "u32", category: "weights", label } as const);
+  return {
+    ...affineBase(method, layout),
+    codes: Tensor.fromArray(device, codes, [codes.length], opts("quant.codes")),
+    meta: Tensor.fromArray(device, packAffineMeta(scale, zero), [scale.length], opts("quant.meta")),
+  };
+}
+
 /**
  * RTN-quantizes a 2-D f32 weight on its own device (validated by `quantize()`, the public entry).
  * Returns codes `u32[rows · wordsPerRow]` and meta `u32[groups]` in the `"weights"` category.
@@ -190,32 +214,12 @@ export function affinePackGpu(
 export function quantizeRtn(weight: Tensor<"f32">, layout: AffineLayout): QuantizedTensor {
   const { shape, bits, groupSize, axis } = layout;
   const groups = (shape[0] * shape[1]) / groupSize;
-  const base = {
-    method: "rtn",
-    scheme: "affine",
-    bits,
-    groupSize,
-    axis,
-    shape: [shape[0], shape[1]],
-  } as const;
   const device = weight.device;
   if (device.kind === "cpu") {
     const w = weight.host();
     const { scale, zero } = rtnMetaRef(w, shape, bits, groupSize, axis);
     const codes = affineCodesRef(w, shape, bits, groupSize, axis, scale, zero);
-    return {
-      ...base,
-      codes: Tensor.fromArray(device, codes, [codes.length], {
-        dtype: "u32",
-        category: "weights",
-        label: "quant.codes",
-      }),
-      meta: Tensor.fromArray(device, packAffineMeta(scale, zero), [groups], {
-        dtype: "u32",
-        category: "weights",
-        label: "quant.meta",
-      }),
-    };
+    return affineFromHost(device, "rtn", layout, codes, scale, zero);
   }
   const meta = Tensor.empty(device, [groups], { dtype: "u32", category: "weights", label: "quant.meta" });
   gpuOf(device).dispatch({ name: "rtn", code, entryPoint: "rtn_meta" }, {
@@ -224,5 +228,5 @@ export function quantizeRtn(weight: Tensor<"f32">, layout: AffineLayout): Quanti
     workgroups: grid1d(Math.ceil(groups / AFFINE_WG)),
     constants: { WG: AFFINE_WG },
   });
-  return { ...base, codes: affinePackGpu(weight, meta, layout), meta };
+  return { ...affineBase("rtn", layout), codes: affinePackGpu(weight, meta, layout), meta };
 }
