@@ -3,9 +3,9 @@
  *
  * 1. one expert's up projection (brown-moe, layer 0) through RTN, HQQ and NF4 at 2–4 bits: stored
  *    bits per parameter and errors, then the 2-bit HQQ weight with a rank-16 SVD compensation;
- * 2. LoRAM's structured pruning of brown-dense at ratio 0.5 on layers [4, L−2) with a random, an
- *    L2 and an activation-aware plan: parameters and Brown perplexity of each physically smaller
- *    model, and the plan as LLM-Pruner-style JSON;
+ * 2. LoRAM's structured pruning of brown-dense at ratio 0.5 on layers [4, L−2) and [1, L−1) with a
+ *    random, an L2 and an activation-aware plan: parameters and Brown perplexity of each physically
+ *    smaller model, and the plan as LLM-Pruner-style JSON;
  * 3. unstructured pruning (magnitude, Wanda, 2:4) of every decoder linear of brown-dense.
  *
  * Every figure goes into one Arrow table in `runs/<id>/metrics.arrow`.
@@ -38,8 +38,8 @@ import {
   savePlan,
   splitDocuments,
   Tensor,
-  tokenizeDocuments,
   Tokenizer,
+  tokenStream,
 } from "../src/mod.ts";
 
 const MODELS = new URL("./models/", import.meta.url).pathname;
@@ -52,8 +52,7 @@ console.log(`device: ${device.info.backend} (${device.info.adapter})`);
 // Brown validation text, tokenized by the models' shared tokenizer.
 const tokenizer = await Tokenizer.fromDir(`${MODELS}brown-dense`);
 const docs = splitDocuments(await loadBrown({ genres: ["ca", "cn", "cp"] })).validation;
-const ids = Int32Array.from(tokenizeDocuments(docs, tokenizer, { addEos: true }).flatMap((d) => [...d]))
-  .subarray(0, 2048);
+const ids = tokenStream(docs, tokenizer, { addEos: true, maxTokens: 2048 });
 const blocks = Array.from({ length: 4 }, (_, i) => ids.subarray(i * 128, (i + 1) * 128));
 
 // ---------------------------------------------------------------------------------------
@@ -99,47 +98,54 @@ const blocks = Array.from({ length: 4 }, (_, i) => ids.subarray(i * 128, (i + 1)
 }
 
 // ---------------------------------------------------------------------------------------
-// 2. LoRAM's structured pruning of brown-dense: plans, smaller models, perplexity.
+// 2. LoRAM's structured pruning of brown-dense: plans, smaller models, perplexity; on LoRAM's layer
+//    range [4, L−2) and on every layer but the first and last.
+// One model and one set of calibration norms serve sections 2 and 3 (pruneLinears works on reloads).
+const dense = await loadModel(`${MODELS}brown-dense`, { device });
+const { norms } = await collectInputNorms(dense, blocks);
 {
-  using dense = await loadModel(`${MODELS}brown-dense`, { device });
   const L = dense.config.layers;
-  const options = { ratio: 0.5 };
   const base = await perplexity(dense, ids, { blockSize: 128 });
   const params = dense.numParameters().total;
-  console.log(`\n2. brown-dense structured pruning, ratio 0.5 on layers [4, ${L - 2}) (LoRAM's range)`);
+  console.log(`\n2. brown-dense structured pruning at ratio 0.5`);
   console.log(`  original: ${params.toLocaleString("en-US")} parameters, ppl ${base.perplexity.toFixed(2)}`);
   log.log({ section: "structured", method: "none", params, ppl: base.perplexity });
-  const { norms } = await collectInputNorms(dense, blocks);
-  const plans = {
-    random: randomPlan(planDimsOf(dense.config), { ...options, seed: 0 }),
-    l2: await l2Plan(dense, options),
-    activation: await activationPlan(dense, norms, options),
-  };
-  for (const [name, plan] of Object.entries(plans)) {
-    using small = await applyPlan(dense, plan);
-    const ppl = (await perplexity(small, ids, { blockSize: 128 })).perplexity;
-    const n = small.numParameters().total;
-    log.log({ section: "structured", method: name, params: n, ppl });
-    console.log(
-      `  ${name.padEnd(10)} ${n.toLocaleString("en-US")} parameters (${
-        (100 * n / params).toFixed(1)
-      }%), ppl ${ppl.toFixed(2)}`,
-    );
+  for (const layers of [[4, L - 2], [1, L - 1]] as [number, number][]) {
+    const options = { ratio: 0.5, layers };
+    const plans = {
+      random: randomPlan(planDimsOf(dense.config), { ...options, seed: 0 }),
+      l2: await l2Plan(dense, options),
+      activation: await activationPlan(dense, norms, options),
+    };
+    console.log(`  layers [${layers}):`);
+    for (const [name, plan] of Object.entries(plans)) {
+      using small = await applyPlan(dense, plan);
+      const ppl = (await perplexity(small, ids, { blockSize: 128 })).perplexity;
+      const n = small.numParameters().total;
+      log.log({ section: "structured", method: name, layers: `[${layers})`, params: n, ppl });
+      console.log(
+        `    ${name.padEnd(10)} ${n.toLocaleString("en-US")} parameters (${
+          (100 * n / params).toFixed(1)
+        }%), ppl ${ppl.toFixed(2)}`,
+      );
+    }
+    if (layers[0] === 4) {
+      const planPath = `${Deno.makeTempDirSync({ prefix: "ferry-plan-" })}/l2_plan.json`;
+      await savePlan(plans.l2, planPath);
+      console.log(`    the L2 plan as JSON (kept indices per layer): ${planPath}`);
+    }
   }
-  const planPath = `${Deno.makeTempDirSync({ prefix: "ferry-plan-" })}/l2_plan.json`;
-  await savePlan(plans.l2, planPath);
-  console.log(`  the L2 plan as JSON (kept indices per layer): ${planPath}`);
 }
+dense.dispose();
 
 // ---------------------------------------------------------------------------------------
 // 3. Unstructured pruning of every decoder linear (weights keep their shape, zeros where pruned).
 {
   console.log("\n3. brown-dense unstructured pruning of every decoder linear, Brown perplexity");
   for (const [method, sparsity] of [["magnitude", 0.5], ["wanda", 0.5], ["2:4", 0.5]] as const) {
-    using dense = await loadModel(`${MODELS}brown-dense`, { device });
-    const { norms } = await collectInputNorms(dense, blocks);
-    await pruneLinears(dense, { method, sparsity, norms });
-    const ppl = (await perplexity(dense, ids, { blockSize: 128 })).perplexity;
+    using fresh = await loadModel(`${MODELS}brown-dense`, { device }); // pruned in place
+    await pruneLinears(fresh, { method, sparsity, norms });
+    const ppl = (await perplexity(fresh, ids, { blockSize: 128 })).perplexity;
     log.log({ section: "unstructured", method, sparsity, ppl });
     console.log(`  ${method.padEnd(9)} sparsity ${sparsity}: ppl ${ppl.toFixed(2)}`);
   }

@@ -47,8 +47,8 @@ import {
   sum,
   summarizeSweep,
   Tensor,
-  tokenizeDocuments,
   Tokenizer,
+  tokenStream,
   topk,
   writeReport,
 } from "../src/mod.ts";
@@ -300,8 +300,7 @@ let study: MetricLog | undefined;
   const dir = new URL("./models/brown-moe/", import.meta.url).pathname;
   const tokenizer = await Tokenizer.fromDir(dir);
   const docs = splitDocuments(await loadBrown({ genres: ["ca", "cn", "cp"] })).validation;
-  const ids = Int32Array.from(tokenizeDocuments(docs, tokenizer, { addEos: true }).flatMap((d) => [...d]))
-    .subarray(0, 1024);
+  const ids = tokenStream(docs, tokenizer, { addEos: true, maxTokens: 1024 });
   using model = await loadModel(dir, { device: target });
   const sequences = [0, 1, 2, 3].map((i) => ids.subarray(i * 128, (i + 1) * 128));
   const weights = await modelSweepWeights(model, sequences, { layers: [0] });

@@ -23,7 +23,7 @@
 //   4 p      : uniform Params
 // Numerics: f32 throughout, round() ties to even (torch.round); pow is WGSL's (about 1e-6 relative
 //   here), divisions 2.5 ULP, so iterates agree with the TypeScript reference to a few ULP; f16
-//   rounding on the bit patterns (as kernels/cast.wgsl), not pack2x16float.
+//   rounding on the bit patterns (kernels/f16.wgsl, prepended by hqq.ts), not pack2x16float.
 // Workgroup: override WG = 64 (one group per invocation; mode 0 sums the workgroup in shared memory,
 //   invocations past the last group add 0 so every barrier is reached uniformly).
 // Dispatch: ceil(groups / WG) workgroups split over x and y (grid1d).
@@ -44,28 +44,6 @@ struct Params {
 @group(0) @binding(4) var<uniform> p: Params;
 
 var<workgroup> red: array<f32, WG>;
-
-fn f32_to_f16_bits(v: f32) -> u32 {
-  let x = bitcast<u32>(v);
-  let sign = (x >> 16u) & 0x8000u;
-  let exp = (x >> 23u) & 0xffu;
-  let mant = x & 0x7fffffu;
-  if (exp == 0xffu) { return select(sign | 0x7c00u, sign | 0x7e00u | (mant >> 13u), mant != 0u); }
-  let e = i32(exp) - 112;
-  if (e >= 31) { return sign | 0x7c00u; }
-  if (e >= 1) {
-    let rem = mant & 0x1fffu;
-    let h = sign | (u32(e) << 10u) | (mant >> 13u);
-    return select(h, h + 1u, rem > 0x1000u || (rem == 0x1000u && (h & 1u) != 0u));
-  }
-  let shift = u32(14 - e);
-  if (shift >= 25u) { return sign; }
-  let full = mant | 0x800000u;
-  let m = full >> shift;
-  let rem = full & ((1u << shift) - 1u);
-  let half = 1u << (shift - 1u);
-  return sign | select(m, m + 1u, rem > half || (rem == half && (m & 1u) != 0u));
-}
 
 @compute @workgroup_size(WG)
 fn hqq_iterate(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

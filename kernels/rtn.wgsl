@@ -13,8 +13,8 @@
 //                3 p    : uniform Params
 // Groups: axis 1 -> g consecutive elements of a row (group gi covers flat [gi·g, gi·g + g));
 //   axis 0 -> HQQ's reshape(g, -1): group gi covers flat gi + t·N/g, t < g (rows rows/g apart in a column).
-// Numerics: f16 rounding is done on the bit patterns (round to nearest, ties to even, subnormals
-//   kept; the same functions as kernels/cast.wgsl), not with pack2x16float, whose rounding WGSL
+// Numerics: f16 rounding is done on the bit patterns (kernels/f16.wgsl, prepended by rtn.ts:
+//   round to nearest, ties to even, subnormals kept), not with pack2x16float, whose rounding WGSL
 //   leaves to the device; so meta matches the TypeScript reference except where the f32 division
 //   (2.5 ULP in WGSL) lands on the other side of an f16 rounding boundary. round() is ties-to-even,
 //   as torch.round. The step floor max|w| / 1024 keeps |zero| <= 1024 (see rtn.ts).
@@ -35,39 +35,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read> metaIn: array<u32>;
 @group(0) @binding(2) var<storage, read_write> codes: array<u32>;
 @group(0) @binding(3) var<uniform> pp: Params;
-
-fn f16_bits_to_f32(h: u32) -> f32 {
-  let sign = (h & 0x8000u) << 16u;
-  let e = (h >> 10u) & 0x1fu;
-  let m = h & 0x3ffu;
-  if (e == 0x1fu) { return bitcast<f32>(sign | 0x7f800000u | (m << 13u)); }
-  if (e != 0u) { return bitcast<f32>(sign | ((e + 112u) << 23u) | (m << 13u)); }
-  if (m == 0u) { return bitcast<f32>(sign); }
-  let b = firstLeadingBit(m);
-  return bitcast<f32>(sign | ((b + 103u) << 23u) | ((m << (23u - b)) & 0x7fffffu));
-}
-
-fn f32_to_f16_bits(v: f32) -> u32 {
-  let x = bitcast<u32>(v);
-  let sign = (x >> 16u) & 0x8000u;
-  let exp = (x >> 23u) & 0xffu;
-  let mant = x & 0x7fffffu;
-  if (exp == 0xffu) { return select(sign | 0x7c00u, sign | 0x7e00u | (mant >> 13u), mant != 0u); }
-  let e = i32(exp) - 112;
-  if (e >= 31) { return sign | 0x7c00u; }
-  if (e >= 1) {
-    let rem = mant & 0x1fffu;
-    let h = sign | (u32(e) << 10u) | (mant >> 13u);
-    return select(h, h + 1u, rem > 0x1000u || (rem == 0x1000u && (h & 1u) != 0u));
-  }
-  let shift = u32(14 - e);
-  if (shift >= 25u) { return sign; }
-  let full = mant | 0x800000u;
-  let m = full >> shift;
-  let rem = full & ((1u << shift) - 1u);
-  let half = 1u << (shift - 1u);
-  return sign | select(m, m + 1u, rem > half || (rem == half && (m & 1u) != 0u));
-}
 
 // Flat index of element j of group gi, and the stride between consecutive elements.
 fn group_start(p: Params, gi: u32) -> u32 {

@@ -7,6 +7,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { BROWN_GENRES, type BrownGenre } from "../data/brown.ts";
 import { createDevice } from "../device/create_device.ts";
 import type { Device } from "../device/device.ts";
 import type { ModelConfig } from "../models/config.ts";
@@ -243,3 +244,34 @@ export function writeErr(text: string): void {
 
 /** `1234567` → `"1,234,567"`. */
 export const fmtInt = (n: number): string => n.toLocaleString("en-US");
+
+/** Throws a usage error unless the folder of `out` exists. */
+export async function checkOutFolder(command: string, out: string): Promise<void> {
+  const parent = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) || "/" : ".";
+  try {
+    if (!(await Deno.stat(parent)).isDirectory) throw new Deno.errors.NotFound();
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory)) throw err;
+    throw new UsageError(`${command}: --out ${out}: the folder ${parent} does not exist`);
+  }
+}
+
+/**
+ * The genres of a `--data brown` or `brown:GENRE[,GENRE]` source (all for plain `brown`), or
+ * `undefined` when `data` names no Brown source; an unknown genre is a usage error.
+ */
+export function parseBrownGenres(command: string, data: string): BrownGenre[] | undefined {
+  const m = /^brown(?::(.*))?$/.exec(data);
+  if (!m) return undefined;
+  if (m[1] === undefined) return [...BROWN_GENRES];
+  const genres = m[1].split(",").map((g) => g.trim());
+  const bad = genres.find((g) => !(BROWN_GENRES as readonly string[]).includes(g));
+  if (bad !== undefined) {
+    throw new UsageError(
+      `${command}: --data ${data}: unknown Brown genre ${JSON.stringify(bad)}: expected codes among ${
+        BROWN_GENRES.join(", ")
+      }`,
+    );
+  }
+  return genres as BrownGenre[];
+}

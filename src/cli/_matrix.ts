@@ -15,14 +15,7 @@ export interface Matrix {
 
 /** Reads tensor `name` of `path` as f32 `[rows, cols]`. */
 export async function readMatrix(command: string, path: string, name: string): Promise<Matrix> {
-  let file: SafetensorsFile;
-  try {
-    file = await SafetensorsFile.open(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) throw new UsageError(`${command}: --in ${path}: no such file`);
-    throw err;
-  }
-  using _file = file;
+  using file = await openSafetensors(command, "--in", path);
   if (!file.names.includes(name)) {
     const names = file.names.slice(0, 12).join(", ") + (file.names.length > 12 ? ", …" : "");
     throw new UsageError(`${command}: ${path} has no tensor "${name}"; it holds: ${names}`);
@@ -39,13 +32,14 @@ export async function readMatrix(command: string, path: string, name: string): P
   return { data: await file.readF32(name), shape: [info.shape[0], info.shape[1]], dtype: info.dtype };
 }
 
-/** Throws a usage error unless the folder of `out` exists. */
-export async function checkOutFolder(command: string, out: string): Promise<void> {
-  const parent = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) || "/" : ".";
+/** Opens a safetensors file named by `flag`; a missing file is a usage error. */
+export async function openSafetensors(command: string, flag: string, path: string): Promise<SafetensorsFile> {
   try {
-    if (!(await Deno.stat(parent)).isDirectory) throw new Deno.errors.NotFound();
+    return await SafetensorsFile.open(path);
   } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory)) throw err;
-    throw new UsageError(`${command}: --out ${out}: the folder ${parent} does not exist`);
+    if (err instanceof Deno.errors.NotFound) {
+      throw new UsageError(`${command}: ${flag} ${path}: no such file`);
+    }
+    throw err;
   }
 }

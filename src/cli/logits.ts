@@ -8,6 +8,7 @@ import { writeSafetensors } from "../io/safetensors.ts";
 import { loadModel } from "../models/load.ts";
 import {
   checkIdsInVocab,
+  checkOutFolder,
   noPositionals,
   openDevice,
   parseBackend,
@@ -15,7 +16,6 @@ import {
   parseIds,
   readModelDir,
   required,
-  UsageError,
 } from "./_common.ts";
 
 export const LOGITS_USAGE =
@@ -47,13 +47,7 @@ export async function logitsCommand(args: string[]): Promise<number> {
   const ids = parseIds(cmd, required(cmd, values, "ids", "1,2,3"));
   const out = required(cmd, values, "out", "FILE");
   const backend = parseBackend(cmd, values);
-  const parent = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) || "/" : ".";
-  try {
-    if (!(await Deno.stat(parent)).isDirectory) throw new Deno.errors.NotFound();
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory)) throw err;
-    throw new UsageError(`${cmd}: --out ${out}: the folder ${parent} does not exist`);
-  }
+  await checkOutFolder(cmd, out);
   const { config } = await readModelDir(cmd, dir);
   checkIdsInVocab(cmd, ids, config);
 

@@ -4,7 +4,7 @@
  * @module
  */
 import { BROWN_GENRES, type BrownGenre, loadBrown } from "../data/brown.ts";
-import { tokenizeDocuments } from "../data/pack.ts";
+import { tokenStream } from "../data/pack.ts";
 import { SPLIT_NAMES, splitDocuments, type SplitName } from "../data/splits.ts";
 import { loadJsonl, loadTextFile, type TextDocument } from "../data/text.ts";
 import { Tokenizer } from "../io/tokenizer.ts";
@@ -17,6 +17,7 @@ import {
   noPositionals,
   openDevice,
   parseBackend,
+  parseBrownGenres,
   parseFlags,
   parseInteger,
   readModelDir,
@@ -103,7 +104,7 @@ export async function pplCommand(args: string[]): Promise<number> {
       `${cmd}: the ${split} split of ${data} has no documents (of ${docs.length}); try --split all`,
     );
   }
-  const ids = tokenStream(chosen, tokenizer, maxTokens);
+  const ids = tokenStream(chosen, tokenizer, { addEos: tokenizer.eosTokenId !== undefined, maxTokens });
   if (ids.length < 2) throw new UsageError(`${cmd}: ${data} (${split}) has fewer than 2 tokens`);
   let maxId = 0;
   for (const id of ids) maxId = Math.max(maxId, id);
@@ -155,20 +156,8 @@ export async function pplCommand(args: string[]): Promise<number> {
 type Source = { kind: "brown"; genres: BrownGenre[] } | { kind: "jsonl" | "text"; path: string };
 
 function parseSource(data: string): Source {
-  const m = /^brown(?::(.*))?$/.exec(data);
-  if (m) {
-    if (m[1] === undefined) return { kind: "brown", genres: [...BROWN_GENRES] };
-    const genres = m[1].split(",").map((g) => g.trim());
-    const bad = genres.find((g) => !(BROWN_GENRES as readonly string[]).includes(g));
-    if (bad !== undefined) {
-      throw new UsageError(
-        `ppl: --data ${data}: unknown Brown genre ${JSON.stringify(bad)}: expected codes among ${
-          BROWN_GENRES.join(", ")
-        }`,
-      );
-    }
-    return { kind: "brown", genres: genres as BrownGenre[] };
-  }
+  const genres = parseBrownGenres("ppl", data);
+  if (genres) return { kind: "brown", genres };
   return { kind: /\.jsonl$/i.test(data) ? "jsonl" : "text", path: data };
 }
 
@@ -180,25 +169,4 @@ async function loadDocuments(source: Source): Promise<TextDocument[]> {
     );
   }
   return source.kind === "jsonl" ? await loadJsonl(source.path) : await loadTextFile(source.path);
-}
-
-/** The documents' ids, EOS after each (when the tokenizer has one), cut to `maxTokens`. */
-function tokenStream(docs: TextDocument[], tokenizer: Tokenizer, maxTokens?: number): Int32Array {
-  const addEos = tokenizer.eosTokenId !== undefined;
-  const parts: Int32Array[] = [];
-  let n = 0;
-  for (const doc of docs) {
-    if (maxTokens !== undefined && n >= maxTokens) break;
-    const [ids] = tokenizeDocuments([doc], tokenizer, { addEos });
-    parts.push(ids);
-    n += ids.length;
-  }
-  const out = new Int32Array(maxTokens === undefined ? n : Math.min(n, maxTokens));
-  let at = 0;
-  for (const p of parts) {
-    const take = Math.min(p.length, out.length - at);
-    out.set(p.subarray(0, take), at);
-    at += take;
-  }
-  return out;
 }

@@ -6,9 +6,16 @@
  */
 import { writeSafetensors } from "../io/safetensors.ts";
 import { type MaskMethod, pruneWeight } from "../compressors/prune/masks.ts";
-import { noPositionals, parseFlags, parseNumber, required, str, UsageError } from "./_common.ts";
-import { checkOutFolder, readMatrix } from "./_matrix.ts";
-import { SafetensorsFile } from "../io/safetensors.ts";
+import {
+  checkOutFolder,
+  noPositionals,
+  parseFlags,
+  parseNumber,
+  required,
+  str,
+  UsageError,
+} from "./_common.ts";
+import { openSafetensors, readMatrix } from "./_matrix.ts";
 
 export const PRUNE_USAGE =
   `  prune                prune one 2-D tensor; write it as float32 "pruned" (zeros where pruned)
@@ -86,14 +93,7 @@ export async function pruneCommand(args: string[]): Promise<number> {
 
 /** `[in]` ‖X_j‖₂ from a `[T, in]` activation tensor or a `[in]` norm vector. */
 async function readNorms(cmd: string, path: string, name: string, cols: number): Promise<Float32Array> {
-  let file: SafetensorsFile;
-  try {
-    file = await SafetensorsFile.open(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) throw new UsageError(`${cmd}: --act ${path}: no such file`);
-    throw err;
-  }
-  using _f = file;
+  using file = await openSafetensors(cmd, "--act", path);
   if (!file.names.includes(name)) {
     throw new UsageError(
       `${cmd}: ${path} has no tensor "${name}"; it holds: ${

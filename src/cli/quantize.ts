@@ -12,6 +12,7 @@ import { dequantizeRef } from "../ops/dequantize_ref.ts";
 import { bitsPerParam, disposeQuantized, type QuantBits } from "../tensor/quantized_tensor.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import {
+  checkOutFolder,
   noPositionals,
   openDevice,
   parseBackend,
@@ -21,7 +22,7 @@ import {
   str,
   UsageError,
 } from "./_common.ts";
-import { checkOutFolder, readMatrix } from "./_matrix.ts";
+import { readMatrix } from "./_matrix.ts";
 
 export const QUANTIZE_USAGE =
   `  quantize             quantize one 2-D tensor; write its dequantized form as float32 "dequant"

@@ -15,8 +15,9 @@ import {
 } from "../compressors/analysis/sweep.ts";
 import { modelSweepWeights } from "../compressors/analysis/model_weights.ts";
 import type { MaskMethod } from "../compressors/prune/masks.ts";
-import { BROWN_GENRES, type BrownGenre, loadBrown } from "../data/brown.ts";
-import { tokenizeDocuments } from "../data/pack.ts";
+import { tableToIPC } from "apache-arrow";
+import { type BrownGenre, loadBrown } from "../data/brown.ts";
+import { tokenStream } from "../data/pack.ts";
 import { splitDocuments } from "../data/splits.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { Tokenizer } from "../io/tokenizer.ts";
@@ -26,6 +27,7 @@ import {
   noPositionals,
   openDevice,
   parseBackend,
+  parseBrownGenres,
   parseFlags,
   parseInteger,
   readModelDir,
@@ -109,9 +111,7 @@ export async function sweepCommand(args: string[]): Promise<number> {
   }
   const tokenizer = await Tokenizer.fromDir(dir);
   const docs = splitDocuments(await loadBrown({ genres })).validation;
-  const ids = Int32Array.from(
-    tokenizeDocuments(docs, tokenizer, { addEos: true }).flatMap((d) => [...d]).slice(0, tokens),
-  );
+  const ids = tokenStream(docs, tokenizer, { addEos: true, maxTokens: tokens });
   const maxId = ids.reduce((m, v) => Math.max(m, v), 0);
   if (maxId >= config.vocabSize) {
     throw new UsageError(
@@ -136,7 +136,7 @@ export async function sweepCommand(args: string[]): Promise<number> {
     const summary = summarizeSweep(log);
     console.log(summary.format({ maxRows: 200 }));
     const runDir = await log.save(outDir);
-    await writeFileAtomic(`${runDir}/summary.arrow`, await arrowBytes(summary));
+    await writeFileAtomic(`${runDir}/summary.arrow`, tableToIPC(summary.table(), "file"));
     if (values.sensitivity === true) {
       if (model.moeLayers.length === 0) throw new UsageError(`${cmd}: --sensitivity needs an MoE checkpoint`);
       const settings = quantGrid({ methods, bits, groupSizes: [groupSizes[0]], axes: [1] });
@@ -151,7 +151,7 @@ export async function sweepCommand(args: string[]): Promise<number> {
           ),
       });
       console.log(study.format({ maxRows: 200 }));
-      await writeFileAtomic(`${runDir}/sensitivity.arrow`, await arrowBytes(study));
+      await writeFileAtomic(`${runDir}/sensitivity.arrow`, tableToIPC(study.table(), "file"));
     }
     console.log(
       `wrote ${runDir}/metrics.arrow (per weight), summary.arrow${
@@ -165,16 +165,7 @@ export async function sweepCommand(args: string[]): Promise<number> {
 }
 
 function parseBrown(cmd: string, data: string): BrownGenre[] {
-  const m = /^brown(?::(.*))?$/.exec(data);
-  if (!m) throw new UsageError(`${cmd}: --data must be brown or brown:GENRE[,GENRE]: received ${data}`);
-  if (m[1] === undefined) return [...BROWN_GENRES];
-  const genres = m[1].split(",").map((g) => g.trim());
-  const bad = genres.find((g) => !(BROWN_GENRES as readonly string[]).includes(g));
-  if (bad !== undefined) throw new UsageError(`${cmd}: --data: unknown Brown genre ${JSON.stringify(bad)}`);
-  return genres as BrownGenre[];
-}
-
-async function arrowBytes(log: { table(): unknown }): Promise<Uint8Array> {
-  const { tableToIPC } = await import("apache-arrow");
-  return tableToIPC(log.table() as Parameters<typeof tableToIPC>[0], "file");
+  const genres = parseBrownGenres(cmd, data);
+  if (!genres) throw new UsageError(`${cmd}: --data must be brown or brown:GENRE[,GENRE]: received ${data}`);
+  return genres;
 }

@@ -61,6 +61,7 @@ export {
   tokenizeDocuments,
   type TokenizeOptions,
   TokenizeOptionsSchema,
+  tokenStream,
 } from "./pack.ts";
 export {
   fitUnigram,

@@ -139,6 +139,42 @@ export function tokenizeDocuments(
 }
 
 /**
+ * The documents' ids as one stream (EOS after each with `addEos`), cut to `maxTokens`; documents
+ * past the cut are not tokenized.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tokenStream } from "./pack.ts";
+ * const tok = { eosTokenId: 0, encode: (s: string) => [...s].map((c) => c.charCodeAt(0)) };
+ * assert.deepEqual(tokenStream(["hi", "yo"], tok, { addEos: true, maxTokens: 4 }), Int32Array.of(104, 105, 0, 121));
+ * ```
+ */
+export function tokenStream(
+  docs: Iterable<DocumentInput>,
+  tokenizer: TokenEncoder,
+  options: TokenizeOptions & { maxTokens?: number } = {},
+): Int32Array {
+  const { maxTokens, ...tokenize } = options;
+  const parts: Int32Array[] = [];
+  let n = 0;
+  for (const doc of docs) {
+    if (maxTokens !== undefined && n >= maxTokens) break;
+    const [ids] = tokenizeDocuments([doc], tokenizer, tokenize);
+    parts.push(ids);
+    n += ids.length;
+  }
+  const out = new Int32Array(maxTokens === undefined ? n : Math.min(n, maxTokens));
+  let at = 0;
+  for (const p of parts) {
+    const take = Math.min(p.length, out.length - at);
+    out.set(p.subarray(0, take), at);
+    at += take;
+  }
+  return out;
+}
+
+/**
  * Tokenizes documents, concatenates them with EOS after each, and cuts the stream into blocks of
  * `blockSize` tokens starting every `stride` tokens.
  *

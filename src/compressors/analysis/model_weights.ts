@@ -22,6 +22,7 @@ import type { CausalLM } from "../../models/causal_lm.ts";
 import type { Linear } from "../../nn/linear.ts";
 import { SparseMoE } from "../../nn/sparse_moe.ts";
 import type { Tensor } from "../../tensor/tensor.ts";
+import { decoderLinears } from "../prune/calibration.ts";
 import type { SweepWeight } from "./sweep.ts";
 
 /** Options of {@link modelSweepWeights}. */
@@ -50,31 +51,21 @@ export async function modelSweepWeights(
       );
     }
   }
-  // Capture inputs: the router's for MoE layers, every projection's for dense ones.
-  const captured = new Map<string, Tensor[]>();
-  const hooked: Linear[] = [];
-  const hook = (name: string, linear: Linear) => {
-    captured.set(name, []);
-    linear.inputHook = (x) => captured.get(name)!.push(x.reshape([-1, linear.inFeatures])); // [T, in]
-    hooked.push(linear);
+  // Capture inputs: the router's for MoE layers (it sees the block input), every projection's for
+  // dense ones (decoderLinears names them as HF does).
+  const captured = new Map<string, { linear: Linear; xs: Tensor[]; layer: number }>();
+  const hook = (name: string, linear: Linear, layer: number) => {
+    const entry = { linear, xs: [] as Tensor[], layer };
+    linear.inputHook = (x) => entry.xs.push(x.reshape([-1, linear.inFeatures])); // [T, in]
+    captured.set(name, entry);
   };
   for (const i of layers) {
-    const layer = model.layers[i];
-    if (layer.mlp instanceof SparseMoE) hook(`${i}.moe`, layer.mlp.router);
-    else {
-      const a = layer.attention;
-      const m = layer.mlp;
-      const projections = [
-        ["self_attn.q_proj", a.qProj],
-        ["self_attn.k_proj", a.kProj],
-        ["self_attn.v_proj", a.vProj],
-        ["self_attn.o_proj", a.oProj],
-        ["mlp.gate_proj", m.gateProj],
-        ["mlp.up_proj", m.upProj],
-        ["mlp.down_proj", m.downProj],
-      ] as const;
-      for (const [n, l] of projections) hook(`${i}.${n}`, l);
-    }
+    const mlp = model.layers[i].mlp;
+    if (mlp instanceof SparseMoE) hook(`${i}.moe`, mlp.router, i);
+  }
+  for (const { name, linear } of decoderLinears(model)) {
+    const i = Number(name.split(".")[2]);
+    if (layers.includes(i) && !model.layers[i].isMoe) hook(name, linear, i);
   }
   const selected = new Map<number, Int32Array[]>(); // MoE layer -> [T, K] per sequence
   try {
@@ -91,12 +82,12 @@ export async function modelSweepWeights(
       }
     }
   } finally {
-    for (const l of hooked) l.inputHook = undefined;
+    for (const { linear } of captured.values()) linear.inputHook = undefined;
   }
   const read = async (name: string): Promise<Float32Array[]> => {
-    const list = captured.get(name)!;
-    const arrays = await Promise.all(list.map((t) => t.toArray() as Promise<Float32Array>));
-    list.forEach((t) => t.dispose());
+    const { xs } = captured.get(name)!;
+    const arrays = await Promise.all(xs.map((t) => t.toArray() as Promise<Float32Array>));
+    xs.forEach((t) => t.dispose());
     return arrays;
   };
 
@@ -122,16 +113,14 @@ export async function modelSweepWeights(
       );
       continue;
     }
-    for (const name of [...captured.keys()].filter((n) => n.startsWith(`${i}.`))) {
-      const proj = name.slice(name.indexOf(".") + 1);
-      const linear = hooked[[...captured.keys()].indexOf(name)];
-      const x = concatRows(await read(name), linear.inFeatures, maxTokens);
+    for (const [name, { linear, layer: li }] of captured) {
+      if (li !== i) continue;
       out.push({
-        name: `model.layers.${i}.${proj}`,
-        group: proj.split(".")[1],
+        name,
+        group: name.split(".").at(-1),
         data: await linear.weight.toArray() as Float32Array,
         shape: [linear.outFeatures, linear.inFeatures],
-        activations: x,
+        activations: concatRows(await read(name), linear.inFeatures, maxTokens), // [≤ maxTokens, in]
       });
     }
   }

@@ -25,10 +25,10 @@ import type { CausalLM } from "../../models/causal_lm.ts";
 import { perplexity } from "../../models/perplexity.ts";
 import { MetricLog } from "../../metrics/metric_log.ts";
 import { SparseMoE } from "../../nn/sparse_moe.ts";
-import { dequantizeRef } from "../../ops/dequantize_ref.ts";
+import { dequantize } from "../../ops/dequantize.ts";
+import { sliceRows, writeRows } from "../../ops/slice.ts";
 import { bitsPerParam, disposeQuantized } from "../../tensor/quantized_tensor.ts";
-import { Tensor } from "../../tensor/tensor.ts";
-import { quantize, quantizedToHost } from "../quant/quantize.ts";
+import { quantize } from "../quant/quantize.ts";
 import type { QuantSetting } from "./sweep.ts";
 
 /** The three expert projections, HF Mixtral names. */
@@ -77,33 +77,31 @@ export async function expertProjectionSensitivity(
   log.log(baseRow);
   options.onRow?.(baseRow);
   for (const proj of EXPERT_PROJECTIONS) {
+    const stacks = blocks.map((moe) => moe.experts[proj.key]); // [E, out, in] per MoE layer
+    const [E, rows, cols] = stacks[0].shape;
+    const originals = await Promise.all(stacks.map((t) => t.toArray() as Promise<Float32Array>));
     for (const s of settings) {
-      const originals: Float32Array[] = [];
+      if ((s.axis === 1 ? cols : rows) % s.groupSize !== 0) {
+        throw new RangeError(
+          `Cannot quantize ${proj.name} [${rows}, ${cols}] with group size ${s.groupSize} on axis ${s.axis}`,
+        );
+      }
       let bpp = 0;
       try {
-        for (const moe of blocks) {
-          const stacked = moe.experts[proj.key]; // [E, out, in]
-          const [E, rows, cols] = stacked.shape;
-          if ((s.axis === 1 ? cols : rows) % s.groupSize !== 0) {
-            throw new RangeError(
-              `Cannot quantize ${proj.name} [${rows}, ${cols}] with group size ${s.groupSize} on axis ${s.axis}`,
-            );
-          }
-          const data = await stacked.toArray() as Float32Array;
-          originals.push(data);
-          const approx = new Float32Array(data.length);
+        // On the device: each expert's slice is quantized, dequantized and written back in place.
+        for (const stacked of stacks) {
+          using flat = stacked.reshape([E * rows, cols]); // [E·out, in] view
           for (let e = 0; e < E; e++) {
-            const slice = data.subarray(e * rows * cols, (e + 1) * rows * cols); // [out, in]
-            using t = Tensor.fromArray<"f32">(model.device, slice.slice(), [rows, cols]);
-            const q = await quantize(t, s);
+            using w = sliceRows(flat, e * rows, rows); // [out, in]
+            const q = await quantize(w, s);
             try {
-              approx.set(dequantizeRef(await quantizedToHost(q)), e * rows * cols);
+              using approx = dequantize(q); // [out, in]
+              writeRows(flat, approx, e * rows);
               bpp = bitsPerParam(q).total;
             } finally {
               disposeQuantized(q);
             }
           }
-          model.device.upload(stacked.storage, approx);
         }
         const ppl = (await perplexity(model, ids, { blockSize: options.blockSize })).perplexity;
         const row = {
@@ -119,7 +117,7 @@ export async function expertProjectionSensitivity(
         log.log(row);
         options.onRow?.(row);
       } finally {
-        originals.forEach((data, i) => model.device.upload(blocks[i].experts[proj.key].storage, data));
+        originals.forEach((data, i) => model.device.upload(stacks[i].storage, data));
       }
     }
   }

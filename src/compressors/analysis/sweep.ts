@@ -130,12 +130,13 @@ export async function compressionSweep(
       rel_error: relativeError(w.data, approx),
       output_error: w.activations ? outputError(w.data, approx, w.shape, w.activations) : undefined,
     });
+    // Uploaded once for every quantizer setting; ms covers quantizing and reading the result back.
+    using t = quantizers.length > 0 ? Tensor.fromArray<"f32">(device, w.data, [...w.shape]) : undefined; // [out, in]
     for (const s of quantizers) {
       bar.update(++step, { extra: { weight: w.name } });
       if (w.shape[s.axis === 1 ? 1 : 0] % s.groupSize !== 0) continue;
       const t0 = performance.now();
-      using t = Tensor.fromArray<"f32">(device, w.data, [...w.shape]); // [out, in]
-      const q = await quantize(t, s);
+      const q = await quantize(t!, s);
       try {
         const host = await quantizedToHost(q);
         const ms = performance.now() - t0;
@@ -156,13 +157,14 @@ export async function compressionSweep(
         disposeQuantized(q);
       }
     }
+    const norms = pruners.length > 0 ? inputNorms(w) : undefined; // [in], for Wanda and activation-aware 2:4
     for (const s of pruners) {
       bar.update(++step, { extra: { weight: w.name } });
       const t0 = performance.now();
-      const norms = s.method === "wanda" || s.method === "2:4" ? inputNorms(w) : undefined;
       if (s.method === "wanda" && !norms) continue;
       if (s.method === "2:4" && w.shape[1] % 4 !== 0) continue;
-      const r = pruneWeight(w.data, w.shape, { method: s.method, sparsity: s.sparsity, inputNorms: norms });
+      const inputNorms = s.method === "magnitude" ? undefined : norms;
+      const r = pruneWeight(w.data, w.shape, { method: s.method, sparsity: s.sparsity, inputNorms });
       log.log({
         ...base,
         kind: "prune",

@@ -45,7 +45,8 @@
  * ```
  * @module
  */
-import code from "../../../kernels/hqq.wgsl" with { type: "text" };
+import f16 from "../../../kernels/f16.wgsl" with { type: "text" };
+import kernel from "../../../kernels/hqq.wgsl" with { type: "text" };
 import { groupSpan } from "../../ops/dequantize_ref.ts";
 import { gpuOf, grid1d, params } from "../../ops/_kernel.ts";
 import type { QuantizedTensor } from "../../tensor/quantized_tensor.ts";
@@ -61,6 +62,9 @@ import {
   groupStart,
   roundHalfEven,
 } from "./rtn.ts";
+
+/** hqq.wgsl with the shared f16 bit conversions. */
+const code = f16 + kernel;
 
 /** HQQ solver settings (hqq's `opt_params` plus the early stop switch). */
 export interface HqqOptions {

@@ -36,7 +36,8 @@
  * ```
  * @module
  */
-import code from "../../../kernels/rtn.wgsl" with { type: "text" };
+import f16 from "../../../kernels/f16.wgsl" with { type: "text" };
+import kernel from "../../../kernels/rtn.wgsl" with { type: "text" };
 import { groupSpan, packAffineMeta } from "../../ops/dequantize_ref.ts";
 import { gpuOf, grid1d, params } from "../../ops/_kernel.ts";
 import {
@@ -48,6 +49,9 @@ import {
 } from "../../tensor/quantized_tensor.ts";
 import type { Device } from "../../device/device.ts";
 import { Tensor } from "../../tensor/tensor.ts";
+
+/** rtn.wgsl with the shared f16 bit conversions. */
+const code = f16 + kernel;
 
 /** Invocations per workgroup of the `rtn.wgsl` and `hqq.wgsl` kernels. */
 export const AFFINE_WG = 64;
