@@ -9,6 +9,7 @@
  *   quantize                one tensor through RTN, HQQ or NF4; its dequantized form to a safetensors file
  *   prune                   one tensor through magnitude, Wanda or 2:4 pruning, to a safetensors file
  *   sweep                   compression sweep of a checkpoint's weights, and FloE's sensitivity study
+ *   loram                   LoRAM: parameter accounting from a config (plan)
  *
  * Each command lives in `src/cli/<command>.ts`. Flags are parsed strictly (unknown flags are
  * errors). Errors go to stderr as one line, `ferry: <message>`, with exit status 1.
@@ -18,6 +19,7 @@ import { GENERATE_USAGE, generateCommand } from "./cli/generate.ts";
 import { INFO_USAGE, infoCommand } from "./cli/info.ts";
 import { INSPECT_USAGE, inspectCommand } from "./cli/inspect.ts";
 import { LOGITS_USAGE, logitsCommand } from "./cli/logits.ts";
+import { LORAM_USAGE, loramCommand } from "./cli/loram.ts";
 import { PPL_USAGE, pplCommand } from "./cli/ppl.ts";
 import { PRUNE_USAGE, pruneCommand } from "./cli/prune.ts";
 import { QUANTIZE_USAGE, quantizeCommand } from "./cli/quantize.ts";
@@ -32,6 +34,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   quantize: quantizeCommand,
   prune: pruneCommand,
   sweep: sweepCommand,
+  loram: loramCommand,
 };
 
 /** The text `--help` prints. */
@@ -49,6 +52,7 @@ ${
     QUANTIZE_USAGE,
     PRUNE_USAGE,
     SWEEP_USAGE,
+    LORAM_USAGE,
   ].join("\n\n")
 }
 

@@ -100,6 +100,9 @@ export * from "./lora/lora_model.ts";
 export * from "./lora/merge.ts";
 export * from "./lora/adapter_io.ts";
 
+// LoRAM: train small, infer large
+export * from "./loram/mod.ts";
+
 // Formats
 export {
   DTYPE_BYTES as SAFETENSORS_DTYPE_BYTES,

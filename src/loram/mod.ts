@@ -1,0 +1,20 @@
+/**
+ * LoRAM ([Zhang et al., ICLR 2025](https://arxiv.org/abs/2502.13533)): train LoRA on a pruned
+ * (optionally NF4-quantized) model, recover the low-rank matrices to the original shapes, and merge
+ * them into the original model.
+ *
+ * ```
+ * loramParamCounts(config) ─→ params, pruned params, LoRAM / QLoRAM reduction and GiB
+ * ```
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseModelConfig } from "../models/config.ts";
+ * import { loramParamCounts } from "./mod.ts";
+ * const config = parseModelConfig(JSON.parse(await Deno.readTextFile("examples/models/brown-dense/config.json")));
+ * assert.equal(loramParamCounts(config, { method: "rand", ratio: 0.5 }).pruned_params, 3_542_208);
+ * ```
+ * @module
+ */
+export * from "./param_count.ts";
