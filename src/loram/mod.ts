@@ -5,6 +5,7 @@
  *
  * ```
  * loramParamCounts(config) ─→ params, pruned params, LoRAM / QLoRAM reduction and GiB
+ * pruned-model LoRA ─recoverLora / recoverAdapterFolder(plan)→ full-shape adapter for the original
  * ```
  *
  * @example
@@ -18,3 +19,4 @@
  * @module
  */
 export * from "./param_count.ts";
+export * from "./recover.ts";
