@@ -19,4 +19,5 @@
  * @module
  */
 export * from "./param_count.ts";
+export * from "./first_order_plan.ts";
 export * from "./recover.ts";
