@@ -20,4 +20,5 @@
  */
 export * from "./param_count.ts";
 export * from "./first_order_plan.ts";
+export * from "./prune.ts";
 export * from "./recover.ts";
