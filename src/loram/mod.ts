@@ -5,7 +5,9 @@
  *
  * ```
  * loramParamCounts(config) ─→ params, pruned params, LoRAM / QLoRAM reduction and GiB
+ * loramPrune(model, rand | stru | semi | unst) ─→ plan + pruned copy
  * pruned-model LoRA ─recoverLora / recoverAdapterFolder(plan)→ full-shape adapter for the original
+ * loramRun(device, options, data) ─→ OUT/ plan.json, pruned/, pruned-adapter/, adapter/, merged/, eval.json
  * ```
  *
  * @example
@@ -22,3 +24,5 @@ export * from "./param_count.ts";
 export * from "./first_order_plan.ts";
 export * from "./prune.ts";
 export * from "./recover.ts";
+export * from "./run_config.ts";
+export * from "./pipeline.ts";

@@ -1,0 +1,366 @@
+/**
+ * `loramRun`: LoRAM end to end ([LoRAM](https://arxiv.org/abs/2502.13533) Fig. 2; ALGORITHMS.md
+ * B.1–B.7), every stage's artefact on disk under `OUT/` so a killed run resumes where it stopped:
+ *
+ * ```
+ * original ─loramPrune(method, ratio, layers)→ plan.json + pruned model
+ *          ─align (optional; continual pre-training, LM head frozen)→ pruned/        (HF folder)
+ *          ─LoRA Trainer on the genre (runs/lora, checkpoints)→ pruned-adapter/     (PEFT folder)
+ *          ─recover(plan, zeroA | normA)→ adapter/    (PEFT folder for the original model)
+ *          ─original + adapter, mergeAndUnload→ merged/ (HF folder)
+ *          ─perplexity in and out of domain, parameter accounting, ledger peaks→ eval.json
+ * ```
+ *
+ * Folders are written under a temporary name and renamed, files atomically; a stage whose output
+ * exists is skipped on a rerun, and the Trainer resumes from its newest checkpoint. Perplexity is
+ * measured for the original (large w/o FT), the pruned model (small w/o FT, before and after
+ * alignment), the pruned model with its adapter (inference on the pruned model) and the merged
+ * original (LoRAM). The original model is released while the pruned one trains, so the ledger's
+ * peaks during training are the pruned model's (`weights` vs the formula `4·N_P` bytes in f32).
+ *
+ * @module
+ */
+import { planFromJSON, type PruningPlan, savePlan } from "../compressors/prune/pruning_plan.ts";
+import { createPruningPlan, planDimsOf } from "../compressors/prune/pruning_plan.ts";
+import type { Device } from "../device/device.ts";
+import { writeFileAtomic } from "../io/atomic.ts";
+import { loadLoraAdapter, saveLoraAdapter } from "../lora/adapter_io.ts";
+import { causalLmTask } from "../lora/causal_lm_task.ts";
+import { applyLora } from "../lora/lora_model.ts";
+import { Trainer } from "../lora/trainer.ts";
+import type { CausalLM } from "../models/causal_lm.ts";
+import { loadModel, readHfConfig } from "../models/load.ts";
+import { perplexity } from "../models/perplexity.ts";
+import { saveModel } from "../models/save.ts";
+import { parseModelConfig } from "../models/config.ts";
+import { isStructured, loramParamCounts } from "./param_count.ts";
+import { loramPrune } from "./prune.ts";
+import { checkPlanFor, recoverAdapterFolder } from "./recover.ts";
+import { align, applyGivenPlan, copyTokenizer, exists, readJson, writeFolder } from "./_stages.ts";
+import { type LoramRunConfig, type LoramRunOptions, parseLoramRunConfig } from "./run_config.ts";
+
+/** The token data of a run (blocks are `T + 1` ids, as the Trainer reads them). */
+export interface LoramData {
+  /** General text: alignment and calibration blocks. */
+  readonly align: readonly Int32Array[];
+  /** In-domain training blocks. */
+  readonly train: readonly Int32Array[];
+  /** In-domain held-out ids (a token stream). */
+  readonly evalIn: Int32Array;
+  /** Out-of-domain held-out ids. */
+  readonly evalOut: Int32Array;
+  /** In-domain eval blocks for the training curve (`train.evalEvery`). */
+  readonly evalBlocks?: readonly Int32Array[];
+}
+
+/** Perplexity in and out of domain. */
+export interface DomainPpl {
+  in_domain: number;
+  out_of_domain: number;
+}
+
+/** What `eval.json` holds. */
+export interface LoramEval {
+  config: LoramRunConfig;
+  criterion: string;
+  /** Fraction of the range's projection weights pruned. */
+  sparsity: number;
+  ppl: {
+    original: DomainPpl;
+    pruned: DomainPpl;
+    pruned_aligned: DomainPpl | null;
+    pruned_lora: DomainPpl;
+    loram: DomainPpl;
+  };
+  /** The config-only accounting (B.7) and what the ledger measured while the pruned model trained. */
+  params: ReturnType<typeof loramParamCounts> & {
+    measured_weight_bytes: number;
+    formula_weight_bytes: number;
+  };
+  train: TrainStats;
+}
+
+/** Training figures of the LoRA stage. */
+export interface TrainStats {
+  trainable_params: number;
+  steps: number;
+  tokens: number;
+  tokens_per_s: number;
+  final_loss: number;
+  /** Ledger peak bytes per category during LoRA training. */
+  peak_bytes: Record<string, number>;
+}
+
+/** Options of {@link loramRun} besides the config. */
+export interface LoramRunExtras {
+  /** Show the Trainer's progress bar (default true). */
+  progress?: boolean;
+  /** A plan file to use instead of building one (structured methods). */
+  planFile?: string;
+  /** Called with a one-line message per stage. */
+  log?: (line: string) => void;
+  /** Called after every LoRA step (tests interrupt a run here). */
+  onStep?: (step: number) => void | Promise<void>;
+}
+
+/**
+ * Runs LoRAM (see the module doc) and writes `eval.json`; returns its content. A finished run
+ * (eval.json present) returns it without recomputing.
+ *
+ * @throws {ConfigError} on invalid options; {RangeError}/{TypeError} for a ratio or layer range the
+ *   model does not allow, a MoE model, a plan for another model, or an `out` folder that holds a
+ *   run with other settings (nothing is written in those cases)
+ */
+export async function loramRun(
+  device: Device,
+  options: LoramRunOptions,
+  data: LoramData,
+  extras: LoramRunExtras = {},
+): Promise<LoramEval> {
+  const config = parseLoramRunConfig(options);
+  const log = extras.log ?? (() => {});
+  const { out } = config;
+  const path = (name: string) => `${out}/${name}`;
+  // Validate everything before writing anything.
+  const modelConfig = parseModelConfig(await readHfConfig(config.model));
+  const counts = loramParamCounts(modelConfig, {
+    method: config.method,
+    ratio: config.ratio,
+    layers: config.layers,
+  });
+  const layers = counts.layers;
+  if (config.nf4) {
+    throw new RangeError(
+      "Cannot run QLoRAM: NF4 training weights (nf4: true) are not implemented yet; run without nf4",
+    );
+  }
+  let givenPlan: PruningPlan | null = null;
+  if (extras.planFile) {
+    if (!isStructured(config.method)) {
+      throw new TypeError(`Cannot use a plan file with ${config.method}: plans are for rand and stru`);
+    }
+    givenPlan = planFromJSON(JSON.parse(await Deno.readTextFile(extras.planFile)));
+    checkPlanFor(modelConfig, givenPlan, "use the plan");
+  }
+  const savedConfig = JSON.stringify(config, null, 2);
+  if (await exists(path("loram_config.json"))) {
+    const prev = await Deno.readTextFile(path("loram_config.json"));
+    if (prev !== savedConfig) {
+      throw new RangeError(
+        `Cannot run LoRAM into ${out}: it holds a run with other settings (${
+          path("loram_config.json")
+        }); choose a new out folder or delete it`,
+      );
+    }
+    if (await exists(path("eval.json"))) return JSON.parse(await Deno.readTextFile(path("eval.json")));
+  }
+  if (await exists(path("plan.json"))) {
+    checkPlanFor(
+      modelConfig,
+      planFromJSON(JSON.parse(await Deno.readTextFile(path("plan.json")))),
+      "resume the run",
+    );
+  }
+  await Deno.mkdir(out, { recursive: true });
+  await writeFileAtomic(path("loram_config.json"), savedConfig);
+
+  const ppl = async (model: CausalLM): Promise<DomainPpl> => ({
+    in_domain:
+      (await perplexity(model, data.evalIn.subarray(0, config.evalTokens), { blockSize: config.evalBlock }))
+        .perplexity,
+    out_of_domain:
+      (await perplexity(model, data.evalOut.subarray(0, config.evalTokens), { blockSize: config.evalBlock }))
+        .perplexity,
+  });
+
+  // 1) original, plan, pruned model
+  let original: CausalLM | undefined = await loadModel(config.model, { device });
+  const pOriginal = await ppl(original);
+  log(
+    `original: in-domain ppl ${pOriginal.in_domain.toFixed(2)}, out-of-domain ${
+      pOriginal.out_of_domain.toFixed(2)
+    }`,
+  );
+  let plan: PruningPlan | null;
+  let pruned: CausalLM;
+  let pPruned: DomainPpl;
+  let pAligned: DomainPpl | null = null;
+  const state = await readJson<
+    { criterion: string; sparsity: number; pruned: DomainPpl; aligned: DomainPpl | null }
+  >(path("prune_state.json"));
+  if (state && await exists(path("pruned"))) {
+    original.dispose();
+    original = undefined;
+    const saved = planFromJSON(await readJson(path("plan.json")));
+    plan = isStructured(config.method) ? saved : null;
+    pruned = await loadModel(path("pruned"), { device });
+    ({ pruned: pPruned, aligned: pAligned } = state);
+    log(`resumed: pruned model from ${path("pruned")}`);
+  } else {
+    const calibration = data.align.slice(0, config.calibrationBlocks);
+    const r = givenPlan ? await applyGivenPlan(original, givenPlan) : await loramPrune(original, {
+      method: config.method,
+      ratio: config.ratio,
+      layers,
+      seed: config.seed,
+      criterion: config.criterion,
+      calibration,
+    });
+    original.dispose();
+    original = undefined;
+    plan = r.plan;
+    pruned = r.model;
+    // Masked variants record their settings with no structural change.
+    await savePlan(
+      plan ??
+        createPruningPlan({
+          method: `${config.method}:${r.criterion}`,
+          ratio: config.ratio,
+          dims: planDimsOf(modelConfig),
+          layers: [],
+        }),
+      path("plan.json"),
+    );
+    pPruned = await ppl(pruned);
+    log(
+      `pruned (${r.criterion}, sparsity ${r.sparsity.toFixed(3)}): in-domain ppl ${
+        pPruned.in_domain.toFixed(2)
+      }, out-of-domain ${pPruned.out_of_domain.toFixed(2)}`,
+    );
+    if (config.align.steps > 0) {
+      await align(pruned, config, data, path("runs/align"), extras.progress ?? true, layers);
+      pAligned = await ppl(pruned);
+      log(
+        `aligned: in-domain ppl ${pAligned.in_domain.toFixed(2)}, out-of-domain ${
+          pAligned.out_of_domain.toFixed(2)
+        }`,
+      );
+    }
+    await writeFolder(path("pruned"), async (tmp) => {
+      await saveModel(pruned, tmp);
+      await copyTokenizer(config.model, tmp);
+    });
+    await writeFileAtomic(
+      path("prune_state.json"),
+      JSON.stringify({ criterion: r.criterion, sparsity: r.sparsity, pruned: pPruned, aligned: pAligned }),
+    );
+  }
+  const { criterion, sparsity } =
+    (await readJson<{ criterion: string; sparsity: number }>(path("prune_state.json")))!;
+
+  // 2) LoRA on the pruned model
+  let stats = await readJson<TrainStats>(path("train_stats.json"));
+  let pPrunedLora: DomainPpl;
+  if (stats && await exists(path("pruned-adapter"))) {
+    using _lora = await loadLoraAdapter(path("pruned-adapter"), pruned);
+    pPrunedLora = await ppl(pruned);
+  } else {
+    using lora = applyLora(pruned, {
+      r: config.lora.r,
+      loraAlpha: config.lora.alpha,
+      loraDropout: config.lora.dropout,
+      targetModules: [...config.lora.targetModules],
+    }, { seed: config.seed });
+    const t = config.train;
+    using trainer = new Trainer(causalLmTask(pruned, { lora }), {
+      optimizer: { lr: t.lr, weightDecay: 0 },
+      schedule: {
+        totalSteps: t.steps,
+        warmupSteps: t.warmupSteps ?? Math.floor(t.steps / 10),
+        minLr: t.lr / 10,
+      },
+      batch: t.batch,
+      evalEvery: t.evalEvery,
+      checkpointEvery: t.checkpointEvery,
+      runDir: path("runs/lora"),
+      seed: config.seed,
+      progress: extras.progress ?? true,
+    });
+    device.ledger.resetPeak();
+    let tokens = 0;
+    let seconds = 0;
+    const fit = await trainer.fit(data.train, {
+      evalData: data.evalBlocks,
+      onStep: async (r) => {
+        tokens += r.tokens;
+        seconds += r.tokens / r.tokensPerS;
+        await extras.onStep?.(r.step);
+      },
+    });
+    const peak: Record<string, number> = { total: device.ledger.peak() };
+    for (const u of device.ledger.usage()) peak[u.category] = u.peak;
+    stats = {
+      trainable_params: lora.numTrainableParameters(),
+      steps: fit.step,
+      tokens,
+      tokens_per_s: seconds > 0 ? tokens / seconds : 0,
+      final_loss: fit.loss,
+      peak_bytes: peak,
+    };
+    await writeFolder(
+      path("pruned-adapter"),
+      (tmp) => saveLoraAdapter(tmp, lora, { baseModelNameOrPath: path("pruned") }),
+    );
+    await Deno.copyFile(`${fit.runDir}/metrics.arrow`, path("training_log.arrow"));
+    await writeFileAtomic(path("train_stats.json"), JSON.stringify(stats));
+    pPrunedLora = await ppl(pruned);
+  }
+  log(
+    `pruned + LoRA: in-domain ppl ${pPrunedLora.in_domain.toFixed(2)}, out-of-domain ${
+      pPrunedLora.out_of_domain.toFixed(2)
+    }`,
+  );
+  pruned.dispose();
+
+  // 3) recovery, merge into the original, evaluation
+  if (!(await exists(path("adapter")))) {
+    await writeFolder(
+      path("adapter"),
+      (tmp) =>
+        recoverAdapterFolder(plan, path("pruned-adapter"), tmp, {
+          type: config.recover,
+          seed: config.seed,
+          baseModel: config.model,
+        }),
+    );
+  }
+  let merged: CausalLM;
+  if (await exists(path("merged"))) {
+    merged = await loadModel(path("merged"), { device });
+  } else {
+    const base = await loadModel(config.model, { device });
+    const lora = await loadLoraAdapter(path("adapter"), base);
+    merged = await lora.mergeAndUnload();
+    await writeFolder(path("merged"), async (tmp) => {
+      await saveModel(merged, tmp);
+      await copyTokenizer(config.model, tmp);
+    });
+  }
+  const pLoram = await ppl(merged);
+  merged.dispose();
+  log(
+    `LoRAM (recovered, merged into the original): in-domain ppl ${
+      pLoram.in_domain.toFixed(2)
+    }, out-of-domain ${pLoram.out_of_domain.toFixed(2)}`,
+  );
+  const result: LoramEval = {
+    config,
+    criterion,
+    sparsity,
+    ppl: {
+      original: pOriginal,
+      pruned: pPruned,
+      pruned_aligned: pAligned,
+      pruned_lora: pPrunedLora,
+      loram: pLoram,
+    },
+    params: {
+      ...counts,
+      measured_weight_bytes: stats.peak_bytes.weights ?? 0,
+      formula_weight_bytes: 4 * (isStructured(config.method) ? counts.pruned_params : counts.params),
+    },
+    train: stats,
+  };
+  await writeFileAtomic(path("eval.json"), JSON.stringify(result, null, 2) + "\n");
+  return result;
+}

@@ -1,0 +1,171 @@
+/**
+ * `loramRun` on the tiny golden Llama: every artefact is written, the ledger's weight bytes while
+ * training equal the formula, the merged folder is the original plus the recovered adapter, a run
+ * killed mid-training resumes to the same adapter bit for bit, and bad input writes nothing.
+ */
+import assert from "node:assert/strict";
+import { createPruningPlan, planFromJSON, savePlan } from "../../src/compressors/prune/pruning_plan.ts";
+import { createDevice } from "../../src/device/create_device.ts";
+import { loadAdapter } from "../../src/lora/peft_io.ts";
+import { type LoramData, loramRun } from "../../src/loram/pipeline.ts";
+import type { LoramRunOptions } from "../../src/loram/run_config.ts";
+import { loadModel } from "../../src/models/load.ts";
+import { perplexity } from "../../src/models/perplexity.ts";
+import { rng } from "../_helpers.ts";
+
+const FIXTURE = "test/fixtures/models/llama-gqa-tied-f32"; // L 2, C 32, F 64, H 4, Hkv 2, D 8, V 128
+const device = await createDevice({ backend: "cpu" });
+
+function blocks(n: number, len: number, seed: number): Int32Array[] {
+  const u = rng(seed);
+  // A learnable pattern: id t+1 follows id t (mod 64) most of the time.
+  return Array.from({ length: n }, () => {
+    const b = new Int32Array(len);
+    b[0] = Math.floor(u() * 64);
+    for (let i = 1; i < len; i++) b[i] = u() < 0.8 ? (b[i - 1] + 1) % 64 : Math.floor(u() * 128);
+    return b;
+  });
+}
+const DATA: LoramData = {
+  align: blocks(8, 17, 1),
+  train: blocks(16, 17, 2),
+  evalIn: Int32Array.from(blocks(8, 17, 3).flatMap((b) => [...b])),
+  evalOut: Int32Array.from(blocks(8, 17, 4).flatMap((b) => [...b.map((v) => (v * 7) % 128)])),
+};
+const options = (out: string, extra: Partial<LoramRunOptions> = {}): LoramRunOptions => ({
+  model: FIXTURE,
+  out,
+  method: "rand",
+  ratio: 0.5,
+  layers: [1, 2],
+  train: { steps: 4, batch: 2, checkpointEvery: 2, lr: 5e-3 },
+  evalBlock: 16,
+  ...extra,
+});
+
+Deno.test("loramRun: writes every artefact; ledger weight bytes equal the formula; merged = original + recovered adapter", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ferry-loram-run-" });
+  try {
+    const out = `${dir}/run`;
+    const r = await loramRun(device, options(out, { align: { steps: 2, batch: 2 } }), DATA, {
+      progress: false,
+    });
+    for (
+      const f of [
+        "plan.json",
+        "pruned/config.json",
+        "pruned-adapter/adapter_model.safetensors",
+        "adapter/adapter_config.json",
+        "merged/model.safetensors",
+        "eval.json",
+        "training_log.arrow",
+      ]
+    ) {
+      assert.ok((await Deno.stat(`${out}/${f}`)).isFile, f);
+    }
+    const plan = planFromJSON(JSON.parse(await Deno.readTextFile(`${out}/plan.json`)));
+    assert.deepEqual(plan.layers.map((l) => [l.index, l.mlpKeep.length, l.kvHeadKeep.length]), [[1, 32, 1]]);
+    assert.equal(r.params.pruned_params, r.params.params - (2 * 16 * 32 + 2 * 8 * 32 + 3 * 32 * 32)); // q, o: 16 of 32; k, v: 8 of 16; MLP: 32 of 64
+    assert.equal(r.params.measured_weight_bytes, r.params.formula_weight_bytes);
+    assert.equal(r.params.formula_weight_bytes, 4 * r.params.pruned_params);
+    assert.ok(r.ppl.pruned_aligned !== null);
+    assert.ok(r.train.tokens === 4 * 2 * 16 && r.train.trainable_params > 0);
+    // The adapters: pruned shapes in pruned-adapter/, original shapes in adapter/.
+    const small = await loadAdapter(`${out}/pruned-adapter`);
+    const full = await loadAdapter(`${out}/adapter`);
+    assert.equal(small.tensors.get("model.layers.1.mlp.down_proj")!.inFeatures, 32);
+    assert.equal(full.tensors.get("model.layers.1.mlp.down_proj")!.inFeatures, 64);
+    assert.equal(full.config.baseModelNameOrPath, FIXTURE);
+    // merged/ is what eval.json measured.
+    using merged = await loadModel(`${out}/merged`, { device });
+    const p = await perplexity(merged, DATA.evalIn.subarray(0, 4096), { blockSize: 16 });
+    assert.equal(p.perplexity, r.ppl.loram.in_domain);
+    // A finished run returns its eval.json.
+    assert.deepEqual(
+      await loramRun(device, options(out, { align: { steps: 2, batch: 2 } }), DATA, { progress: false }),
+      JSON.parse(await Deno.readTextFile(`${out}/eval.json`)),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("loramRun: a run killed during LoRA training resumes to the same adapter", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ferry-loram-resume-" });
+  try {
+    await loramRun(device, options(`${dir}/whole`, { method: "unst", criterion: "magnitude" }), DATA, {
+      progress: false,
+    });
+    const killed = options(`${dir}/killed`, { method: "unst", criterion: "magnitude" });
+    await assert.rejects(
+      () =>
+        loramRun(device, killed, DATA, {
+          progress: false,
+          onStep: (s) => {
+            if (s === 2) throw new Error("killed");
+          },
+        }),
+      /killed/,
+    );
+    assert.ok(!(await exists(`${dir}/killed/pruned-adapter`)));
+    const r = await loramRun(device, killed, DATA, { progress: false });
+    assert.equal(r.train.steps, 4);
+    const a = await loadAdapter(`${dir}/whole/adapter`);
+    const b = await loadAdapter(`${dir}/killed/adapter`);
+    for (const [m, f] of a.tensors) {
+      assert.deepEqual(b.tensors.get(m)!.A, f.A, m);
+      assert.deepEqual(b.tensors.get(m)!.B, f.B, m);
+    }
+    assert.equal(r.sparsity, 0.5);
+    assert.equal(r.params.saves_memory, false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("loramRun: bad input is refused before anything is written", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ferry-loram-bad-" });
+  try {
+    const out = `${dir}/run`;
+    await assert.rejects(() => loramRun(device, options(out, { ratio: 1 }), DATA), /ratio/);
+    await assert.rejects(
+      () => loramRun(device, options(out, { layers: [1, 3] }), DATA),
+      /outside the model's 2 layers/,
+    );
+    await assert.rejects(
+      () =>
+        loramRun(
+          device,
+          options(out, { model: "test/fixtures/models/mixtral-top2-f32", layers: [0, 1] }),
+          DATA,
+        ),
+      /only dense Llama-family models/,
+    );
+    const other = createPruningPlan({
+      method: "random",
+      ratio: 0.5,
+      dims: { layers: 2, hidden: 32, intermediate: 48, heads: 4, kvHeads: 2, headDim: 8 },
+      layers: [],
+    });
+    await savePlan(other, `${dir}/other.json`);
+    await assert.rejects(
+      () => loramRun(device, options(out), DATA, { planFile: `${dir}/other.json` }),
+      /the plan is for another model: intermediate 48 \(model: 64\)/,
+    );
+    assert.ok(!(await exists(out)), "nothing written");
+    await Deno.mkdir(out);
+    await Deno.writeTextFile(`${out}/loram_config.json`, "{}");
+    await assert.rejects(() => loramRun(device, options(out), DATA), /holds a run with other settings/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await Deno.stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
