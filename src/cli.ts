@@ -9,7 +9,7 @@
  *   quantize                one tensor through RTN, HQQ or NF4; its dequantized form to a safetensors file
  *   prune                   one tensor through magnitude, Wanda or 2:4 pruning, to a safetensors file
  *   sweep                   compression sweep of a checkpoint's weights, and FloE's sensitivity study
- *   loram                   LoRAM: parameter accounting from a config (plan)
+ *   loram                   LoRAM: parameter accounting from a config (plan), the pipeline (run)
  *
  * Each command lives in `src/cli/<command>.ts`. Flags are parsed strictly (unknown flags are
  * errors). Errors go to stderr as one line, `ferry: <message>`, with exit status 1.

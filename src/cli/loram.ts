@@ -1,22 +1,20 @@
 /**
- * `ferry loram plan`: LoRAM from the command line
+ * `ferry loram plan|run`: LoRAM from the command line
  * ([LoRAM](https://arxiv.org/abs/2502.13533)).
  *
  * - `loram plan --config FILE --ratio P --method stru|rand|semi|unst [--layers START:END] [--json]`:
  *   the parameter accounting of `src/loram/param_count.ts` from a HF `config.json` alone; with
  *   `--json` one JSON object (`params`, `pruned_params`, `loram_reduction`, `qloram_reduction`,
  *   `loram_gib`, `qloram_gib`, and the exact NF4 figures), else a readable table.
+ * - `loram run`: see `loram_run.ts`.
  * @module
  */
 import { ConfigError, FormatError } from "../errors.ts";
-import {
-  LORAM_METHODS,
-  type LoramMethod,
-  type LoramParamCounts,
-  loramParamCounts,
-} from "../loram/param_count.ts";
+import { LORAM_METHODS, type LoramParamCounts, loramParamCounts } from "../loram/param_count.ts";
 import { parseModelConfig } from "../models/config.ts";
 import { fmtInt, isFile, join, noPositionals, parseFlags, required, str, UsageError } from "./_common.ts";
+import { parseLayerRange, parseMethod, parseRatio } from "./loram_args.ts";
+import { LORAM_RUN_USAGE, loramRunCommand } from "./loram_run.ts";
 
 export const LORAM_USAGE =
   `  loram plan           LoRAM parameter accounting from a HF config.json alone (paper Tables 4-6)
@@ -26,53 +24,25 @@ export const LORAM_USAGE =
       --layers START:END   pruned decoder layers [START, END) (default LoRAM's [4, L-2))
       --json               print one JSON object (params, pruned_params, loram_reduction,
                            qloram_reduction, loram_gib, qloram_gib, qloram_nf4_*)
-`;
+${LORAM_RUN_USAGE}`;
 
 const SUBCOMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   plan: loramPlanCommand,
+  run: loramRunCommand,
 };
 
 /** Runs `ferry loram`. */
 export async function loramCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === undefined || sub === "--help" || sub === "-h") {
-    console.log(`usage: deno task ferry loram plan [options]\n\n${LORAM_USAGE}`);
+    console.log(`usage: deno task ferry loram plan|run [options]\n\n${LORAM_USAGE}`);
     return sub === undefined ? 2 : 0;
   }
   const run = Object.hasOwn(SUBCOMMANDS, sub) ? SUBCOMMANDS[sub] : undefined;
   if (!run) {
-    throw new UsageError(`loram: unknown subcommand "${sub}": expected plan (see ferry loram --help)`);
+    throw new UsageError(`loram: unknown subcommand "${sub}": expected plan or run (see ferry loram --help)`);
   }
   return await run(rest);
-}
-
-/**
- * `START:END` as a half-open layer range.
- * @throws {UsageError} when it is not two integers
- */
-export function parseLayerRange(cmd: string, text: string): [number, number] {
-  const m = /^\s*(\d+)\s*:\s*(\d+)\s*$/.exec(text);
-  if (!m) {
-    throw new UsageError(
-      `${cmd}: --layers must be START:END (two integers, END exclusive): received ${text}`,
-    );
-  }
-  return [Number(m[1]), Number(m[2])];
-}
-
-/** `--method`, checked. */
-export function parseMethod(cmd: string, text: string): LoramMethod {
-  if (!(LORAM_METHODS as readonly string[]).includes(text)) {
-    throw new UsageError(`${cmd}: --method must be one of ${LORAM_METHODS.join(", ")}: received ${text}`);
-  }
-  return text as LoramMethod;
-}
-
-/** `--ratio`, in (0, 1). */
-export function parseRatio(cmd: string, text: string): number {
-  const p = text.trim() === "" ? NaN : Number(text);
-  if (!(p > 0 && p < 1)) throw new UsageError(`${cmd}: --ratio must be a number in (0, 1): received ${text}`);
-  return p;
 }
 
 async function loramPlanCommand(args: string[]): Promise<number> {

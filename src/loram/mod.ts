@@ -26,3 +26,4 @@ export * from "./prune.ts";
 export * from "./recover.ts";
 export * from "./run_config.ts";
 export * from "./pipeline.ts";
+export * from "./data.ts";
