@@ -136,6 +136,7 @@ export * from "./data/mod.ts";
 // Models
 export * from "./nn/module.ts";
 export * from "./nn/linear.ts";
+export * from "./nn/nf4_linear.ts";
 export * from "./nn/embedding.ts";
 export * from "./nn/rms_norm.ts";
 export * from "./nn/attention.ts";

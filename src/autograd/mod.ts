@@ -27,6 +27,7 @@ export { add, mul, scale, sigmoid, silu, siluMul } from "./elementwise.ts";
 export { dropout } from "./dropout.ts";
 export { linear, matmul } from "./matmul.ts";
 export { loraLinear, type LoraLinearInputs } from "./lora_linear.ts";
+export { quantizedLoraLinear, type QuantizedLoraLinearInputs } from "./quantized_lora_linear.ts";
 export { addGroupedLora, type GroupedLoraAdapter } from "./grouped_lora.ts";
 export { embedding, gatherRows, scatterAddRows } from "./gather.ts";
 export { concatRows, sliceRows } from "./slice.ts";

@@ -23,6 +23,7 @@
 export * from "./param_count.ts";
 export * from "./first_order_plan.ts";
 export * from "./prune.ts";
+export * from "./qloram.ts";
 export * from "./recover.ts";
 export * from "./run_config.ts";
 export * from "./pipeline.ts";

@@ -45,7 +45,7 @@ import { loramLayerRange } from "../compressors/prune/structured.ts";
 import type { LayerSizes, ModelConfig } from "../models/config.ts";
 import { layerSizesAt } from "../models/config.ts";
 import { parameterSpecs } from "../models/weights.ts";
-import { wordsPerRow } from "../tensor/quantized_tensor.ts";
+import { nf4LinearBytes } from "./qloram.ts";
 
 /** LoRAM's pruning variants (B.2): structured random / first-order, 2:4, unstructured. */
 export const LORAM_METHODS = ["rand", "stru", "semi", "unst"] as const;
@@ -97,9 +97,6 @@ export interface LoramParamCounts {
   saves_memory: boolean;
 }
 
-/** bitsandbytes' NF4 block and double-quantisation block. */
-const NF4_BLOCK = 64;
-const DQ_BLOCK = 256;
 const GIB = 2 ** 30;
 
 /**
@@ -192,11 +189,7 @@ export function nf4Bytes(config: ModelConfig): number {
       bytes += 2 * s.shape.reduce((a, b) => a * b, 1);
       continue;
     }
-    const [rows, cols] = s.shape;
-    const blocks = Math.ceil((rows * cols) / NF4_BLOCK);
-    bytes += 4 * rows * wordsPerRow(cols, 4); // codes, 8 per u32 word, rows word-aligned
-    bytes += 4 * Math.ceil(blocks / 4); // 8-bit absmax codes, 4 per u32
-    bytes += 4 * Math.ceil(blocks / DQ_BLOCK) + 4; // f32 scale per 256 blocks, f32 offset
+    bytes += nf4LinearBytes(s.shape[0], s.shape[1]); // bitsandbytes: flat blocks of 64
   }
   return bytes;
 }
