@@ -36,7 +36,7 @@ export const LORAM_RUN_USAGE =
       --out OUT            output folder (plan.json, pruned/, pruned-adapter/, adapter/, merged/, eval.json)
       --align-steps N      continual pre-training of the pruned model first, LM head frozen (default 0)
       --recover R          zeroA (default) | normA
-      --nf4                QLoRAM: NF4 + double-quant frozen weights (not available yet: refused)
+      --nf4                QLoRAM: the pruned model's projections in NF4 + double quant while LoRA trains
       --layers START:END   pruned decoder layers (default [4, L-2))
       --criterion C        semi/unst scores: wanda (default) | magnitude
       --plan FILE          use this plan.json (rand/stru) instead of building one

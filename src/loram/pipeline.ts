@@ -17,6 +17,8 @@
  * alignment), the pruned model with its adapter (inference on the pruned model) and the merged
  * original (LoRAM). The original model is released while the pruned one trains, so the ledger's
  * peaks during training are the pruned model's (`weights` vs the formula `4·N_P` bytes in f32).
+ * With `nf4` (QLoRAM) the pruned model's projections are NF4 + double quant while LoRA trains
+ * (`quantizeLinearsNf4`); `pruned/` stays f32, and the recovered adapter merges into the f32 original.
  *
  * @module
  */
@@ -35,6 +37,7 @@ import { saveModel } from "../models/save.ts";
 import { parseModelConfig } from "../models/config.ts";
 import { isStructured, loramParamCounts } from "./param_count.ts";
 import { loramPrune } from "./prune.ts";
+import { quantizeLinearsNf4 } from "./qloram.ts";
 import { checkPlanFor, recoverAdapterFolder } from "./recover.ts";
 import { align, applyGivenPlan, copyTokenizer, exists, readJson, writeFolder } from "./_stages.ts";
 import { type LoramRunConfig, type LoramRunOptions, parseLoramRunConfig } from "./run_config.ts";
@@ -74,8 +77,12 @@ export interface LoramEval {
   };
   /** The config-only accounting (B.7) and what the ledger measured while the pruned model trained. */
   params: ReturnType<typeof loramParamCounts> & {
+    /** Ledger `weights` peak while LoRA trained (the pruned model: f32, or NF4 codes + metadata). */
     measured_weight_bytes: number;
+    /** The same from the shapes: `4·params`, or NF4 + double-quant bytes of the projections + `4·rest`. */
     formula_weight_bytes: number;
+    /** NF4 per-tensor offsets Ferry keeps as host scalars (in the formula, not on the ledger). */
+    host_offset_bytes: number;
   };
   train: TrainStats;
 }
@@ -129,11 +136,6 @@ export async function loramRun(
     layers: config.layers,
   });
   const layers = counts.layers;
-  if (config.nf4) {
-    throw new RangeError(
-      "Cannot run QLoRAM: NF4 training weights (nf4: true) are not implemented yet; run without nf4",
-    );
-  }
   let givenPlan: PruningPlan | null = null;
   if (extras.planFile) {
     if (!isStructured(config.method)) {
@@ -164,203 +166,224 @@ export async function loramRun(
   await Deno.mkdir(out, { recursive: true });
   await writeFileAtomic(path("loram_config.json"), savedConfig);
 
-  const ppl = async (model: CausalLM): Promise<DomainPpl> => ({
-    in_domain:
-      (await perplexity(model, data.evalIn.subarray(0, config.evalTokens), { blockSize: config.evalBlock }))
-        .perplexity,
-    out_of_domain:
-      (await perplexity(model, data.evalOut.subarray(0, config.evalTokens), { blockSize: config.evalBlock }))
-        .perplexity,
-  });
+  // Every model loaded here is released on the way out, also when a stage fails.
+  const owned: CausalLM[] = [];
+  const own = (m: CausalLM): CausalLM => (owned.push(m), m);
+  try {
+    return await stages();
+  } finally {
+    for (const m of owned) m.dispose();
+  }
 
-  // 1) original, plan, pruned model
-  let original: CausalLM | undefined = await loadModel(config.model, { device });
-  const pOriginal = await ppl(original);
-  log(
-    `original: in-domain ppl ${pOriginal.in_domain.toFixed(2)}, out-of-domain ${
-      pOriginal.out_of_domain.toFixed(2)
-    }`,
-  );
-  let plan: PruningPlan | null;
-  let pruned: CausalLM;
-  let pPruned: DomainPpl;
-  let pAligned: DomainPpl | null = null;
-  const state = await readJson<
-    { criterion: string; sparsity: number; pruned: DomainPpl; aligned: DomainPpl | null }
-  >(path("prune_state.json"));
-  if (state && await exists(path("pruned"))) {
-    original.dispose();
-    original = undefined;
-    const saved = planFromJSON(await readJson(path("plan.json")));
-    plan = isStructured(config.method) ? saved : null;
-    pruned = await loadModel(path("pruned"), { device });
-    ({ pruned: pPruned, aligned: pAligned } = state);
-    log(`resumed: pruned model from ${path("pruned")}`);
-  } else {
-    const calibration = data.align.slice(0, config.calibrationBlocks);
-    const r = givenPlan ? await applyGivenPlan(original, givenPlan) : await loramPrune(original, {
-      method: config.method,
-      ratio: config.ratio,
-      layers,
-      seed: config.seed,
-      criterion: config.criterion,
-      calibration,
+  async function stages(): Promise<LoramEval> {
+    const ppl = async (model: CausalLM): Promise<DomainPpl> => ({
+      in_domain:
+        (await perplexity(model, data.evalIn.subarray(0, config.evalTokens), { blockSize: config.evalBlock }))
+          .perplexity,
+      out_of_domain: (await perplexity(model, data.evalOut.subarray(0, config.evalTokens), {
+        blockSize: config.evalBlock,
+      }))
+        .perplexity,
     });
-    original.dispose();
-    original = undefined;
-    plan = r.plan;
-    pruned = r.model;
-    // Masked variants record their settings with no structural change.
-    await savePlan(
-      plan ??
-        createPruningPlan({
-          method: `${config.method}:${r.criterion}`,
-          ratio: config.ratio,
-          dims: planDimsOf(modelConfig),
-          layers: [],
-        }),
-      path("plan.json"),
-    );
-    pPruned = await ppl(pruned);
+
+    // 1) original, plan, pruned model
+    let original: CausalLM | undefined = own(await loadModel(config.model, { device }));
+    const pOriginal = await ppl(original);
     log(
-      `pruned (${r.criterion}, sparsity ${r.sparsity.toFixed(3)}): in-domain ppl ${
-        pPruned.in_domain.toFixed(2)
-      }, out-of-domain ${pPruned.out_of_domain.toFixed(2)}`,
+      `original: in-domain ppl ${pOriginal.in_domain.toFixed(2)}, out-of-domain ${
+        pOriginal.out_of_domain.toFixed(2)
+      }`,
     );
-    if (config.align.steps > 0) {
-      await align(pruned, config, data, path("runs/align"), extras.progress ?? true, layers);
-      pAligned = await ppl(pruned);
+    let plan: PruningPlan | null;
+    let pruned: CausalLM;
+    let pPruned: DomainPpl;
+    let pAligned: DomainPpl | null = null;
+    const state = await readJson<
+      { criterion: string; sparsity: number; pruned: DomainPpl; aligned: DomainPpl | null }
+    >(path("prune_state.json"));
+    if (state && await exists(path("pruned"))) {
+      original.dispose();
+      original = undefined;
+      const saved = planFromJSON(await readJson(path("plan.json")));
+      plan = isStructured(config.method) ? saved : null;
+      pruned = own(await loadModel(path("pruned"), { device }));
+      ({ pruned: pPruned, aligned: pAligned } = state);
+      log(`resumed: pruned model from ${path("pruned")}`);
+    } else {
+      const calibration = data.align.slice(0, config.calibrationBlocks);
+      const r = givenPlan ? await applyGivenPlan(original, givenPlan) : await loramPrune(original, {
+        method: config.method,
+        ratio: config.ratio,
+        layers,
+        seed: config.seed,
+        criterion: config.criterion,
+        calibration,
+      });
+      original.dispose();
+      original = undefined;
+      plan = r.plan;
+      pruned = own(r.model);
+      // Masked variants record their settings with no structural change.
+      await savePlan(
+        plan ??
+          createPruningPlan({
+            method: `${config.method}:${r.criterion}`,
+            ratio: config.ratio,
+            dims: planDimsOf(modelConfig),
+            layers: [],
+          }),
+        path("plan.json"),
+      );
+      pPruned = await ppl(pruned);
       log(
-        `aligned: in-domain ppl ${pAligned.in_domain.toFixed(2)}, out-of-domain ${
-          pAligned.out_of_domain.toFixed(2)
-        }`,
+        `pruned (${r.criterion}, sparsity ${r.sparsity.toFixed(3)}): in-domain ppl ${
+          pPruned.in_domain.toFixed(2)
+        }, out-of-domain ${pPruned.out_of_domain.toFixed(2)}`,
+      );
+      if (config.align.steps > 0) {
+        await align(pruned, config, data, path("runs/align"), extras.progress ?? true, layers);
+        pAligned = await ppl(pruned);
+        log(
+          `aligned: in-domain ppl ${pAligned.in_domain.toFixed(2)}, out-of-domain ${
+            pAligned.out_of_domain.toFixed(2)
+          }`,
+        );
+      }
+      await writeFolder(path("pruned"), async (tmp) => {
+        await saveModel(pruned, tmp);
+        await copyTokenizer(config.model, tmp);
+      });
+      await writeFileAtomic(
+        path("prune_state.json"),
+        JSON.stringify({ criterion: r.criterion, sparsity: r.sparsity, pruned: pPruned, aligned: pAligned }),
       );
     }
-    await writeFolder(path("pruned"), async (tmp) => {
-      await saveModel(pruned, tmp);
-      await copyTokenizer(config.model, tmp);
-    });
-    await writeFileAtomic(
-      path("prune_state.json"),
-      JSON.stringify({ criterion: r.criterion, sparsity: r.sparsity, pruned: pPruned, aligned: pAligned }),
-    );
-  }
-  const { criterion, sparsity } =
-    (await readJson<{ criterion: string; sparsity: number }>(path("prune_state.json")))!;
+    const { criterion, sparsity } =
+      (await readJson<{ criterion: string; sparsity: number }>(path("prune_state.json")))!;
 
-  // 2) LoRA on the pruned model
-  let stats = await readJson<TrainStats>(path("train_stats.json"));
-  let pPrunedLora: DomainPpl;
-  if (stats && await exists(path("pruned-adapter"))) {
-    using _lora = await loadLoraAdapter(path("pruned-adapter"), pruned);
-    pPrunedLora = await ppl(pruned);
-  } else {
-    using lora = applyLora(pruned, {
-      r: config.lora.r,
-      loraAlpha: config.lora.alpha,
-      loraDropout: config.lora.dropout,
-      targetModules: [...config.lora.targetModules],
-    }, { seed: config.seed });
-    const t = config.train;
-    using trainer = new Trainer(causalLmTask(pruned, { lora }), {
-      optimizer: { lr: t.lr, weightDecay: 0 },
-      schedule: {
-        totalSteps: t.steps,
-        warmupSteps: t.warmupSteps ?? Math.floor(t.steps / 10),
-        minLr: t.lr / 10,
+    // 2) LoRA on the pruned model
+    // QLoRAM: the frozen projections become NF4 + double quant (the pruned/ folder stays f32).
+    const stored = pruned.numParameters().total;
+    const projections = [...pruned.parameters()].filter(([k]) =>
+      /^model\.layers\.\d+\..*_proj\.weight$/.test(k)
+    )
+      .reduce((n, [, t]) => n + t.size, 0);
+    const nf4 = config.nf4 ? await quantizeLinearsNf4(pruned) : null;
+    if (nf4) log(`QLoRAM: ${nf4.modules} projections in NF4 + double quant (${nf4.bytes} bytes)`);
+    let stats = await readJson<TrainStats>(path("train_stats.json"));
+    let pPrunedLora: DomainPpl;
+    if (stats && await exists(path("pruned-adapter"))) {
+      using _lora = await loadLoraAdapter(path("pruned-adapter"), pruned);
+      pPrunedLora = await ppl(pruned);
+    } else {
+      using lora = applyLora(pruned, {
+        r: config.lora.r,
+        loraAlpha: config.lora.alpha,
+        loraDropout: config.lora.dropout,
+        targetModules: [...config.lora.targetModules],
+      }, { seed: config.seed });
+      const t = config.train;
+      using trainer = new Trainer(causalLmTask(pruned, { lora }), {
+        optimizer: { lr: t.lr, weightDecay: 0 },
+        schedule: {
+          totalSteps: t.steps,
+          warmupSteps: t.warmupSteps ?? Math.floor(t.steps / 10),
+          minLr: t.lr / 10,
+        },
+        batch: t.batch,
+        evalEvery: t.evalEvery,
+        checkpointEvery: t.checkpointEvery,
+        runDir: path("runs/lora"),
+        seed: config.seed,
+        progress: extras.progress ?? true,
+      });
+      device.ledger.resetPeak();
+      let tokens = 0;
+      let seconds = 0;
+      const fit = await trainer.fit(data.train, {
+        evalData: data.evalBlocks,
+        onStep: async (r) => {
+          tokens += r.tokens;
+          seconds += r.tokens / r.tokensPerS;
+          await extras.onStep?.(r.step);
+        },
+      });
+      const peak: Record<string, number> = { total: device.ledger.peak() };
+      for (const u of device.ledger.usage()) peak[u.category] = u.peak;
+      stats = {
+        trainable_params: lora.numTrainableParameters(),
+        steps: fit.step,
+        tokens,
+        tokens_per_s: seconds > 0 ? tokens / seconds : 0,
+        final_loss: fit.loss,
+        peak_bytes: peak,
+      };
+      await writeFolder(
+        path("pruned-adapter"),
+        (tmp) => saveLoraAdapter(tmp, lora, { baseModelNameOrPath: path("pruned") }),
+      );
+      await Deno.copyFile(`${fit.runDir}/metrics.arrow`, path("training_log.arrow"));
+      await writeFileAtomic(path("train_stats.json"), JSON.stringify(stats));
+      pPrunedLora = await ppl(pruned);
+    }
+    log(
+      `pruned + LoRA: in-domain ppl ${pPrunedLora.in_domain.toFixed(2)}, out-of-domain ${
+        pPrunedLora.out_of_domain.toFixed(2)
+      }`,
+    );
+    pruned.dispose();
+
+    // 3) recovery, merge into the original, evaluation
+    if (!(await exists(path("adapter")))) {
+      await writeFolder(
+        path("adapter"),
+        (tmp) =>
+          recoverAdapterFolder(plan, path("pruned-adapter"), tmp, {
+            type: config.recover,
+            seed: config.seed,
+            baseModel: config.model,
+          }),
+      );
+    }
+    let merged: CausalLM;
+    if (await exists(path("merged"))) {
+      merged = own(await loadModel(path("merged"), { device }));
+    } else {
+      const base = own(await loadModel(config.model, { device }));
+      const lora = await loadLoraAdapter(path("adapter"), base);
+      merged = await lora.mergeAndUnload();
+      await writeFolder(path("merged"), async (tmp) => {
+        await saveModel(merged, tmp);
+        await copyTokenizer(config.model, tmp);
+      });
+    }
+    const pLoram = await ppl(merged);
+    merged.dispose();
+    log(
+      `LoRAM (recovered, merged into the original): in-domain ppl ${
+        pLoram.in_domain.toFixed(2)
+      }, out-of-domain ${pLoram.out_of_domain.toFixed(2)}`,
+    );
+    const result: LoramEval = {
+      config,
+      criterion,
+      sparsity,
+      ppl: {
+        original: pOriginal,
+        pruned: pPruned,
+        pruned_aligned: pAligned,
+        pruned_lora: pPrunedLora,
+        loram: pLoram,
       },
-      batch: t.batch,
-      evalEvery: t.evalEvery,
-      checkpointEvery: t.checkpointEvery,
-      runDir: path("runs/lora"),
-      seed: config.seed,
-      progress: extras.progress ?? true,
-    });
-    device.ledger.resetPeak();
-    let tokens = 0;
-    let seconds = 0;
-    const fit = await trainer.fit(data.train, {
-      evalData: data.evalBlocks,
-      onStep: async (r) => {
-        tokens += r.tokens;
-        seconds += r.tokens / r.tokensPerS;
-        await extras.onStep?.(r.step);
+      params: {
+        ...counts,
+        measured_weight_bytes: stats.peak_bytes.weights ?? 0,
+        formula_weight_bytes: nf4 ? 4 * (stored - projections) + nf4.bytes : 4 * stored,
+        host_offset_bytes: nf4 ? 4 * nf4.modules : 0,
       },
-    });
-    const peak: Record<string, number> = { total: device.ledger.peak() };
-    for (const u of device.ledger.usage()) peak[u.category] = u.peak;
-    stats = {
-      trainable_params: lora.numTrainableParameters(),
-      steps: fit.step,
-      tokens,
-      tokens_per_s: seconds > 0 ? tokens / seconds : 0,
-      final_loss: fit.loss,
-      peak_bytes: peak,
+      train: stats,
     };
-    await writeFolder(
-      path("pruned-adapter"),
-      (tmp) => saveLoraAdapter(tmp, lora, { baseModelNameOrPath: path("pruned") }),
-    );
-    await Deno.copyFile(`${fit.runDir}/metrics.arrow`, path("training_log.arrow"));
-    await writeFileAtomic(path("train_stats.json"), JSON.stringify(stats));
-    pPrunedLora = await ppl(pruned);
+    await writeFileAtomic(path("eval.json"), JSON.stringify(result, null, 2) + "\n");
+    return result;
   }
-  log(
-    `pruned + LoRA: in-domain ppl ${pPrunedLora.in_domain.toFixed(2)}, out-of-domain ${
-      pPrunedLora.out_of_domain.toFixed(2)
-    }`,
-  );
-  pruned.dispose();
-
-  // 3) recovery, merge into the original, evaluation
-  if (!(await exists(path("adapter")))) {
-    await writeFolder(
-      path("adapter"),
-      (tmp) =>
-        recoverAdapterFolder(plan, path("pruned-adapter"), tmp, {
-          type: config.recover,
-          seed: config.seed,
-          baseModel: config.model,
-        }),
-    );
-  }
-  let merged: CausalLM;
-  if (await exists(path("merged"))) {
-    merged = await loadModel(path("merged"), { device });
-  } else {
-    const base = await loadModel(config.model, { device });
-    const lora = await loadLoraAdapter(path("adapter"), base);
-    merged = await lora.mergeAndUnload();
-    await writeFolder(path("merged"), async (tmp) => {
-      await saveModel(merged, tmp);
-      await copyTokenizer(config.model, tmp);
-    });
-  }
-  const pLoram = await ppl(merged);
-  merged.dispose();
-  log(
-    `LoRAM (recovered, merged into the original): in-domain ppl ${
-      pLoram.in_domain.toFixed(2)
-    }, out-of-domain ${pLoram.out_of_domain.toFixed(2)}`,
-  );
-  const result: LoramEval = {
-    config,
-    criterion,
-    sparsity,
-    ppl: {
-      original: pOriginal,
-      pruned: pPruned,
-      pruned_aligned: pAligned,
-      pruned_lora: pPrunedLora,
-      loram: pLoram,
-    },
-    params: {
-      ...counts,
-      measured_weight_bytes: stats.peak_bytes.weights ?? 0,
-      formula_weight_bytes: 4 * (isStructured(config.method) ? counts.pruned_params : counts.params),
-    },
-    train: stats,
-  };
-  await writeFileAtomic(path("eval.json"), JSON.stringify(result, null, 2) + "\n");
-  return result;
 }

@@ -123,6 +123,30 @@ Deno.test("loramRun: a run killed during LoRA training resumes to the same adapt
   }
 });
 
+Deno.test("loramRun: QLoRAM trains on NF4 projections; the ledger holds the NF4 bytes the formula gives", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ferry-qloram-run-" });
+  try {
+    const r = await loramRun(
+      device,
+      options(`${dir}/q`, { nf4: true, train: { steps: 2, batch: 2 } }),
+      DATA,
+      { progress: false },
+    );
+    const f = await loramRun(device, options(`${dir}/f`, { train: { steps: 2, batch: 2 } }), DATA, {
+      progress: false,
+    });
+    assert.equal(r.params.measured_weight_bytes + r.params.host_offset_bytes, r.params.formula_weight_bytes);
+    assert.equal(r.params.host_offset_bytes, 4 * 14);
+    assert.ok(r.params.measured_weight_bytes < f.params.measured_weight_bytes);
+    // Same plan and adapter init; the NF4 base changes the training a little, not the shapes.
+    const a = await loadAdapter(`${dir}/q/adapter`);
+    assert.equal(a.tensors.get("model.layers.1.mlp.down_proj")!.inFeatures, 64);
+    assert.ok(Number.isFinite(r.ppl.loram.in_domain) && Number.isFinite(r.ppl.pruned_lora.in_domain));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("loramRun: bad input is refused before anything is written", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ferry-loram-bad-" });
   try {
