@@ -28,3 +28,4 @@ export * from "./recover.ts";
 export * from "./run_config.ts";
 export * from "./pipeline.ts";
 export * from "./data.ts";
+export * from "./tables.ts";
