@@ -20,6 +20,23 @@
  * With `nf4` (QLoRAM) the pruned model's projections are NF4 + double quant while LoRA trains
  * (`quantizeLinearsNf4`); `pruned/` stays f32, and the recovered adapter merges into the f32 original.
  *
+ * @example Two LoRA steps of LoRAM-Rand on a tiny model
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createDevice } from "../device/create_device.ts";
+ * import { loramRun } from "./pipeline.ts";
+ * const device = await createDevice({ backend: "cpu" });
+ * const ids = (s: number) => Int32Array.from({ length: 17 }, (_, i) => (s + 3 * i) % 100); // [T + 1]
+ * const blocks = Array.from({ length: 8 }, (_, s) => ids(s));
+ * const out = await Deno.makeTempDir();
+ * const e = await loramRun(device, {
+ *   model: "test/fixtures/models/llama-gqa-tied-f32", out, method: "rand", ratio: 0.5, layers: [0, 2],
+ *   train: { steps: 2, batch: 2 }, evalBlock: 16,
+ * }, { align: blocks, train: blocks, evalIn: ids(1), evalOut: ids(2) }, { progress: false });
+ * assert.ok(e.params.pruned_params < e.params.params && e.params.measured_weight_bytes === e.params.formula_weight_bytes);
+ * await Deno.remove(out, { recursive: true });
+ * ```
+ *
  * @module
  */
 import { planFromJSON, type PruningPlan, savePlan } from "../compressors/prune/pruning_plan.ts";
