@@ -31,8 +31,9 @@
  */
 import type { CausalLM } from "../models/causal_lm.ts";
 import { checkpointTensors } from "../models/weights.ts";
-import type { SwiGLUExperts } from "../nn/experts.ts";
+import { asDenseExperts, type SwiGLUExperts } from "../nn/experts.ts";
 import type { Linear } from "../nn/linear.ts";
+import { asDenseLinear, type LinearLike } from "../nn/linear_like.ts";
 import type { ExpertAdapterKey, LoraAdapter } from "../nn/lora_adapter.ts";
 import { SparseMoE } from "../nn/sparse_moe.ts";
 import type { SwiGLU } from "../nn/swiglu.ts";
@@ -62,7 +63,8 @@ export type LoraSite =
  */
 export function loraSites(model: CausalLM): LoraSite[] {
   const owners = new Map<string, Linear | [SwiGLUExperts, ExpertProjection]>(); // Ferry parameter -> owner
-  const lin = (name: string, l: Linear) => owners.set(`${name}.weight`, l);
+  const lin = (name: string, l: LinearLike) =>
+    owners.set(`${name}.weight`, asDenseLinear(l, `attach LoRA to ${name}`));
   const swiglu = (p: string, m: SwiGLU) => {
     lin(`${p}.gate_proj`, m.gateProj);
     lin(`${p}.up_proj`, m.upProj);
@@ -79,7 +81,7 @@ export function loraSites(model: CausalLM): LoraSite[] {
     if (mlp instanceof SparseMoE) {
       lin(`${p}.mlp.gate`, mlp.router);
       for (const proj of ["gate_proj", "up_proj", "down_proj"] as const) {
-        owners.set(`${p}.mlp.experts.${proj}`, [mlp.experts, proj]);
+        owners.set(`${p}.mlp.experts.${proj}`, [asDenseExperts(mlp.experts, "attach LoRA to experts"), proj]);
       }
       if (mlp.sharedExpert) swiglu(`${p}.mlp.shared_expert`, mlp.sharedExpert);
       if (mlp.sharedExpertGate) lin(`${p}.mlp.shared_expert_gate`, mlp.sharedExpertGate);

@@ -251,7 +251,7 @@ export class CausalLM {
     let x = this.embedTokens.forward(idsT); // [T] -> [T, C]
     for (let i = 0; i < this.layers.length; i++) {
       using prev = x;
-      const out = this.layers[i].forward(prev, { cache: cache?.layers[i] }); // [T, C] -> [T, C]
+      const out = this.layers[i].forward(prev, { cache: cache?.layers[i], layer: i }); // [T, C] -> [T, C]
       x = out.x;
       if (out.router) {
         out.router.weights.dispose();

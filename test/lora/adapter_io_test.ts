@@ -11,6 +11,9 @@ import { applyLora } from "../../src/lora/lora_model.ts";
 import { testOnDevices } from "../_helpers.ts";
 import { assertLogitsClose } from "../models/_fixtures.ts";
 import { loadFixture, logitsOf, promptOf } from "./_lora_fixtures.ts";
+import { asDenseLinear } from "../../src/nn/linear_like.ts";
+
+const dense = (l: Parameters<typeof asDenseLinear>[0]) => asDenseLinear(l, "read a test weight");
 
 const GOLDEN_DIR = new URL("../fixtures/peft/llama-gqa-lora/", import.meta.url).pathname;
 const cpu = await createDevice({ backend: "cpu" });
@@ -121,7 +124,7 @@ Deno.test("loadLoraAdapter() names the key and the expected shape when the model
       loadLoraAdapter(GOLDEN_DIR, model),
       (e: Error) => e instanceof FormatError && pattern.test(e.message),
     );
-    assert.equal(model.layers[0].attention.qProj.adapter, undefined, "nothing attached");
+    assert.equal(dense(model.layers[0].attention.qProj).adapter, undefined, "nothing attached");
   };
   // Another architecture: Mixtral has no mlp.down_proj.
   await fails(
@@ -168,5 +171,5 @@ Deno.test("loadLoraAdapter() rejects extra tensors and configs that disagree wit
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-  assert.equal(model.layers[0].attention.qProj.adapter, undefined);
+  assert.equal(dense(model.layers[0].attention.qProj).adapter, undefined);
 });
