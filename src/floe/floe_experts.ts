@@ -1,0 +1,209 @@
+/**
+ * `FloeExperts`: one MoE layer's experts computed as FloE computes them (Zhou et al., ICML 2025,
+ * https://arxiv.org/abs/2505.05950; ALGORITHMS.md A.2, A.3): per expert, the up projection `v = up(x)`
+ * (HQQ-packed, or exact at 16 bits) runs on every token, and the channels it keeps — `|v| > t[l][e]`
+ * (threshold) or the `⌊(1−s)·F⌋` largest `|v|` (topk) — are the only gate and down rows
+ * `sparseExpert` reads for the tokens routed to that expert:
+ * `y = W_downᵀ[mask]ᵀ (SiLU(W_gate[mask] x) ⊙ v[mask])`.
+ *
+ * An {@link Experts} implementation: `floeCompress` swaps it into a model's `SparseMoE` blocks. The
+ * up projections are resident (ledger category `"experts"`); the channel-major gate and transposed
+ * down rows are a device copy of the {@link ExpertStore} (category `"cache"`) that the quality path
+ * reads in place of streaming them. Prefill (more than one token) runs sparse or dense (all `F`
+ * channels, as FloE's runtime does), by option. The selection can be changed between forwards
+ * ({@link FloeExperts.configure}), so a sparsity sweep needs no re-quantisation.
+ *
+ * Legend: `T` tokens, `C` hidden, `E` experts, `F` expert width.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createDevice } from "../device/create_device.ts";
+ * import { loadModel } from "../models/load.ts";
+ * import type { SparseMoE } from "../nn/sparse_moe.ts";
+ * import { floeCompress } from "./compress.ts";
+ * import { FloeExperts } from "./floe_experts.ts";
+ * const device = await createDevice({ backend: "cpu" });
+ * using model = await floeCompress(await loadModel("test/fixtures/models/mixtral-top2-f32", { device }),
+ *   { upBits: 4, groupSize: 16, sparsity: 0.5, mode: "topk", denseLayers: [0] });
+ * const experts = (model.layers[1].mlp as SparseMoE).experts as FloeExperts;
+ * assert.ok(experts instanceof FloeExperts && experts.keptChannels() === experts.intermediate / 2);
+ * ```
+ * @module
+ */
+import type { Device } from "../device/device.ts";
+import type { LinearLike } from "../nn/linear_like.ts";
+import type { NamedParameters } from "../nn/module.ts";
+import type { Experts, ExpertsInput } from "../nn/moe_types.ts";
+import { add } from "../ops/elementwise.ts";
+import { type ChannelSelection, sparseExpert } from "../ops/sparse_expert.ts";
+import { Tensor } from "../tensor/tensor.ts";
+import type { ExpertStore } from "./expert_store.ts";
+
+/** How a FloE layer picks its channels. */
+export interface FloeSelection {
+  /** `"threshold"`: `|v| > t[e]`; `"topk"`: the `⌊(1−s)·F⌋` largest `|v|`. */
+  readonly mode: "threshold" | "topk";
+  /** Target sparsity `s` in `[0, 1)`: the fraction of channels dropped (topk). */
+  readonly sparsity: number;
+  /** Threshold mode: one `t` per expert (`E` values, ≥ 0). */
+  readonly thresholds?: Float32Array;
+  /** `"sparse"` (default): every forward is sparse; `"dense"`: a forward of more than one token uses all channels. */
+  readonly prefill?: "sparse" | "dense";
+}
+
+/** The weights of one FloE layer; ownership passes to {@link FloeExperts}. */
+export interface FloeLayerWeights {
+  /** Per expert, the up projection `[F, C]` (a `QuantizedLinear`, or a dense `Linear` at 16 bits). */
+  readonly up: LinearLike[];
+  /** Per expert, `[F, C]` f32 gate rows. */
+  readonly gate: Tensor[];
+  /** Per expert, `[F, C]` f32 down rows (HF `down_proj` transposed). */
+  readonly downT: Tensor[];
+}
+
+/** `⌊(1−s)·F⌋`, robust to the binary rounding of `1 − s` (e.g. `(1 − 0.9)·10` is 0.999…). */
+export function keptChannelCount(F: number, sparsity: number): number {
+  return Math.floor(Math.round((1 - sparsity) * F * 1e6) / 1e6);
+}
+
+/** FloE's experts of one MoE layer. Owns its tensors. */
+export class FloeExperts implements Experts {
+  /** The decoder layer this block serves. */
+  readonly layer: number;
+  readonly numExperts: number;
+  readonly hidden: number;
+  readonly intermediate: number;
+  /** The host copy of the streamed matrices (shared by every layer of a model), when known. */
+  readonly store: ExpertStore | undefined;
+  readonly #w: FloeLayerWeights;
+  #selection: FloeSelection;
+
+  /**
+   * @throws {TypeError} when the per-expert weights disagree in count or shape
+   * @throws {RangeError} on a bad selection (see {@link FloeExperts.configure})
+   */
+  constructor(layer: number, weights: FloeLayerWeights, selection: FloeSelection, store?: ExpertStore) {
+    const E = weights.up.length;
+    const [F, C] = E > 0 ? weights.up[0].weightShape : [0, 0];
+    const fits = (t: Tensor) => t.dtype === "f32" && t.rank === 2 && t.shape[0] === F && t.shape[1] === C;
+    if (
+      E === 0 || weights.gate.length !== E || weights.downT.length !== E ||
+      weights.up.some((u) => u.weightShape[0] !== F || u.weightShape[1] !== C) ||
+      !weights.gate.every(fits) || !weights.downT.every(fits)
+    ) {
+      throw new TypeError(
+        `Cannot create FloeExperts for layer ${layer}: expected E ≥ 1 experts, each with up, gate and downT of ` +
+          `[F, C] = [${F}, ${C}] (f32): received ${weights.up.length} up, ${weights.gate.length} gate, ` +
+          `${weights.downT.length} downT`,
+      );
+    }
+    this.layer = layer;
+    this.numExperts = E;
+    this.hidden = C;
+    this.intermediate = F;
+    this.store = store;
+    this.#w = weights;
+    this.#selection = this.#check(selection);
+  }
+
+  /** The current selection. */
+  get selection(): FloeSelection {
+    return this.#selection;
+  }
+
+  /** The per-expert up projections (resident). */
+  get up(): readonly LinearLike[] {
+    return this.#w.up;
+  }
+
+  /**
+   * Changes how channels are picked from the next forward on.
+   *
+   * @throws {RangeError} on a sparsity outside `[0, 1)`, or threshold mode without `E` finite thresholds ≥ 0
+   */
+  configure(selection: FloeSelection): void {
+    this.#selection = this.#check(selection);
+  }
+
+  /** Channels kept per routed token in topk mode, `⌊(1−s)·F⌋`. */
+  keptChannels(): number {
+    return keptChannelCount(this.intermediate, this.#selection.sparsity);
+  }
+
+  /** `[T, C]`: `Σ_k w[t,k] · sparse expert_{selected[t,k]}(x_t)`. */
+  forward(input: ExpertsInput): Tensor<"f32"> {
+    const { x, selected, weights } = input;
+    const T = x.shape[0];
+    const s = this.#selection;
+    const dense = T > 1 && s.prefill === "dense";
+    let y: Tensor<"f32"> | undefined;
+    for (let e = 0; e < this.numExperts; e++) {
+      const sel: ChannelSelection = dense
+        ? { mode: "topk", k: this.intermediate }
+        : s.mode === "topk"
+        ? { mode: "topk", k: this.keptChannels() }
+        : { mode: "threshold", threshold: s.thresholds![e] };
+      using v = this.#w.up[e].forward(x); // [T, C] -> [T, F]
+      const ye = sparseExpert({
+        x,
+        v,
+        gate: this.#w.gate[e],
+        downT: this.#w.downT[e],
+        selected,
+        weights,
+        expert: e,
+      }, sel); // [T, C]
+      if (y === undefined) {
+        y = ye;
+      } else {
+        using prev = y;
+        using _ye = ye;
+        y = add(prev, ye); // [T, C]
+      }
+    }
+    return y!;
+  }
+
+  /** `experts.{e}.up_proj.*`, `experts.{e}.gate_rows`, `experts.{e}.down_rows_t`. */
+  parameters(): NamedParameters {
+    const p: NamedParameters = new Map();
+    for (let e = 0; e < this.numExperts; e++) {
+      for (const [n, t] of this.#w.up[e].parameters()) p.set(`${e}.up_proj.${n}`, t);
+      p.set(`${e}.gate_rows`, this.#w.gate[e]);
+      p.set(`${e}.down_rows_t`, this.#w.downT[e]);
+    }
+    return p;
+  }
+
+  dispose(): void {
+    for (const u of this.#w.up) u.dispose();
+    for (const t of [...this.#w.gate, ...this.#w.downT]) t.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  #check(s: FloeSelection): FloeSelection {
+    const what = `Cannot configure FloE layer ${this.layer}`;
+    if (!(s.sparsity >= 0 && s.sparsity < 1)) {
+      throw new RangeError(`${what}: sparsity must be in [0, 1): received ${s.sparsity}`);
+    }
+    if (s.mode === "threshold") {
+      const t = s.thresholds;
+      if (!t || t.length !== this.numExperts || !t.every((v) => Number.isFinite(v) && v >= 0)) {
+        throw new RangeError(
+          `${what}: threshold mode needs ${this.numExperts} finite thresholds ≥ 0 (one per expert): ` +
+            `received ${t ? `[${Array.from(t).join(", ")}]` : "none"}; calibrate them with calibrateThresholds`,
+        );
+      }
+    }
+    return { ...s, prefill: s.prefill ?? "sparse" };
+  }
+}
+
+/** `[F, C]` f32 tensor on `device` from host rows. */
+export function rowsTensor(device: Device, rows: Float32Array, F: number, C: number): Tensor<"f32"> {
+  return Tensor.fromArray(device, rows, [F, C], { category: "cache" }) as Tensor<"f32">;
+}
