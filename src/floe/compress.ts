@@ -92,7 +92,9 @@ export async function floeCompress(model: CausalLM, options: FloeOptions): Promi
   }
   if (o.mode === "threshold") {
     if (!thresholds) {
-      throw new TypeError("Cannot FloE-compress in threshold mode without thresholds: calibrate or load them");
+      throw new TypeError(
+        "Cannot FloE-compress in threshold mode without thresholds: calibrate or load them",
+      );
     }
     await thresholds.checkFits(model);
   }
@@ -139,7 +141,10 @@ export async function floeCompress(model: CausalLM, options: FloeOptions): Promi
 /** `q` with its tensors moved to the ledger's `"experts"` category (the quantizer allocates `"weights"`). */
 async function residentCopy(q: QuantizedTensor): Promise<QuantizedTensor> {
   const move = async <D extends "u32" | "f32">(t: Tensor<D>): Promise<Tensor<D>> => {
-    const copy = Tensor.fromArray(t.device, await t.toArray(), t.shape, { dtype: t.dtype, category: "experts" });
+    const copy = Tensor.fromArray(t.device, await t.toArray(), t.shape, {
+      dtype: t.dtype,
+      category: "experts",
+    });
     t.dispose();
     return copy as Tensor<D>;
   };

@@ -195,7 +195,9 @@ export class FloeExperts implements Experts {
       if (!t || t.length !== this.numExperts || !t.every((v) => Number.isFinite(v) && v >= 0)) {
         throw new RangeError(
           `${what}: threshold mode needs ${this.numExperts} finite thresholds ≥ 0 (one per expert): ` +
-            `received ${t ? `[${Array.from(t).join(", ")}]` : "none"}; calibrate them with calibrateThresholds`,
+            `received ${
+              t ? `[${Array.from(t).join(", ")}]` : "none"
+            }; calibrate them with calibrateThresholds`,
         );
       }
     }
