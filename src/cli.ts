@@ -14,6 +14,7 @@
  * errors). Errors go to stderr as one line, `ferry: <message>`, with exit status 1.
  * @module
  */
+import { FLOE_USAGE, floeCommand } from "./cli/floe.ts";
 import { GENERATE_USAGE, generateCommand } from "./cli/generate.ts";
 import { INFO_USAGE, infoCommand } from "./cli/info.ts";
 import { INSPECT_USAGE, inspectCommand } from "./cli/inspect.ts";
@@ -32,6 +33,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   quantize: quantizeCommand,
   prune: pruneCommand,
   sweep: sweepCommand,
+  floe: floeCommand,
 };
 
 /** The text `--help` prints. */
@@ -49,6 +51,7 @@ ${
     QUANTIZE_USAGE,
     PRUNE_USAGE,
     SWEEP_USAGE,
+    FLOE_USAGE,
   ].join("\n\n")
 }
 
