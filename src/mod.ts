@@ -79,6 +79,7 @@ export * from "./ops/dequantize_ref.ts";
 export * from "./ops/dequantize.ts";
 export * from "./ops/qgemv.ts";
 export * from "./ops/qmatmul.ts";
+export * from "./ops/sparse_expert.ts";
 
 // Training: autograd (namespaced: its functions share names with the ops), optimisation, LoRA
 export * as autograd from "./autograd/mod.ts";
@@ -133,6 +134,8 @@ export * from "./data/mod.ts";
 // Models
 export * from "./nn/module.ts";
 export * from "./nn/linear.ts";
+export * from "./nn/linear_like.ts";
+export * from "./nn/quantized_linear.ts";
 export * from "./nn/embedding.ts";
 export * from "./nn/rms_norm.ts";
 export * from "./nn/attention.ts";
@@ -153,3 +156,7 @@ export * from "./models/random.ts";
 
 // Compressors: quantizers, pruners, low-rank, sweeps
 export * from "./compressors/mod.ts";
+
+// FloE: compressed sparse experts, calibration
+export * from "./floe/mod.ts";
+export * from "./predictors/mod.ts";
