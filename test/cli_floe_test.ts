@@ -226,7 +226,15 @@ Deno.test("ferry floe refuses bad input with one line on stderr and writes nothi
       ["floe", "logits", ...base, "--group-size", "64", "--sparsity", "0.5", "--mode", "topk"],
       /--group-size 64 must divide the hidden size 32/,
     ],
-    [["floe", "prune", ...base], /unknown subcommand "prune": expected calibrate or logits/],
+    [["floe", "prune", ...base], /unknown subcommand "prune": expected calibrate, logits or tables/],
+    [
+      ["floe", "tables", "--model", "test/fixtures/models/llama-gqa-tied-f32", "--out", `${dir}/tables`],
+      /floe tables: --model .* is a dense llama model; FloE needs a MoE model/,
+    ],
+    [
+      ["floe", "tables", "--model", MODEL, "--out", `${dir}/tables`, "--data", "brown:zz"],
+      /unknown Brown genre "zz"/,
+    ],
   ];
   for (const [args, pattern] of cases) {
     const r = await ferry(...args);
@@ -235,6 +243,7 @@ Deno.test("ferry floe refuses bad input with one line on stderr and writes nothi
     assert.match(r.stderr, pattern);
   }
   await assert.rejects(Deno.stat(out), Deno.errors.NotFound);
+  await assert.rejects(Deno.stat(`${dir}/tables`), Deno.errors.NotFound);
 });
 
 globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));

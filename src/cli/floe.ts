@@ -14,6 +14,7 @@ import { calibrateThresholds } from "../floe/calibrate.ts";
 import { floeCompress } from "../floe/compress.ts";
 import { FloeThresholds } from "../floe/thresholds.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
+import { FLOE_TABLES_USAGE, floeTablesCommand } from "./floe_tables.ts";
 import type { ModelConfig } from "../models/config.ts";
 import { loadModel } from "../models/load.ts";
 import {
@@ -47,7 +48,8 @@ export const FLOE_USAGE =
       --thresholds FILE    thresholds from floe calibrate
       --dense-layers L     comma-separated MoE layers kept dense (default 0; "none" for none)
       --out FILE           .safetensors to write (tensor "logits")
-      --backend B          auto | webgpu | cpu (default auto)`;
+      --backend B          auto | webgpu | cpu (default auto)
+${FLOE_TABLES_USAGE}`;
 
 const FLAGS = {
   model: { type: "string" },
@@ -66,12 +68,13 @@ const FLAGS = {
 export async function floeCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === undefined || sub === "--help" || sub === "-h") {
-    console.log(`usage: deno task ferry floe calibrate|logits [options]\n\n${FLOE_USAGE}`);
+    console.log(`usage: deno task ferry floe calibrate|logits|tables [options]\n\n${FLOE_USAGE}`);
     return sub === undefined ? 2 : 0;
   }
+  if (sub === "tables") return await floeTablesCommand(rest);
   if (sub !== "calibrate" && sub !== "logits") {
     throw new UsageError(
-      `floe: unknown subcommand "${sub}": expected calibrate or logits (see ferry floe --help)`,
+      `floe: unknown subcommand "${sub}": expected calibrate, logits or tables (see ferry floe --help)`,
     );
   }
   const cmd = `floe ${sub}`;
