@@ -11,6 +11,7 @@ import { loadBrown } from "../data/brown.ts";
 import { tokenStream } from "../data/pack.ts";
 import { splitDocuments } from "../data/splits.ts";
 import { compressionTable } from "../floe/compression_table.ts";
+import { maskSignalTable } from "../floe/mask_study.ts";
 import { floeCompress } from "../floe/compress.ts";
 import { evaluatePredictors } from "../floe/predictor_study.ts";
 import { qualityTable } from "../floe/quality_table.ts";
@@ -40,7 +41,8 @@ export const FLOE_TABLES_USAGE =
       --data brown:GENRE   Brown genres (default all); calibration: train split, evaluation: validation
       --tokens N           evaluation tokens (default 1024; calibration uses N/2)
       --group-size G       HQQ group size (default 64)
-      --out DIR            folder to write (created; compression.arrow, quality.arrow, predictors.arrow, report.html)`;
+      --out DIR            folder to write (created; compression, quality, predictors, mask_signal (CPU
+                           backend) .arrow and report.html)`;
 
 const FLAGS = {
   model: { type: "string" },
@@ -120,6 +122,15 @@ export async function floeTablesCommand(args: string[]): Promise<number> {
       `Quality (perplexity on ${evaluation.length} validation tokens, ${calibration.length} calibration blocks):`,
     );
     console.log(quality.format({ maxRows: 100 }));
+    let masks: MetricLog | undefined;
+    if (device.kind === "cpu") {
+      using dense = await load();
+      masks = await maskSignalTable(dense, { evaluation, blockSize: block, runId });
+      console.log("Mask signal (A.2; top-k channels by each signal, exact weights):");
+      console.log(masks.format());
+    } else {
+      writeErr("floe tables: the mask-signal study runs on the CPU backend only (--backend cpu); skipped\n");
+    }
     const predictors = new MetricLog({ runId });
     for (const [mode, s] of [["topk", 0.8], ["topk", 0.9]] as const) {
       using model = await floeCompress(await load(), { upBits: 2, groupSize, sparsity: s, mode });
@@ -129,12 +140,12 @@ export async function floeTablesCommand(args: string[]): Promise<number> {
     }
     console.log("Predictors (next-router reuse; reuse channel predictor vs the exact mask):");
     console.log(predictors.format());
-    for (
-      const [name, log] of [["compression", compression], ["quality", quality], [
-        "predictors",
-        predictors,
-      ]] as const
-    ) {
+    const tables: [string, MetricLog][] = [["compression", compression], ["quality", quality], [
+      "predictors",
+      predictors,
+    ]];
+    if (masks) tables.push(["mask_signal", masks]);
+    for (const [name, log] of tables) {
       await writeFileAtomic(`${out}/${name}.arrow`, tableToIPC(log.table(), "file"));
     }
     const rows = quality.toJSON().filter((r) => r.mode !== "dense").map((r) => ({
@@ -153,6 +164,7 @@ export async function floeTablesCommand(args: string[]): Promise<number> {
           xTitle: "target sparsity",
         }),
       },
+      ...(masks ? [{ heading: "Mask signal (A.2)", table: masks }] : []),
       { heading: "Predictors (D.1.3)", table: predictors },
       {
         figure: barChart(predictors.toJSON(), {
@@ -162,7 +174,7 @@ export async function floeTablesCommand(args: string[]): Promise<number> {
         }),
       },
     ]);
-    console.log(`wrote ${out}/compression.arrow, quality.arrow, predictors.arrow, report.html`);
+    console.log(`wrote ${out}/${tables.map(([n]) => `${n}.arrow`).join(", ")}, report.html`);
   } finally {
     device.destroy();
   }

@@ -50,8 +50,8 @@ export const FloeOptionsSchema = z.strictObject({
   sparsity: z.number().min(0).lt(1),
   /** `"threshold"` (calibrated `t[l][e]`) or `"topk"` (`⌊(1−s)·F⌋` channels per token). */
   mode: z.enum(["threshold", "topk"]),
-  /** MoE layers left dense (FloE keeps layer 0 dense). */
-  denseLayers: z.array(z.number().int().min(0)).default([0]),
+  /** MoE layers left dense (default: the first MoE layer, as FloE keeps layer 0 dense). */
+  denseLayers: z.array(z.number().int().min(0)).optional(),
   /** `"sparse"` (default): every forward is sparse; `"dense"`: multi-token forwards use every channel, as FloE's runtime prefill. */
   prefill: z.enum(["sparse", "dense"]).default("sparse"),
   /** Host dtype of gate/down rows (default: the checkpoint's, f16 for f16/bf16). */
@@ -83,7 +83,8 @@ export async function floeCompress(model: CausalLM, options: FloeOptions): Promi
       `Cannot FloE-compress a dense model (${model.config.modelType}, no MoE layers): FloE compresses MoE experts`,
     );
   }
-  for (const l of o.denseLayers) {
+  const denseLayers = o.denseLayers ?? [model.moeLayers[0]];
+  for (const l of denseLayers) {
     if (!model.moeLayers.includes(l)) {
       throw new RangeError(
         `Cannot FloE-compress: dense layer ${l} is not a MoE layer of this model (MoE layers: ${model.moeLayers})`,
@@ -107,7 +108,7 @@ export async function floeCompress(model: CausalLM, options: FloeOptions): Promi
   const store = await ExpertStore.fromModel(model, { dtype: o.storeDtype });
   const device = model.device;
   for (const l of model.moeLayers) {
-    if (o.denseLayers.includes(l)) continue;
+    if (denseLayers.includes(l)) continue;
     const moe = model.layers[l].mlp as SparseMoE;
     const dense = asDenseExperts(moe.experts, `FloE-compress layer ${l}`);
     const [E, F] = [dense.numExperts, dense.intermediate];

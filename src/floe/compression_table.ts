@@ -42,7 +42,7 @@ export interface CompressionTableOptions {
   upBits?: 2 | 3 | 4;
   /** HQQ group size (default 64). */
   groupSize?: number;
-  /** MoE layers FloE keeps dense (default [0]). */
+  /** MoE layers FloE keeps dense (default: the first MoE layer). */
   denseLayers?: number[];
   /** Run id of the returned log. */
   runId?: string;
@@ -64,9 +64,10 @@ export async function compressionTable(
   load: () => Promise<CausalLM>,
   options: CompressionTableOptions = {},
 ): Promise<MetricLog> {
-  const { sparsity: s = 0.9, upBits: b = 2, groupSize = 64, denseLayers = [0], runId } = options;
-  const log = new MetricLog({ runId, config: { sparsity: s, upBits: b, groupSize, denseLayers } });
+  const { sparsity: s = 0.9, upBits: b = 2, groupSize = 64, runId } = options;
   using dense = await load();
+  const denseLayers = options.denseLayers ?? [dense.moeLayers[0]];
+  const log = new MetricLog({ runId, config: { sparsity: s, upBits: b, groupSize, denseLayers } });
   const moe = dense.moeLayers.find((l) => !denseLayers.includes(l)) ?? dense.moeLayers[0];
   const experts = asDenseExperts((dense.layers[moe].mlp as SparseMoE).experts, "measure expert bytes");
   const [F, C] = [experts.intermediate, experts.hidden];

@@ -22,3 +22,4 @@ export * from "./thresholds.ts";
 export * from "./calibrate.ts";
 export * from "./record.ts";
 export * from "./predictor_study.ts";
+export * from "./mask_study.ts";

@@ -44,7 +44,7 @@ export interface QualityTableOptions {
   modes?: readonly ("threshold" | "topk")[];
   /** HQQ group size (default 64). */
   groupSize?: number;
-  /** MoE layers kept dense (default [0]). */
+  /** MoE layers kept dense (default: the first MoE layer). */
   denseLayers?: number[];
   runId?: string;
   /** Called with every row as it is measured (progress). */
@@ -76,7 +76,7 @@ export async function qualityTable(
     upBits = [2, 3, 4, 16],
     modes = ["threshold", "topk"],
     groupSize = 64,
-    denseLayers = [0],
+    denseLayers,
     runId,
     onRow,
   } = options;
