@@ -16,6 +16,7 @@ import {
   barChart,
   cast,
   compressionSweep,
+  compressionTable,
   createDevice,
   type Device,
   embedding,
@@ -34,6 +35,7 @@ import {
   mul,
   qgemv,
   qmatmul,
+  qualityTable,
   quantGrid,
   quantize,
   type QuantizedTensor,
@@ -341,6 +343,44 @@ let study: MetricLog | undefined;
 }
 
 // ---------------------------------------------------------------------------------------
+// FloE on the embedded MoE: per-expert compression (INT2 up resident, 10% of gate/down channels
+// streamed) and perplexity with sparse experts, thresholds calibrated on Brown's train split.
+
+let floeQuality: MetricLog | undefined;
+{
+  const dir = new URL("./models/brown-moe/", import.meta.url).pathname;
+  const tokenizer = await Tokenizer.fromDir(dir);
+  const split = splitDocuments(await loadBrown({ genres: ["ca", "cn", "cp"] }));
+  const evaluation = tokenStream(split.validation, tokenizer, { addEos: true, maxTokens: 256 }).subarray(
+    0,
+    256,
+  );
+  const cal = tokenStream(split.train, tokenizer, { addEos: true, maxTokens: 256 }).subarray(0, 256);
+  const load = () => loadModel(dir, { device: target });
+  const compression = await compressionTable(load, { sparsity: 0.9, upBits: 2, groupSize: 64 });
+  console.log("\nFloE compression per expert (s = 0.9, HQQ INT2 up; A.7: 9.23x, 8.42x with g64 metadata)");
+  console.log(compression.format());
+  const quality = await qualityTable(load, {
+    calibration: [cal.subarray(0, 128), cal.subarray(128)],
+    evaluation,
+    blockSize: 128,
+    sparsities: [0.8, 0.9],
+    upBits: [2],
+  });
+  console.log("FloE quality on 256 Brown validation tokens (ferry floe tables for the full table)");
+  console.log(quality.format());
+  floeQuality = quality;
+  for (const row of quality.toJSON()) {
+    log.log({
+      section: "floe",
+      op: `${row.mode} s ${row.sparsity} up ${row.up_bits}`,
+      backend: target.kind,
+      ppl: Number(row.perplexity),
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // The run as an Arrow table.
 
 console.log(`\n${log.format({ maxRows: 40 })}`);
@@ -372,6 +412,7 @@ const report = await writeReport(`${dir}/report.html`, "Ferry demo", [
     }),
     table: study!,
   },
+  { heading: "FloE: perplexity with sparse experts (brown-moe, 256 tokens)", table: floeQuality! },
 ]);
 console.log(`wrote ${report} (open it in a browser)`);
 for (const d of devices) d.destroy();

@@ -23,3 +23,5 @@ export * from "./calibrate.ts";
 export * from "./record.ts";
 export * from "./predictor_study.ts";
 export * from "./mask_study.ts";
+export * from "./compression_table.ts";
+export * from "./quality_table.ts";
