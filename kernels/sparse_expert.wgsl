@@ -5,28 +5,30 @@
 //          | rank of |v[t, f]| in row t < k         (mode 1, top-k; ties: the lower channel first)
 //   a[t, f] = keep_tf && routed ? w_t · SiLU(gate[f, :] · x[t, :]) · v[t, f] : 0
 //   y[t, c] = Σ_{f: a[t, f] != 0} a[t, f] · downT[f, c]
-// v is the up projection's output up(x) [T, F]; gate [F, C] and downT [F, C] are channel-major
-// (down stored transposed), so channel f is one contiguous C-long row of each.
+// v is the up projection's output up(x) [T, F]; gate [Fc, C] and downT [Fc, C] are channel-major
+// (down stored transposed), so channel f is one contiguous C-long row of each. They may hold a chunk
+// of the F channels, f0 .. f0 + Fc − 1 (a weight over the binding limit is split); the top-k rank is
+// still taken over the whole row of v, so the chunks' outputs sum to the unsplit result.
 // Bindings (group 0), entry point `select` (pass 1):
 //   0 x     : array<f32>  read        [T, C]
 //   1 v     : array<f32>  read        [T, F]
-//   2 gate  : array<f32>  read        [F, C]
+//   2 gate  : array<f32>  read        [Fc, C]
 //   3 sel   : array<i32>  read        [T, K] expert ids
 //   4 w     : array<f32>  read        [T, K] routing weights
-//   5 a     : array<f32>  read_write  [T, F] scratch
+//   5 a     : array<f32>  read_write  [T, Fc] scratch
 //   6 p     : uniform Params
-// Entry point `down` (pass 2): 0 a [T, F] read, 1 downT [F, C] read, 2 y [T, C] read_write, 3 p.
-// Work split: select: one invocation per (t, f), flat over T·F; it returns before touching gate
+// Entry point `down` (pass 2): 0 a [T, Fc] read, 1 downT [Fc, C] read, 2 y [T, C] read_write, 3 p.
+// Work split: select: one invocation per (t, f), flat over T·Fc; it returns before touching gate
 // when the token is not routed here or the channel is not kept (top-k rank: one pass over the
 // row's F values). down: one invocation per (t, c), flat over T·C; it walks the F entries of
 // a[t, :] and loads downT[f, c] only where a != 0 (a kept channel whose product is exactly 0
 // adds nothing either way). Neighbouring invocations read neighbouring c: coalesced rows.
-// Dispatch: grid1d(ceil(T·F / WG)) then grid1d(ceil(T·C / WG)), flat index wid.x + wid.y·nwg.x.
+// Dispatch: grid1d(ceil(T·Fc / WG)) then grid1d(ceil(T·C / WG)), flat index wid.x + wid.y·nwg.x.
 // Reference: src/ops/sparse_expert.ts (sparseExpertRef).
 
 override WG: u32 = 64u;
 
-struct Params { T: u32, C: u32, F: u32, K: u32, expert: i32, mode: u32, k: u32, threshold: f32 }
+struct Params { T: u32, C: u32, F: u32, K: u32, expert: i32, mode: u32, k: u32, threshold: f32, Fc: u32, f0: u32 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> v: array<f32>;
@@ -44,9 +46,10 @@ fn silu(z: f32) -> f32 {
 fn select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
   let i = (wid.x + wid.y * nwg.x) * WG + lid;
-  if (i >= p.T * p.F) { return; }
-  let t = i / p.F;
-  let f = i % p.F;
+  if (i >= p.T * p.Fc) { return; }
+  let t = i / p.Fc;
+  let fc = i % p.Fc;
+  let f = p.f0 + fc;
   var routed = false;
   var wt = 0.0;
   for (var k = 0u; k < p.K; k++) {
@@ -55,7 +58,7 @@ fn select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
       wt += rw[t * p.K + k];
     }
   }
-  let vf = v[i];
+  let vf = v[t * p.F + f];
   let m = abs(vf);
   var keep = false;
   if (routed) {
@@ -76,7 +79,7 @@ fn select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     return;
   }
   var dot = 0.0;
-  let gb = f * p.C;
+  let gb = fc * p.C;
   let xb = t * p.C;
   for (var c = 0u; c < p.C; c++) {
     dot += gate[gb + c] * x[xb + c];
@@ -97,8 +100,8 @@ fn down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let t = i / p2.C;
   let c = i % p2.C;
   var acc = 0.0;
-  let ab = t * p2.F;
-  for (var f = 0u; f < p2.F; f++) {
+  let ab = t * p2.Fc;
+  for (var f = 0u; f < p2.Fc; f++) {
     let af = a2[ab + f];
     if (af != 0.0) {
       acc += af * downT[f * p2.C + c];

@@ -37,7 +37,7 @@ import type { SparseMoE } from "../nn/sparse_moe.ts";
 import type { QuantizedTensor } from "../tensor/quantized_tensor.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { ExpertStore } from "./expert_store.ts";
-import { FloeExperts, rowsTensor } from "./floe_experts.ts";
+import { FloeExperts, rowChunks } from "./floe_experts.ts";
 import type { FloeThresholds } from "./thresholds.ts";
 
 /** Options of {@link floeCompress} (`thresholds` is passed beside them). */
@@ -54,6 +54,11 @@ export const FloeOptionsSchema = z.strictObject({
   denseLayers: z.array(z.number().int().min(0)).optional(),
   /** `"sparse"` (default): every forward is sparse; `"dense"`: multi-token forwards use every channel, as FloE's runtime prefill. */
   prefill: z.enum(["sparse", "dense"]).default("sparse"),
+  /**
+   * Rows per device tensor of gate/down (default: as many as the device's storage-binding limit
+   * allows); an expert over it is split into chunks, not refused.
+   */
+  chunkRows: z.number().int().positive().optional(),
   /** Host dtype of gate/down rows (default: the checkpoint's, f16 for f16/bf16). */
   storeDtype: z.enum(["f16", "f32"]).optional(),
 });
@@ -126,8 +131,16 @@ export async function floeCompress(model: CausalLM, options: FloeOptions): Promi
       const q = await quantize(w, { method: "hqq", bits: o.upBits, groupSize: o.groupSize });
       up.push(new QuantizedLinear(await residentCopy(q)));
     }
-    const gate = Array.from({ length: E }, (_, e) => rowsTensor(device, store.matrix(l, e, "gate"), F, C));
-    const downT = Array.from({ length: E }, (_, e) => rowsTensor(device, store.matrix(l, e, "down"), F, C));
+    const limit = device.info.limits.maxStorageBufferBindingSize ?? 2 ** 27;
+    const chunk = o.chunkRows ?? Math.max(1, Math.floor(limit / (C * 4)));
+    const gate = Array.from(
+      { length: E },
+      (_, e) => rowChunks(device, store.matrix(l, e, "gate"), F, C, chunk),
+    );
+    const downT = Array.from(
+      { length: E },
+      (_, e) => rowChunks(device, store.matrix(l, e, "down"), F, C, chunk),
+    );
     const experts = new FloeExperts(l, { up, gate, downT }, {
       mode: o.mode,
       sparsity: o.sparsity,

@@ -56,10 +56,13 @@ export interface FloeSelection {
 export interface FloeLayerWeights {
   /** Per expert, the up projection `[F, C]` (a `QuantizedLinear`, or a dense `Linear` at 16 bits). */
   readonly up: LinearLike[];
-  /** Per expert, `[F, C]` f32 gate rows. */
-  readonly gate: Tensor[];
-  /** Per expert, `[F, C]` f32 down rows (HF `down_proj` transposed). */
-  readonly downT: Tensor[];
+  /**
+   * Per expert, `[F, C]` f32 gate rows: one tensor, or consecutive chunks of rows (`[F_1, C]`,
+   * `[F_2, C]`, … with `Σ F_i = F`) when one would exceed the device's binding limit.
+   */
+  readonly gate: Tensor[][];
+  /** Per expert, `[F, C]` f32 down rows (HF `down_proj` transposed), chunked as `gate`. */
+  readonly downT: Tensor[][];
 }
 
 /** `⌊(1−s)·F⌋`, robust to the binary rounding of `1 − s` (e.g. `(1 − 0.9)·10` is 0.999…). */
@@ -86,15 +89,21 @@ export class FloeExperts implements Experts {
   constructor(layer: number, weights: FloeLayerWeights, selection: FloeSelection, store?: ExpertStore) {
     const E = weights.up.length;
     const [F, C] = E > 0 ? weights.up[0].weightShape : [0, 0];
-    const fits = (t: Tensor) => t.dtype === "f32" && t.rank === 2 && t.shape[0] === F && t.shape[1] === C;
+    const fits = (g: Tensor[], d: Tensor[]) =>
+      g.length === d.length && g.every((t, i) =>
+        t.dtype === "f32" && t.rank === 2 && t.shape[1] === C && d[i].dtype === "f32" &&
+        d[i].shape.join() === t.shape.join()
+      ) && g.reduce((n, t) =>
+          n + t.shape[0], 0) === F;
     if (
       E === 0 || weights.gate.length !== E || weights.downT.length !== E ||
       weights.up.some((u) => u.weightShape[0] !== F || u.weightShape[1] !== C) ||
-      !weights.gate.every(fits) || !weights.downT.every(fits)
+      !weights.gate.every((g, e) => fits(g, weights.downT[e]))
     ) {
       throw new TypeError(
         `Cannot create FloeExperts for layer ${layer}: expected E ≥ 1 experts, each with up, gate and downT of ` +
-          `[F, C] = [${F}, ${C}] (f32): received ${weights.up.length} up, ${weights.gate.length} gate, ` +
+          `[F, C] = [${F}, ${C}] (f32; gate and downT in matching row chunks): received ${weights.up.length} up, ` +
+          `${weights.gate.length} gate, ` +
           `${weights.downT.length} downT`,
       );
     }
@@ -145,22 +154,27 @@ export class FloeExperts implements Experts {
         ? { mode: "topk", k: this.keptChannels() }
         : { mode: "threshold", threshold: s.thresholds![e] };
       using v = this.#w.up[e].forward(x); // [T, C] -> [T, F]
-      const ye = sparseExpert({
-        x,
-        v,
-        gate: this.#w.gate[e],
-        downT: this.#w.downT[e],
-        selected,
-        weights,
-        expert: e,
-      }, sel); // [T, C]
-      if (y === undefined) {
-        y = ye;
-      } else {
-        using prev = y;
-        using _ye = ye;
-        y = add(prev, ye); // [T, C]
-      }
+      let f0 = 0;
+      this.#w.gate[e].forEach((gate, i) => {
+        const ye = sparseExpert({
+          x,
+          v,
+          gate,
+          downT: this.#w.downT[e][i],
+          selected,
+          weights,
+          expert: e,
+          channelOffset: f0,
+        }, sel); // [T, C]
+        f0 += gate.shape[0];
+        if (y === undefined) {
+          y = ye;
+        } else {
+          using prev = y;
+          using _ye = ye;
+          y = add(prev, ye); // [T, C]
+        }
+      });
     }
     return y!;
   }
@@ -170,15 +184,15 @@ export class FloeExperts implements Experts {
     const p: NamedParameters = new Map();
     for (let e = 0; e < this.numExperts; e++) {
       for (const [n, t] of this.#w.up[e].parameters()) p.set(`${e}.up_proj.${n}`, t);
-      p.set(`${e}.gate_rows`, this.#w.gate[e]);
-      p.set(`${e}.down_rows_t`, this.#w.downT[e]);
+      this.#w.gate[e].forEach((t, i) => p.set(`${e}.gate_rows.${i}`, t));
+      this.#w.downT[e].forEach((t, i) => p.set(`${e}.down_rows_t.${i}`, t));
     }
     return p;
   }
 
   dispose(): void {
     for (const u of this.#w.up) u.dispose();
-    for (const t of [...this.#w.gate, ...this.#w.downT]) t.dispose();
+    for (const t of [...this.#w.gate.flat(), ...this.#w.downT.flat()]) t.dispose();
   }
 
   [Symbol.dispose](): void {
@@ -205,7 +219,21 @@ export class FloeExperts implements Experts {
   }
 }
 
-/** `[F, C]` f32 tensor on `device` from host rows. */
-export function rowsTensor(device: Device, rows: Float32Array, F: number, C: number): Tensor<"f32"> {
-  return Tensor.fromArray(device, rows, [F, C], { category: "cache" }) as Tensor<"f32">;
+/**
+ * `[F, C]` f32 host rows as device tensors (ledger category `"cache"`) of at most `chunkRows` rows
+ * each: `[F_1, C]`, `[F_2, C]`, … in channel order.
+ */
+export function rowChunks(
+  device: Device,
+  rows: Float32Array,
+  F: number,
+  C: number,
+  chunkRows: number,
+): Tensor[] {
+  const out: Tensor[] = [];
+  for (let f0 = 0; f0 < F; f0 += chunkRows) {
+    const n = Math.min(chunkRows, F - f0);
+    out.push(Tensor.fromArray(device, rows.subarray(f0 * C, (f0 + n) * C), [n, C], { category: "cache" }));
+  }
+  return out;
 }

@@ -12,7 +12,9 @@
  *
  * `v = up(x)` is computed by the caller (the resident, quantized up projection); `gate [F, C]` and
  * `downT [F, C]` are channel-major (down transposed), so a kept channel is one contiguous row of
- * each. Kernel: `kernels/sparse_expert.wgsl` (a select pass over `T·F`, a down pass over `T·C`).
+ * each. A weight over the device's binding limit is passed in chunks of rows (`channelOffset`): the
+ * top-k rank is taken over the whole row of `v`, so the chunks' outputs add up to the unsplit result.
+ * Kernel: `kernels/sparse_expert.wgsl` (a select pass over `T·Fc`, a down pass over `T·C`).
  *
  * Legend: `T` tokens, `C` hidden, `F` expert width, `K` experts per token.
  *
@@ -54,10 +56,12 @@ export interface SparseExpertInput {
   readonly x: Tensor;
   /** `[T, F]` f32: the up projection of `x`. */
   readonly v: Tensor;
-  /** `[F, C]` f32: gate rows (HF `gate_proj` / Mixtral `w1`). */
+  /** `[Fc, C]` f32: gate rows (HF `gate_proj` / Mixtral `w1`) of channels `channelOffset ..`. */
   readonly gate: Tensor;
-  /** `[F, C]` f32: down transposed (HF `down_proj`ᵀ / Mixtral `w2`ᵀ). */
+  /** `[Fc, C]` f32: down transposed (HF `down_proj`ᵀ / Mixtral `w2`ᵀ), same channels. */
   readonly downT: Tensor;
+  /** First channel of `gate`/`downT` (default 0: the whole `F`). */
+  readonly channelOffset?: number;
   /** `[T, K]` i32: routed experts. */
   readonly selected: Tensor;
   /** `[T, K]` f32: routing weights. */
@@ -79,6 +83,9 @@ export interface SparseExpertHost {
   C: number;
   F: number;
   K: number;
+  /** Rows of gate/downT (default `F`) and their first channel (default 0). */
+  Fc?: number;
+  f0?: number;
 }
 
 /** The kept channels of one row of `v` (`F` values at `row`), ascending. */
@@ -95,7 +102,7 @@ export function keptChannels(v: Float32Array, row: number, F: number, s: Channel
 
 /** The reference: float64 sums on the host; writes `y [T, C]`. */
 export function sparseExpertRef(h: SparseExpertHost, s: ChannelSelection, y: Float32Array): void {
-  const { x, v, gate, downT, selected, weights, expert, T, C, F, K } = h;
+  const { x, v, gate, downT, selected, weights, expert, T, C, F, K, Fc = F, f0 = 0 } = h;
   y.fill(0);
   for (let t = 0; t < T; t++) {
     let routed = false;
@@ -109,10 +116,12 @@ export function sparseExpertRef(h: SparseExpertHost, s: ChannelSelection, y: Flo
     if (!routed) continue;
     const acc = new Float64Array(C);
     for (const f of keptChannels(v, t * F, F, s)) {
+      if (f < f0 || f >= f0 + Fc) continue;
+      const r = f - f0;
       let dot = 0;
-      for (let c = 0; c < C; c++) dot += gate[f * C + c] * x[t * C + c];
+      for (let c = 0; c < C; c++) dot += gate[r * C + c] * x[t * C + c];
       const a = w * siluScalar(dot) * v[t * F + f];
-      for (let c = 0; c < C; c++) acc[c] += a * downT[f * C + c];
+      for (let c = 0; c < C; c++) acc[c] += a * downT[r * C + c];
     }
     for (let c = 0; c < C; c++) y[t * C + c] = acc[c];
   }
@@ -127,7 +136,7 @@ export function sparseExpertRef(h: SparseExpertHost, s: ChannelSelection, y: Flo
  */
 export function sparseExpert(input: SparseExpertInput, selection: ChannelSelection): Tensor<"f32"> {
   const op = "sparseExpert";
-  const { x, v, gate, downT, selected, weights, expert } = input;
+  const { x, v, gate, downT, selected, weights, expert, channelOffset: f0 = 0 } = input;
   const device = sameDevice(op, x, v, gate, downT, selected, weights);
   for (
     const [n, t] of [["x", x], ["v", v], ["gate", gate], ["downT", downT], ["weights", weights]] as const
@@ -136,15 +145,18 @@ export function sparseExpert(input: SparseExpertInput, selection: ChannelSelecti
   }
   expectDType(op, "selected", selected, "i32");
   const [T, C] = x.shape;
-  const F = gate.shape[0];
+  const F = v.shape[1];
+  const Fc = gate.shape[0];
   const K = selected.shape[1];
-  const ok = x.rank === 2 && v.rank === 2 && v.shape[0] === T && v.shape[1] === F && gate.rank === 2 &&
-    gate.shape[1] === C && downT.rank === 2 && downT.shape[0] === F && downT.shape[1] === C &&
+  const ok = x.rank === 2 && v.rank === 2 && v.shape[0] === T && gate.rank === 2 && Number.isInteger(f0) &&
+    f0 >= 0 && f0 + Fc <= F && gate.shape[1] === C && downT.rank === 2 && downT.shape[0] === Fc &&
+    downT.shape[1] === C &&
     selected.rank === 2 && selected.shape[0] === T && weights.rank === 2 && weights.shape[0] === T &&
     weights.shape[1] === K;
   if (!ok) {
     throw new TypeError(
-      `Cannot run ${op}: expected x [T, C], v [T, F], gate [F, C], downT [F, C], selected and weights [T, K]: ` +
+      `Cannot run ${op}: expected x [T, C], v [T, F], gate and downT [Fc, C] of channels channelOffset .. ` +
+        `channelOffset + Fc − 1 ≤ F − 1, selected and weights [T, K]: channelOffset ${f0}, ` +
         `received x [${x.shape}], v [${v.shape}], gate [${gate.shape}], downT [${downT.shape}], ` +
         `selected [${selected.shape}], weights [${weights.shape}]`,
     );
@@ -175,14 +187,16 @@ export function sparseExpert(input: SparseExpertInput, selection: ChannelSelecti
         C,
         F,
         K,
+        Fc,
+        f0,
       },
       selection,
       y.host(),
     );
     return y;
   }
-  if (F === 0 || K === 0) return y; // device memory starts zeroed
-  const a = Tensor.empty(device, [T, F]); // [T, F] scratch
+  if (Fc === 0 || K === 0) return y; // device memory starts zeroed
+  const a = Tensor.empty(device, [T, Fc]); // [T, Fc] scratch
   const p = params(
     ["u32", T],
     ["u32", C],
@@ -192,12 +206,14 @@ export function sparseExpert(input: SparseExpertInput, selection: ChannelSelecti
     ["u32", selection.mode === "threshold" ? 0 : 1],
     ["u32", selection.mode === "topk" ? selection.k : 0],
     ["f32", selection.mode === "threshold" ? selection.threshold : 0],
+    ["u32", Fc],
+    ["u32", f0],
   );
   const gpu = gpuOf(device);
   gpu.dispatch({ name: "sparse_expert", code, entryPoint: "select" }, {
     bindings: [x.storage, v.storage, gate.storage, selected.storage, weights.storage, a.storage],
     params: p,
-    workgroups: grid1d(Math.ceil((T * F) / WG)),
+    workgroups: grid1d(Math.ceil((T * Fc) / WG)),
     constants: { WG },
   });
   gpu.dispatch({ name: "sparse_expert", code, entryPoint: "down" }, {

@@ -125,3 +125,15 @@ testOnDevices("floeCompress and ExpertStore reject bad input with clear errors",
     /the store holds MoE layers \[0,1\] with 4 experts/,
   );
 });
+
+testOnDevices("FloE experts split into row chunks (binding limit) compute the unsplit model", async (dev) => {
+  const opts = { upBits: 4 as const, groupSize: 16, sparsity: 0.6, mode: "topk" as const, denseLayers: [] };
+  using whole = await floeCompress(await load(dev, "mixtral-top2-f32"), opts);
+  using split = await floeCompress(await load(dev, "mixtral-top2-f32"), { ...opts, chunkRows: 7 }); // F 48: 7 chunks
+  const ex = (split.layers[1].mlp as SparseMoE).experts as FloeExperts;
+  assert.equal([...ex.parameters().keys()].filter((k) => k.startsWith("0.gate_rows.")).length, 7);
+  assertClose(await split.forward(ids).logits.toArray(), await whole.forward(ids).logits.toArray(), {
+    rtol: 1e-5,
+    atol: 1e-5,
+  });
+});

@@ -102,7 +102,37 @@ testOnDevices("sparseExpert matches its reference (odd sizes, k = 1, k = F, thre
   );
   assert.throws(
     () => sparseExpert({ ...input, gate: input.downT.reshape([C, F]), expert: 0 }, { mode: "topk", k: 1 }),
-    /expected x \[T, C\], v \[T, F\], gate \[F, C\]/,
+    /expected x \[T, C\], v \[T, F\], gate and downT \[Fc, C\]/,
   );
   for (const t of Object.values(input)) t.dispose();
+});
+
+testOnDevices("sparseExpert over row chunks (a split weight) sums to the unsplit result", async (dev) => {
+  const f32 = (a: Float32Array, shape: number[]) => Tensor.fromArray(dev, a, shape);
+  const base = {
+    x: f32(x, [T, C]),
+    v: f32(v, [T, F]),
+    selected: Tensor.fromArray(dev, selected, [T, K], { dtype: "i32" }),
+    weights: f32(weights, [T, K]),
+  };
+  for (const s of [{ mode: "topk", k: 3 }, { mode: "threshold", threshold: 0.8 }] as ChannelSelection[]) {
+    for (let e = 0; e < E; e++) {
+      const want = new Float32Array(T * C);
+      sparseExpertRef({ x, v, gate, downT, selected, weights, expert: e, T, C, F, K }, s, want);
+      const sum = new Float64Array(T * C);
+      for (const [f0, n] of [[0, 4], [4, 5], [9, 2]]) {
+        using g = f32(gate.slice(f0 * C, (f0 + n) * C), [n, C]);
+        using d = f32(downT.slice(f0 * C, (f0 + n) * C), [n, C]);
+        using y = sparseExpert({ ...base, gate: g, downT: d, expert: e, channelOffset: f0 }, s);
+        (await y.toArray() as Float32Array).forEach((z, i) => (sum[i] += z));
+      }
+      assertClose(sum, want, { rtol: 1e-4, atol: 1e-5, what: `expert ${e} ${JSON.stringify(s)}` });
+    }
+  }
+  using g = f32(gate.slice(0, 4 * C), [4, C]);
+  assert.throws(
+    () => sparseExpert({ ...base, gate: g, downT: g, expert: 0, channelOffset: 8 }, { mode: "topk", k: 1 }),
+    /channelOffset 8/,
+  );
+  for (const t of Object.values(base)) t.dispose();
 });
