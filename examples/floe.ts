@@ -72,7 +72,7 @@ const log = new MetricLog();
   log.log({
     model: "floe threshold s 0.8",
     perplexity: (await perplexity(model, evaluation, { blockSize: 128 })).perplexity,
-    kept_fraction: kept.reduce((a, r) => a + r.kept_fraction * r.tokens, 0) / n,
+    kept_fraction: kept.reduce((a, r) => a + (r.tokens ? r.kept_fraction * r.tokens : 0), 0) / n,
   });
 }
 console.log(log.format());
