@@ -1,10 +1,11 @@
 /**
- * Routing traces: per MoE layer, the MoE input `h_i` and the router's choice of every token of one
- * forward (`SparseMoE.expertsHook`), read back to the host after the forward. The data FloE's
+ * Routing traces: per MoE layer, the MoE input `h_i`, the router logits and the router's choice of
+ * every token of one forward (`SparseMoE.expertsHook`), read back to the host after the forward
+ * (`trace_io.ts` writes them as Arrow files). The data FloE's
  * predictors are evaluated on (ALGORITHMS.md A.4, A.5). Tracing costs nothing when not called: the
  * hook is set only for this forward.
  *
- * Legend: `T` tokens, `C` hidden, `K` experts per token.
+ * Legend: `T` tokens, `C` hidden, `E` experts, `K` experts per token.
  *
  * @example
  * ```ts
@@ -29,19 +30,23 @@ export interface MoeLayerTrace {
   K: number;
   /** `[T, C]` the MoE input `h_i`. */
   x: Float32Array;
+  /** `[T, E]` router logits. */
+  logits: Float32Array;
   /** `[T, K]` the router's experts, best first. */
   selected: Int32Array;
 }
 
 /** Runs `model.forward(ids)` and returns every MoE layer's input and routing. */
 export async function traceMoe(model: CausalLM, ids: Int32Array): Promise<Map<number, MoeLayerTrace>> {
-  const held = new Map<number, { x: Tensor; selected: Tensor }>();
+  const held = new Map<number, { x: Tensor; logits: Tensor; selected: Tensor }>();
   try {
     for (const l of model.moeLayers) {
-      (model.layers[l].mlp as SparseMoE).expertsHook = (input) => {
+      const moe = model.layers[l].mlp as SparseMoE;
+      moe.expertsHook = (input) => {
         held.set(l, {
-          x: input.x.reshape(input.x.shape),
-          selected: input.selected.reshape(input.selected.shape),
+          x: input.x.reshape(input.x.shape), // [T, C]
+          logits: moe.router.forward(input.x), // [T, C] -> [T, E]
+          selected: input.selected.reshape(input.selected.shape), // [T, K]
         });
       };
     }
@@ -51,19 +56,17 @@ export async function traceMoe(model: CausalLM, ids: Int32Array): Promise<Map<nu
   }
   const out = new Map<number, MoeLayerTrace>();
   try {
-    for (const [l, { x, selected }] of held) {
+    for (const [l, { x, logits, selected }] of held) {
       out.set(l, {
         T: selected.shape[0],
         K: selected.shape[1],
         x: await x.toArray() as Float32Array,
+        logits: await logits.toArray() as Float32Array,
         selected: await selected.toArray() as Int32Array,
       });
     }
   } finally {
-    for (const { x, selected } of held.values()) {
-      x.dispose();
-      selected.dispose();
-    }
+    for (const t of held.values()) for (const v of Object.values(t)) v.dispose();
   }
   return out;
 }
