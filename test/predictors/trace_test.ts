@@ -30,8 +30,6 @@ testOnDevices("traceMoe: selections are the top-k of the traced logits; Arrow ro
     await saveTraces(`${dir}/small.arrow`, traces, { includeInput: false });
     const small = await loadTraces(`${dir}/small.arrow`);
     assert.deepEqual([small[1].get(0)!.x.length, small[1].get(0)!.selected], [0, traces[1].get(0)!.selected]);
-      a: { dtype: "F32", shape: [1], data: new Float32Array(1) },
-    });
     await assert.rejects(saveTraces(`${dir}/none.arrow`, []), /there is no traced token/);
   } finally {
     await Deno.remove(dir, { recursive: true });
