@@ -3,6 +3,7 @@
 //   w_t    = Σ_k weights[t, k] · (selected[t, k] == expert)         (0: token not routed here)
 //   keep_tf = |v[t, f]| > threshold                 (mode 0, threshold)
 //          | rank of |v[t, f]| in row t < k         (mode 1, top-k; ties: the lower channel first)
+//          | |v[t, f]| > thr[f]                     (mode 2, one threshold per channel)
 //   a[t, f] = keep_tf && routed ? w_t · SiLU(gate[f, :] · x[t, :]) · v[t, f] : 0
 //   y[t, c] = Σ_{f: a[t, f] != 0} a[t, f] · downT[f, c]
 // v is the up projection's output up(x) [T, F]; gate [Fc, C] and downT [Fc, C] are channel-major
@@ -16,7 +17,8 @@
 //   3 sel   : array<i32>  read        [T, K] expert ids
 //   4 w     : array<f32>  read        [T, K] routing weights
 //   5 a     : array<f32>  read_write  [T, Fc] scratch
-//   6 p     : uniform Params
+//   6 thr   : array<f32>  read        [F] per-channel thresholds (mode 2; any read-only buffer otherwise)
+//   7 p     : uniform Params
 // Entry point `down` (pass 2): 0 a [T, Fc] read, 1 downT [Fc, C] read, 2 y [T, C] read_write, 3 p.
 // Work split: select: one invocation per (t, f), flat over T·Fc; it returns before touching gate
 // when the token is not routed here or the channel is not kept (top-k rank: one pass over the
@@ -36,7 +38,8 @@ struct Params { T: u32, C: u32, F: u32, K: u32, expert: i32, mode: u32, k: u32, 
 @group(0) @binding(3) var<storage, read> sel: array<i32>;
 @group(0) @binding(4) var<storage, read> rw: array<f32>;
 @group(0) @binding(5) var<storage, read_write> a: array<f32>;
-@group(0) @binding(6) var<uniform> p: Params;
+@group(0) @binding(6) var<storage, read> thr: array<f32>;
+@group(0) @binding(7) var<uniform> p: Params;
 
 fn silu(z: f32) -> f32 {
   return z / (1.0 + exp(-z));
@@ -64,6 +67,8 @@ fn select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
   if (routed) {
     if (p.mode == 0u) {
       keep = m > p.threshold;
+    } else if (p.mode == 2u) {
+      keep = m > thr[f];
     } else {
       var rank = 0u;
       let row = t * p.F;

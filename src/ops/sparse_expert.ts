@@ -7,6 +7,7 @@
  * w_t     = Σ_k weights[t,k] · [selected[t,k] = expert]     routing weight (0: not routed here)
  * keep_tf = |v_tf| > threshold                               mode "threshold"
  *         | rank of |v_tf| in row t < k                      mode "topk" (ties: lower channel first)
+ *         | |v_tf| > t_f                                     mode "channel-threshold" (A.3's channel-wise variant)
  * y_t     = w_t · Σ_{f kept} SiLU(gate_f · x_t) · v_tf · downT_f
  * ```
  *
@@ -48,7 +49,9 @@ const WG = 64;
 /** Which channels a routed token keeps. */
 export type ChannelSelection =
   | { readonly mode: "threshold"; readonly threshold: number }
-  | { readonly mode: "topk"; readonly k: number };
+  | { readonly mode: "topk"; readonly k: number }
+  /** One threshold per channel: `[F]` values (host) for the reference, a `[F]` f32 tensor for the op. */
+  | { readonly mode: "channel-threshold"; readonly thresholds: Float32Array | Tensor };
 
 /** The tensors of {@link sparseExpert}. */
 export interface SparseExpertInput {
@@ -93,6 +96,11 @@ export function keptChannels(v: Float32Array, row: number, F: number, s: Channel
   const out: number[] = [];
   if (s.mode === "threshold") {
     for (let f = 0; f < F; f++) if (Math.abs(v[row + f]) > s.threshold) out.push(f);
+    return out;
+  }
+  if (s.mode === "channel-threshold") {
+    const t = s.thresholds as Float32Array;
+    for (let f = 0; f < F; f++) if (Math.abs(v[row + f]) > t[f]) out.push(f);
     return out;
   }
   const order = Array.from({ length: F }, (_, f) => f);
@@ -171,6 +179,15 @@ export function sparseExpert(input: SparseExpertInput, selection: ChannelSelecti
       `Cannot run ${op}: the threshold must be a finite number ≥ 0: received ${selection.threshold}`,
     );
   }
+  const thr = selection.mode === "channel-threshold" ? selection.thresholds : undefined;
+  if (
+    thr !== undefined &&
+    !(thr instanceof Tensor && thr.dtype === "f32" && thr.size === F && thr.device === device)
+  ) {
+    throw new TypeError(
+      `Cannot run ${op}: channel thresholds must be an f32 tensor of F = ${F} values on the op's device`,
+    );
+  }
   const y = Tensor.empty(device, [T, C]);
   if (y.size === 0) return y;
   if (device.kind === "cpu") {
@@ -190,7 +207,7 @@ export function sparseExpert(input: SparseExpertInput, selection: ChannelSelecti
         Fc,
         f0,
       },
-      selection,
+      thr ? { mode: "channel-threshold", thresholds: (thr as Tensor).host() as Float32Array } : selection,
       y.host(),
     );
     return y;
@@ -203,7 +220,7 @@ export function sparseExpert(input: SparseExpertInput, selection: ChannelSelecti
     ["u32", F],
     ["u32", K],
     ["i32", expert],
-    ["u32", selection.mode === "threshold" ? 0 : 1],
+    ["u32", selection.mode === "threshold" ? 0 : selection.mode === "topk" ? 1 : 2],
     ["u32", selection.mode === "topk" ? selection.k : 0],
     ["f32", selection.mode === "threshold" ? selection.threshold : 0],
     ["u32", Fc],
@@ -211,7 +228,15 @@ export function sparseExpert(input: SparseExpertInput, selection: ChannelSelecti
   );
   const gpu = gpuOf(device);
   gpu.dispatch({ name: "sparse_expert", code, entryPoint: "select" }, {
-    bindings: [x.storage, v.storage, gate.storage, selected.storage, weights.storage, a.storage],
+    bindings: [
+      x.storage,
+      v.storage,
+      gate.storage,
+      selected.storage,
+      weights.storage,
+      a.storage,
+      ((thr as Tensor | undefined) ?? v).storage,
+    ],
     params: p,
     workgroups: grid1d(Math.ceil((T * Fc) / WG)),
     constants: { WG },

@@ -31,7 +31,9 @@ function denseMasked(expert: number, s: ChannelSelection): Float64Array {
     const keep = new Set(
       s.mode === "topk"
         ? ranked.slice(0, s.k).map((r) => r.f)
-        : ranked.filter((r) => r.m > s.threshold).map((r) => r.f),
+        : s.mode === "threshold"
+        ? ranked.filter((r) => r.m > s.threshold).map((r) => r.f)
+        : ranked.filter((r) => r.m > (s.thresholds as Float32Array)[r.f]).map((r) => r.f),
     );
     for (let f = 0; f < F; f++) {
       let g = 0;
@@ -50,6 +52,7 @@ const SELECTIONS: ChannelSelection[] = [
   { mode: "topk", k: 0 },
   { mode: "threshold", threshold: 0.8 },
   { mode: "threshold", threshold: 0 },
+  { mode: "channel-threshold", thresholds: Float32Array.from({ length: F }, (_, f) => 0.2 * (f % 5)) },
 ];
 
 Deno.test("sparseExpertRef equals a dense computation with up's output masked", () => {
@@ -82,7 +85,11 @@ testOnDevices("sparseExpert matches its reference (odd sizes, k = 1, k = F, thre
   };
   for (let e = 0; e < E; e++) {
     for (const s of SELECTIONS) {
-      using y = sparseExpert({ ...input, expert: e }, s);
+      using thr = s.mode === "channel-threshold" ? f32(s.thresholds as Float32Array, [F]) : undefined;
+      using y = sparseExpert(
+        { ...input, expert: e },
+        thr ? { mode: "channel-threshold", thresholds: thr } : s,
+      );
       const want = new Float32Array(T * C);
       sparseExpertRef({ x, v, gate, downT, selected, weights, expert: e, T, C, F, K }, s, want);
       assertClose(await y.toArray(), want, {
@@ -103,6 +110,11 @@ testOnDevices("sparseExpert matches its reference (odd sizes, k = 1, k = F, thre
   assert.throws(
     () => sparseExpert({ ...input, gate: input.downT.reshape([C, F]), expert: 0 }, { mode: "topk", k: 1 }),
     /expected x \[T, C\], v \[T, F\], gate and downT \[Fc, C\]/,
+  );
+  assert.throws(
+    () =>
+      sparseExpert({ ...input, expert: 0 }, { mode: "channel-threshold", thresholds: new Float32Array(F) }),
+    /channel thresholds must be an f32 tensor of F = 11 values/,
   );
   for (const t of Object.values(input)) t.dispose();
 });
