@@ -182,9 +182,7 @@ export async function measureSparsity(
       experts.forEach((x, e) => {
         const key = `${l}:${e}`;
         const acc = kept.get(key) ?? { n: 0, k: 0, target: 1 - sel.sparsity };
-        const choice = sel.mode === "topk"
-          ? { mode: "topk" as const, k: ex.keptChannels() }
-          : { mode: "threshold" as const, threshold: sel.thresholds![e] };
+        const choice = ex.hostSelection(e);
         for (let t = 0; t < x.tokens; t++) acc.k += keptChannels(x.v, t * F, F, choice).length;
         acc.n += x.tokens;
         kept.set(key, acc);

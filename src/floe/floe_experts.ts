@@ -48,6 +48,11 @@ export interface FloeSelection {
   readonly sparsity: number;
   /** Threshold mode: one `t` per expert (`E` values, ≥ 0). */
   readonly thresholds?: Float32Array;
+  /**
+   * Threshold mode, channel-wise variant (A.3, `calibrateChannelThresholds`): per expert, one `t_f` per
+   * channel (`F` values, ≥ 0); used instead of `thresholds` when given.
+   */
+  readonly channelThresholds?: readonly Float32Array[];
   /** `"sparse"` (default): every forward is sparse; `"dense"`: a forward of more than one token uses all channels. */
   readonly prefill?: "sparse" | "dense";
 }
@@ -80,7 +85,10 @@ export class FloeExperts implements Experts {
   /** The host copy of the streamed matrices (shared by every layer of a model), when known. */
   readonly store: ExpertStore | undefined;
   readonly #w: FloeLayerWeights;
+  readonly #device: Device;
   #selection: FloeSelection;
+  /** Device copies of `channelThresholds` (`[F]` per expert). */
+  #channelT: Tensor[] = [];
 
   /**
    * @throws {TypeError} when the per-expert weights disagree in count or shape
@@ -113,6 +121,7 @@ export class FloeExperts implements Experts {
     this.intermediate = F;
     this.store = store;
     this.#w = weights;
+    this.#device = weights.gate[0][0].device;
     this.#selection = this.#check(selection);
   }
 
@@ -135,6 +144,14 @@ export class FloeExperts implements Experts {
     this.#selection = this.#check(selection);
   }
 
+  /** Expert `e`'s selection as host values (what `keptChannels` takes; channel thresholds as arrays). */
+  hostSelection(e: number): ChannelSelection {
+    const s = this.#selection;
+    if (s.mode === "topk") return { mode: "topk", k: this.keptChannels() };
+    if (s.channelThresholds) return { mode: "channel-threshold", thresholds: s.channelThresholds[e] };
+    return { mode: "threshold", threshold: s.thresholds![e] };
+  }
+
   /** Channels kept per routed token in topk mode, `⌊(1−s)·F⌋`. */
   keptChannels(): number {
     return keptChannelCount(this.intermediate, this.#selection.sparsity);
@@ -148,11 +165,12 @@ export class FloeExperts implements Experts {
     const dense = T > 1 && s.prefill === "dense";
     let y: Tensor<"f32"> | undefined;
     for (let e = 0; e < this.numExperts; e++) {
+      const host = this.hostSelection(e);
       const sel: ChannelSelection = dense
         ? { mode: "topk", k: this.intermediate }
-        : s.mode === "topk"
-        ? { mode: "topk", k: this.keptChannels() }
-        : { mode: "threshold", threshold: s.thresholds![e] };
+        : host.mode === "channel-threshold"
+        ? { mode: "channel-threshold", thresholds: this.#channelT[e] }
+        : host;
       using v = this.#w.up[e].forward(x); // [T, C] -> [T, F]
       let f0 = 0;
       this.#w.gate[e].forEach((gate, i) => {
@@ -192,7 +210,7 @@ export class FloeExperts implements Experts {
 
   dispose(): void {
     for (const u of this.#w.up) u.dispose();
-    for (const t of [...this.#w.gate.flat(), ...this.#w.downT.flat()]) t.dispose();
+    for (const t of [...this.#w.gate.flat(), ...this.#w.downT.flat(), ...this.#channelT]) t.dispose();
   }
 
   [Symbol.dispose](): void {
@@ -204,9 +222,18 @@ export class FloeExperts implements Experts {
     if (!(s.sparsity >= 0 && s.sparsity < 1)) {
       throw new RangeError(`${what}: sparsity must be in [0, 1): received ${s.sparsity}`);
     }
-    if (s.mode === "threshold") {
+    const ok = (v: number) => Number.isFinite(v) && v >= 0;
+    const ct = s.channelThresholds;
+    if (s.mode === "threshold" && ct) {
+      if (ct.length !== this.numExperts || !ct.every((t) => t.length === this.intermediate && t.every(ok))) {
+        throw new RangeError(
+          `${what}: channel thresholds must be ${this.numExperts} arrays (one per expert) of ` +
+            `${this.intermediate} finite values ≥ 0; calibrate them with calibrateChannelThresholds`,
+        );
+      }
+    } else if (s.mode === "threshold") {
       const t = s.thresholds;
-      if (!t || t.length !== this.numExperts || !t.every((v) => Number.isFinite(v) && v >= 0)) {
+      if (!t || t.length !== this.numExperts || !t.every(ok)) {
         throw new RangeError(
           `${what}: threshold mode needs ${this.numExperts} finite thresholds ≥ 0 (one per expert): ` +
             `received ${
@@ -215,6 +242,10 @@ export class FloeExperts implements Experts {
         );
       }
     }
+    for (const t of this.#channelT) t.dispose();
+    this.#channelT = s.mode === "threshold" && ct
+      ? ct.map((t) => Tensor.fromArray(this.#device, t, [this.intermediate], { category: "experts" }))
+      : [];
     return { ...s, prefill: s.prefill ?? "sparse" };
   }
 }

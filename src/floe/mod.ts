@@ -25,3 +25,4 @@ export * from "./predictor_study.ts";
 export * from "./mask_study.ts";
 export * from "./compression_table.ts";
 export * from "./quality_table.ts";
+export * from "./calibrate_channel.ts";

@@ -26,7 +26,7 @@
 import { FloeExperts } from "./floe_experts.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
 import type { SparseMoE } from "../nn/sparse_moe.ts";
-import { type ChannelSelection, keptChannels } from "../ops/sparse_expert.ts";
+import { keptChannels } from "../ops/sparse_expert.ts";
 import { topk } from "../ops/topk.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { type ExpertPredictor, RouterReusePredictor } from "../predictors/expert_predictor.ts";
@@ -98,10 +98,7 @@ export async function evaluatePredictors(
         using vt = ex.up[e].forward(hx); // [T, C] -> [T, F] exact
         const p = await vp.toArray() as Float32Array;
         const q = await vt.toArray() as Float32Array;
-        const s = ex.selection;
-        const sel: ChannelSelection = s.mode === "topk"
-          ? { mode: "topk", k: ex.keptChannels() }
-          : { mode: "threshold", threshold: s.thresholds![e] };
+        const sel = ex.hostSelection(e);
         for (const t of routed) {
           a.cp.push(keptChannels(p, t * F, F, sel));
           a.ct.push(keptChannels(q, t * F, F, sel));

@@ -36,6 +36,8 @@ export interface RoutedUp {
   tokens: number;
   /** `[N_e, F]` signed `up·h` of the routed tokens, in token order. */
   v: Float32Array;
+  /** `[N_e, C]` their MoE inputs `h`. */
+  x: Float32Array;
 }
 
 /** The up projections of a layer's experts (views for dense experts: the caller disposes them). */
@@ -58,7 +60,7 @@ function upProjections(experts: SparseMoE["experts"]): { up: LinearLike[]; owned
  * @param ids `[T]` token ids, one sequence
  */
 export async function recordRoutedUp(model: CausalLM, ids: Int32Array): Promise<Map<number, RoutedUp[]>> {
-  const pending = new Map<number, { vs: Tensor[]; selected: Tensor }>();
+  const pending = new Map<number, { vs: Tensor[]; x: Tensor; selected: Tensor }>();
   const ups = new Map<number, { up: LinearLike[]; owned: boolean }>();
   try {
     for (const l of model.moeLayers) {
@@ -67,7 +69,11 @@ export async function recordRoutedUp(model: CausalLM, ids: Int32Array): Promise<
       ups.set(l, u);
       moe.expertsHook = (input) => {
         const vs = u.up.map((p) => p.forward(input.x)); // E × ([T, C] -> [T, F])
-        pending.set(l, { vs, selected: input.selected.reshape(input.selected.shape) }); // [T, K]
+        pending.set(l, {
+          vs,
+          x: input.x.reshape(input.x.shape), // [T, C]
+          selected: input.selected.reshape(input.selected.shape), // [T, K]
+        });
       };
     }
     model.forward(ids).logits.dispose();
@@ -76,9 +82,11 @@ export async function recordRoutedUp(model: CausalLM, ids: Int32Array): Promise<
   }
   const out = new Map<number, RoutedUp[]>();
   try {
-    for (const [l, { vs, selected }] of pending) {
+    for (const [l, { vs, x, selected }] of pending) {
       const [T, K] = selected.shape;
+      const C = x.shape[1];
       const sel = await selected.toArray() as Int32Array; // [T, K]
+      const xs = await x.toArray() as Float32Array; // [T, C]
       const layer: RoutedUp[] = [];
       for (let e = 0; e < vs.length; e++) {
         const all = await vs[e].toArray() as Float32Array; // [T, F]
@@ -86,14 +94,19 @@ export async function recordRoutedUp(model: CausalLM, ids: Int32Array): Promise<
         const rows: number[] = [];
         for (let t = 0; t < T; t++) if (sel.subarray(t * K, (t + 1) * K).includes(e)) rows.push(t);
         const v = new Float32Array(rows.length * F);
-        rows.forEach((t, j) => v.set(all.subarray(t * F, (t + 1) * F), j * F));
-        layer.push({ tokens: rows.length, v });
+        const xr = new Float32Array(rows.length * C);
+        rows.forEach((t, j) => {
+          v.set(all.subarray(t * F, (t + 1) * F), j * F);
+          xr.set(xs.subarray(t * C, (t + 1) * C), j * C);
+        });
+        layer.push({ tokens: rows.length, v, x: xr });
       }
       out.set(l, layer);
     }
   } finally {
-    for (const { vs, selected } of pending.values()) {
+    for (const { vs, x, selected } of pending.values()) {
       for (const v of vs) v.dispose();
+      x.dispose();
       selected.dispose();
     }
     for (const u of ups.values()) if (u.owned) { for (const p of u.up) p.dispose(); }

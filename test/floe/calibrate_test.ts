@@ -11,7 +11,7 @@ import { FloeExperts } from "../../src/floe/floe_experts.ts";
 import { FloeThresholds } from "../../src/floe/thresholds.ts";
 import type { CausalLM } from "../../src/models/causal_lm.ts";
 import { loadModel } from "../../src/models/load.ts";
-import { SwiGLUExperts } from "../../src/nn/experts.ts";
+import { asDenseExperts, SwiGLUExperts } from "../../src/nn/experts.ts";
 import { asDenseLinear } from "../../src/nn/linear_like.ts";
 import { QuantizedLinear } from "../../src/nn/quantized_linear.ts";
 import type { SparseMoE } from "../../src/nn/sparse_moe.ts";
@@ -196,5 +196,108 @@ testOnDevices(
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  },
+);
+
+testOnDevices(
+  "calibrateChannelThresholds equals a brute force; channel thresholds run in FloE layers",
+  async (dev) => {
+    const { calibrateChannelThresholds } = await import("../../src/floe/calibrate_channel.ts");
+    using dense = await load(dev);
+    const s = 0.7;
+    const t = await calibrateChannelThresholds(dense, SEQS, { sparsity: s, rounds: 1 });
+    const [E, C] = [4, 32];
+    for (const l of dense.moeLayers) {
+      const ex = asDenseExperts((dense.layers[l].mlp as SparseMoE).experts, "test");
+      const F = ex.intermediate;
+      const up = await ex.upProj.toArray() as Float32Array;
+      const gate = await ex.gateProj.toArray() as Float32Array;
+      const h: Float32Array[] = [];
+      const sel: Int32Array[] = [];
+      for (const ids of SEQS) {
+        const router = asDenseLinear((dense.layers[l].mlp as SparseMoE).router, "test");
+        let x: Promise<unknown> = Promise.resolve();
+        router.inputHook = (v) => void (x = v.toArray());
+        const out = dense.forward(ids, { collectRouter: true });
+        await out.logits.toArray();
+        router.inputHook = undefined;
+        h.push(await x as Float32Array);
+        sel.push(await out.selected![dense.moeLayers.indexOf(l)].toArray() as Int32Array);
+      }
+      for (let e = 0; e < E; e++) {
+        const vs: number[][] = [];
+        const g2 = new Float64Array(F);
+        h.forEach((hx, q) => {
+          for (let tok = 0; tok < hx.length / C; tok++) {
+            if (!sel[q].subarray(tok * 2, tok * 2 + 2).includes(e)) continue;
+            const row: number[] = [];
+            for (let f = 0; f < F; f++) {
+              let u = 0;
+              let g = 0;
+              for (let c = 0; c < C; c++) {
+                u += up[(e * F + f) * C + c] * hx[tok * C + c];
+                g += gate[(e * F + f) * C + c] * hx[tok * C + c];
+              }
+              row.push(u);
+              g2[f] += (g / (1 + Math.exp(-g))) ** 2;
+            }
+            vs.push(row);
+          }
+        });
+        const N = vs.length;
+        if (N === 0) {
+          assert.ok(t.at(l, e).every((v) => v === 0));
+          continue;
+        }
+        for (let f = 0; f < F; f++) g2[f] /= N;
+        const imp = vs.flatMap((row) => row.map((u, f) => u * u * g2[f])).sort((a, b) => a - b);
+        const T = imp[Math.floor(N * F * s + 1e-9) - 1];
+        assertClose(t.at(l, e), Array.from(g2, (g) => Math.sqrt(T / g)), {
+          rtol: 2e-4,
+          atol: 1e-6,
+          what: `layer ${l} expert ${e}`,
+        });
+      }
+    }
+    // Channel thresholds equal to the scalar ones compute the scalar threshold model.
+    const scalar = await calibrateThresholds(dense, SEQS, { sparsity: s });
+    using floe = await floeCompress(await load(dev), {
+      upBits: 16,
+      sparsity: s,
+      mode: "threshold",
+      thresholds: scalar,
+      denseLayers: [],
+    });
+    const want = await floe.forward(SEQS[0]).logits.toArray() as Float32Array;
+    for (const l of floe.moeLayers) {
+      const ex = (floe.layers[l].mlp as SparseMoE).experts as FloeExperts;
+      const F = ex.intermediate;
+      ex.configure({
+        mode: "threshold",
+        sparsity: s,
+        channelThresholds: Array.from(scalar.at(l), (v) => new Float32Array(F).fill(v)),
+      });
+    }
+    assertClose(await floe.forward(SEQS[0]).logits.toArray(), want, { rtol: 1e-5, atol: 1e-5 });
+    for (const l of floe.moeLayers) {
+      ((floe.layers[l].mlp as SparseMoE).experts as FloeExperts).configure({
+        mode: "threshold",
+        sparsity: s,
+        channelThresholds: t.layer(l),
+      });
+    }
+    const rows = await measureSparsity(floe, SEQS);
+    const kept = rows.reduce((a, r) => a + (r.tokens ? r.kept_fraction * r.tokens : 0), 0) /
+      rows.reduce((a, r) => a + r.tokens, 0);
+    assert.ok(
+      kept > 0.2 && kept < 0.4,
+      `channel-wise kept ${kept} (importance pooled; |up| kept fraction differs from 1 − s)`,
+    );
+    assert.throws(() =>
+      ((floe.layers[1].mlp as SparseMoE).experts as FloeExperts).configure({
+        mode: "threshold",
+        sparsity: s,
+        channelThresholds: [new Float32Array(3)],
+      }), /channel thresholds must be 4 arrays/);
   },
 );
