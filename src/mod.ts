@@ -80,6 +80,7 @@ export * from "./ops/dequantize.ts";
 export * from "./ops/qgemv.ts";
 export * from "./ops/qmatmul.ts";
 export * from "./ops/sparse_expert.ts";
+export * from "./ops/smooth_l1.ts";
 
 // Training: autograd (namespaced: its functions share names with the ops), optimisation, LoRA
 export * as autograd from "./autograd/mod.ts";
