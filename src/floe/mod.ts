@@ -26,3 +26,4 @@ export * from "./mask_study.ts";
 export * from "./compression_table.ts";
 export * from "./quality_table.ts";
 export * from "./calibrate_channel.ts";
+export * from "./train_predictor.ts";

@@ -15,3 +15,4 @@ export * from "./metrics.ts";
 export * from "./trace.ts";
 export * from "./expert_predictor.ts";
 export * from "./trace_io.ts";
+export * from "./learned.ts";
