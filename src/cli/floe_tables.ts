@@ -13,7 +13,7 @@ import { splitDocuments } from "../data/splits.ts";
 import { compressionTable } from "../floe/compression_table.ts";
 import { maskSignalTable } from "../floe/mask_study.ts";
 import { floeCompress } from "../floe/compress.ts";
-import { evaluatePredictors } from "../floe/predictor_study.ts";
+import { predictorTable } from "../floe/predictor_study.ts";
 import { qualityTable } from "../floe/quality_table.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { Tokenizer } from "../io/tokenizer.ts";
@@ -132,13 +132,16 @@ export async function floeTablesCommand(args: string[]): Promise<number> {
       writeErr("floe tables: the mask-signal study runs on the CPU backend only (--backend cpu); skipped\n");
     }
     const predictors = new MetricLog({ runId });
-    for (const [mode, s] of [["topk", 0.8], ["topk", 0.9]] as const) {
-      using model = await floeCompress(await load(), { upBits: 2, groupSize, sparsity: s, mode });
-      for (const row of await evaluatePredictors(model, evalBlocks)) {
-        predictors.log({ mode, sparsity: s, ...row });
+    for (const s of [0.8, 0.9]) {
+      using model = await floeCompress(await load(), { upBits: 2, groupSize, sparsity: s, mode: "topk" });
+      const table = await predictorTable(model, { train: calibration, evaluation: evalBlocks, runId });
+      for (const row of table.toJSON()) {
+        predictors.log({ ...row, run_id: undefined, mode: "topk", sparsity: s });
       }
     }
-    console.log("Predictors (next-router reuse; reuse channel predictor vs the exact mask):");
+    console.log(
+      "Predictors (reuse, learned linear and MLP trained on the calibration traces; reuse channel predictor):",
+    );
     console.log(predictors.format());
     const tables: [string, MetricLog][] = [["compression", compression], ["quality", quality], [
       "predictors",

@@ -23,7 +23,13 @@
  * ```
  * @module
  */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { MetricLog } from "../metrics/metric_log.ts";
+import { asDenseLinear } from "../nn/linear_like.ts";
+import { LinearExpertPredictor, MlpExpertPredictor } from "../predictors/learned.ts";
 import { FloeExperts } from "./floe_experts.ts";
+import { predictorExamples, trainExpertPredictor } from "./train_predictor.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
 import type { SparseMoE } from "../nn/sparse_moe.ts";
 import { keptChannels } from "../ops/sparse_expert.ts";
@@ -126,4 +132,66 @@ export async function evaluatePredictors(
     });
   }
   return rows;
+}
+
+/** Options of {@link predictorTable}. */
+export interface PredictorTableOptions {
+  /** Sequences whose traces train the learned predictors. */
+  train: readonly Int32Array[];
+  /** Sequences the predictors are scored on. */
+  evaluation: readonly Int32Array[];
+  /** Optimizer steps per learned predictor (default 200). */
+  steps?: number;
+  /** MLP width (default 512, the authors'). */
+  hidden?: number;
+  /** Trainer run folders go under it (default: a temporary folder, removed). */
+  runDir?: string;
+  runId?: string;
+}
+
+/**
+ * D.1.3 for every predictor kind: next-router reuse, the learned linear predictor (from the next
+ * router) and the learned MLP, trained per target layer on `train` traces and scored on
+ * `evaluation` (channel columns: the reuse channel predictor under the layer's selection).
+ */
+export async function predictorTable(model: CausalLM, options: PredictorTableOptions): Promise<MetricLog> {
+  const { train, evaluation, steps = 200, hidden = 512, runId } = options;
+  const log = new MetricLog({ runId, config: { steps, hidden } });
+  const E = model.config.numExperts;
+  const traces = await Promise.all(train.map((ids) => traceMoe(model, ids)));
+  const linear = new Map<number, LinearExpertPredictor>();
+  const mlp = new Map<number, MlpExpertPredictor>();
+  const dir = options.runDir ?? await mkdtemp(`${tmpdir()}/ferry-predictors-`);
+  try {
+    for (const j of model.moeLayers) {
+      if (!model.moeLayers.includes(j - 1)) continue;
+      const examples = predictorExamples(traces, j, E);
+      const router = asDenseLinear((model.layers[j].mlp as SparseMoE).router, "train an expert predictor");
+      const lin = await LinearExpertPredictor.fromRouter(router);
+      linear.set(j, lin);
+      await trainExpertPredictor(lin, examples, { steps, runDir: `${dir}/linear-${j}` });
+      const m = new MlpExpertPredictor(model.device, {
+        features: model.config.hidden,
+        experts: E,
+        hidden,
+        seed: j,
+      });
+      mlp.set(j, m);
+      await trainExpertPredictor(m, examples, { steps, runDir: `${dir}/mlp-${j}` });
+    }
+    const kinds: [string, ((t: number) => ExpertPredictor) | undefined][] = [
+      ["router-reuse", undefined],
+      ["learned-linear", (t) => linear.get(t)!],
+      ["learned-mlp", (t) => mlp.get(t)!],
+    ];
+    for (const [, choose] of kinds) {
+      for (const row of await evaluatePredictors(model, evaluation, { expertPredictor: choose })) {
+        log.log({ ...row });
+      }
+    }
+  } finally {
+    for (const p of [...linear.values(), ...mlp.values()]) p.dispose();
+    if (!options.runDir) await rm(dir, { recursive: true, force: true });
+  }
+  return log;
 }

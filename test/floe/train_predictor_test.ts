@@ -62,3 +62,22 @@ testOnDevices(
     assert.throws(() => predictorExamples(traces, 5, 4), /needs 4 and 5/);
   },
 );
+
+Deno.test("predictorTable: one row per predictor kind and predicted layer", async () => {
+  const { createDevice } = await import("../../src/device/create_device.ts");
+  const { predictorTable } = await import("../../src/floe/predictor_study.ts");
+  const device = await createDevice({ backend: "cpu" });
+  using model = await floeCompress(await loadModel("test/fixtures/models/mixtral-top2-f32", { device }), {
+    upBits: 16,
+    sparsity: 0.5,
+    mode: "topk",
+  });
+  const seqs = [0, 1].map((s) => Int32Array.from({ length: 24 }, (_, i) => (i * 5 + s) % 96));
+  const rows = (await predictorTable(model, { train: seqs, evaluation: seqs, steps: 3, hidden: 16 }))
+    .toJSON();
+  assert.deepEqual(rows.map((r) => [r.predictor, r.layer]), [["router-reuse", 1], ["learned-linear", 1], [
+    "learned-mlp",
+    1,
+  ]]);
+  assert.ok(rows.every((r) => Number(r.channel_recall) > 0 && Number(r.tokens) === 48));
+});
