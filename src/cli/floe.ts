@@ -46,7 +46,8 @@ export const FLOE_USAGE =
       --model DIR, --ids 1,2,3, --sparsity S, --up-bits B, --group-size G as above
       --mode M             topk | threshold (threshold needs --thresholds)
       --thresholds FILE    thresholds from floe calibrate
-      --dense-layers L     comma-separated MoE layers kept dense (default 0; "none" for none)
+      --dense-layers L     comma-separated MoE layers kept dense (default: the first MoE layer, 0 for
+                           Mixtral; "none" for none)
       --out FILE           .safetensors to write (tensor "logits")
       --backend B          auto | webgpu | cpu (default auto)
 ${FLOE_TABLES_USAGE}`;
@@ -170,7 +171,7 @@ function parseUpBits(cmd: string, v: string): 2 | 3 | 4 | 16 {
 function parseLogitsFlags(
   cmd: string,
   values: FlagValues,
-): { mode: "topk" | "threshold"; thresholds: string | undefined; denseLayers: number[] } {
+): { mode: "topk" | "threshold"; thresholds: string | undefined; denseLayers: number[] | undefined } {
   const mode = required(cmd, values, "mode", "topk|threshold");
   if (mode !== "topk" && mode !== "threshold") {
     throw new UsageError(`${cmd}: --mode must be topk or threshold: received ${mode}`);
@@ -179,8 +180,10 @@ function parseLogitsFlags(
   if (mode === "threshold" && thresholds === undefined) {
     throw new UsageError(`${cmd}: --mode threshold needs --thresholds FILE (from ferry floe calibrate)`);
   }
-  const dl = str(values, "dense-layers") ?? "0";
-  const denseLayers = dl.trim() === "none" || dl.trim() === ""
+  const dl = str(values, "dense-layers");
+  const denseLayers = dl === undefined
+    ? undefined // the library's default: the first MoE layer (layer 0 for Mixtral)
+    : dl.trim() === "none" || dl.trim() === ""
     ? []
     : dl.split(",").map((p) => parseInteger(cmd, "dense-layers", p, 0));
   return { mode, thresholds, denseLayers };
