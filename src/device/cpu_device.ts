@@ -1,7 +1,8 @@
 /**
- * The CPU reference backend: plain `ArrayBuffer`s and each op's TypeScript
- * reference. Slow and exact, it is the oracle in tests and the fallback where no
- * WebGPU adapter exists (Bun, headless CI without Mesa).
+ * The CPU backend: plain `ArrayBuffer`s, each op's TypeScript reference, and a BLAS through FFI
+ * (when one was loaded, see `blas.ts`) for GEMM-shaped work. Without a BLAS it is slow and exact:
+ * the oracle in tests and the fallback where no WebGPU adapter exists (Bun, headless CI without
+ * Mesa). `createDevice({ backend: "cpu" })` loads the BLAS; `new CpuDevice()` alone has none.
  *
  * @example
  * ```ts
@@ -25,24 +26,35 @@ import {
   emptyStats,
   type Storage,
 } from "./device.ts";
+import type { Blas } from "./blas.ts";
 import { MemoryLedger } from "./ledger.ts";
 
 /** Backend that runs every op's TypeScript reference on host memory. */
 export class CpuDevice implements Device {
   readonly kind = "cpu" as const;
-  readonly info: DeviceInfo = {
-    backend: "cpu",
-    adapter: "cpu (TypeScript reference)",
-    isFallbackAdapter: false,
-    features: [],
-    limits: { maxStorageBufferBindingSize: 2 ** 31 - 4, maxBufferSize: 2 ** 31 - 4 },
-  };
+  readonly info: DeviceInfo;
   readonly ledger: MemoryLedger;
   readonly stats = emptyStats();
+  /** The BLAS that GEMM-shaped ops call, or null: those ops then run their TypeScript reference. */
+  readonly blas: Blas | null;
   #destroyed = false;
 
-  constructor(options: { budgetBytes?: number } = {}) {
+  constructor(options: { budgetBytes?: number; blas?: Blas | null } = {}) {
     this.ledger = new MemoryLedger(options);
+    this.blas = options.blas ?? null;
+    const b = this.blas?.info;
+    this.info = {
+      backend: "cpu",
+      adapter: b
+        ? `cpu (${b.config.split(" ").slice(0, 2).join(" ")}, ${b.threads} thread${
+          b.threads === 1 ? "" : "s"
+        }, ${b.coreType})`
+        : "cpu (TypeScript reference)",
+      isFallbackAdapter: false,
+      features: [],
+      limits: { maxStorageBufferBindingSize: 2 ** 31 - 4, maxBufferSize: 2 ** 31 - 4 },
+      ...(b ? { blas: { ...b } } : {}),
+    };
   }
 
   alloc(bytes: number, options: AllocOptions): Storage {

@@ -27,7 +27,8 @@
  */
 import code from "../../kernels/attention.wgsl" with { type: "text" };
 import { Tensor } from "../tensor/tensor.ts";
-import { attentionMatmul, matmulRouteFits } from "./attention_matmul.ts";
+import { blasOf } from "./_blas.ts";
+import { attentionMatmul, CPU_MATMUL_MIN_T, matmulRouteFits } from "./attention_matmul.ts";
 import { expectDType, expectRank, gpuOf, grid1d, params, sameDevice } from "./_kernel.ts";
 
 /** Output columns each kernel lane keeps in registers (`MAXR` in the kernel). */
@@ -183,6 +184,12 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   const out = Tensor.empty(device, q.shape);
   if (out.size === 0) return out;
   const dims = { T, Hq, Hkv, D, pos, scale };
+  // CPU with a BLAS: prefill and training take the matmul route (two sgemm per kv head); decode
+  // steps (T = 1) and machines without a BLAS run the reference.
+  if (blasOf(device) && matmulRouteFits(dims, CPU_MATMUL_MIN_T)) {
+    attentionMatmul(q, k, v, dims, out);
+    return out;
+  }
   if (device.kind === "cpu") {
     attentionRef(
       q.host() as Float32Array,
