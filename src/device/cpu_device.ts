@@ -29,6 +29,11 @@ import {
 import type { Blas } from "./blas.ts";
 import { MemoryLedger } from "./ledger.ts";
 
+/** Smallest buffer worth keeping for reuse (smaller ones are cheap to create). */
+const POOL_MIN_BYTES = 4096;
+/** Most bytes of freed buffers kept for reuse. */
+const POOL_MAX_BYTES = 256 << 20;
+
 /** Backend that runs every op's TypeScript reference on host memory. */
 export class CpuDevice implements Device {
   readonly kind = "cpu" as const;
@@ -38,6 +43,14 @@ export class CpuDevice implements Device {
   /** The BLAS that GEMM-shaped ops call, or null: those ops then run their TypeScript reference. */
   readonly blas: Blas | null;
   #destroyed = false;
+  /**
+   * Freed host buffers by size, handed out again (zeroed) by the next allocation of that size: a
+   * training step allocates the same activation shapes every step, and a fresh `ArrayBuffer`
+   * costs page faults that zeroing a warm one does not. Outside the ledger, which counts what
+   * tensors hold; at most {@link POOL_MAX_BYTES}.
+   */
+  #pool = new Map<number, ArrayBuffer[]>();
+  #pooledBytes = 0;
 
   constructor(options: { budgetBytes?: number; blas?: Blas | null } = {}) {
     this.ledger = new MemoryLedger(options);
@@ -66,7 +79,10 @@ export class CpuDevice implements Device {
       );
     }
     const allocation = this.ledger.allocate(size, options.category, options.label);
-    return { bytes: size, allocation, host: new ArrayBuffer(size), refs: 1 };
+    const reused = this.#pool.get(size)?.pop();
+    if (reused) this.#pooledBytes -= size;
+    const host = reused ? (new Uint8Array(reused).fill(0), reused) : new ArrayBuffer(size);
+    return { bytes: size, allocation, host, refs: 1 };
   }
 
   upload(storage: Storage, data: ArrayBufferView, byteOffset = 0): void {
@@ -88,7 +104,15 @@ export class CpuDevice implements Device {
   }
 
   free(storage: Storage): void {
-    if (--storage.refs === 0) this.ledger.release(storage.allocation);
+    if (--storage.refs !== 0) return;
+    this.ledger.release(storage.allocation);
+    const size = storage.bytes;
+    if (size >= POOL_MIN_BYTES && this.#pooledBytes + size <= POOL_MAX_BYTES && !this.#destroyed) {
+      const list = this.#pool.get(size) ?? [];
+      list.push(storage.host!);
+      this.#pool.set(size, list);
+      this.#pooledBytes += size;
+    }
   }
 
   flush(): Promise<void> {
@@ -98,6 +122,8 @@ export class CpuDevice implements Device {
 
   destroy(): void {
     this.#destroyed = true;
+    this.#pool.clear();
+    this.#pooledBytes = 0;
   }
 
   #alive(): void {
