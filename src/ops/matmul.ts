@@ -243,6 +243,12 @@ function matmulCpu(
   }
   for (let z = 0; z < B; z++) {
     const aOff = z * M * K, bOff = bBatched ? z * K * N : 0, yOff = z * M * N;
+    if (M === 1) { // one row (decode): sgemv, y = op(b)ᵀ a, where sgemm pays for blocking and threads
+      const bz = b.subarray(bOff, bOff + K * N);
+      if (transB) blas.gemv(false, N, K, bz, a.subarray(aOff, aOff + K), y.subarray(yOff, yOff + N));
+      else blas.gemv(true, K, N, bz, a.subarray(aOff, aOff + K), y.subarray(yOff, yOff + N));
+      continue;
+    }
     blas.gemm(
       transA,
       transB,
