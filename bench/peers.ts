@@ -32,7 +32,13 @@ const option = (name: string, fallback: number) => {
 };
 const quick = flag("--quick");
 const THREADS = option("--threads", navigator.hardwareConcurrency);
-const PROMPT = 128, NEW = 32, T = 128, BATCH = 2, WARM_STEPS = 2, STEPS = quick ? 3 : 8, REPEATS = quick ? 2 : 5;
+const PROMPT = 128,
+  NEW = 32,
+  T = 128,
+  BATCH = 2,
+  WARM_STEPS = 2,
+  STEPS = quick ? 3 : 8,
+  REPEATS = quick ? 2 : 5;
 const MODELS = ["examples/models/brown-dense", "examples/models/brown-moe"];
 const name = (dir: string) => dir.slice(dir.lastIndexOf("/") + 1);
 
@@ -47,7 +53,8 @@ const spread = (xs: number[]): Spread => {
   return { median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1] };
 };
 
-const ids = (n: number, f: (i: number) => number, vocab: number) => Int32Array.from({ length: n }, (_, i) => f(i) % vocab);
+const ids = (n: number, f: (i: number) => number, vocab: number) =>
+  Int32Array.from({ length: n }, (_, i) => f(i) % vocab);
 
 /** Ferry's side of one model: the same measurements as `bench/peers_torch.py`. */
 async function measureFerry(device: Device, dir: string, train: boolean) {
@@ -76,7 +83,9 @@ async function measureFerry(device: Device, dir: string, train: boolean) {
     last_logits: lastLogits,
   };
   if (train) {
-    for (const mode of ["full", "lora"] as const) out[`train_${mode}_tokens_per_s`] = await trainSpeed(dir, device, mode);
+    for (const mode of ["full", "lora"] as const) {
+      out[`train_${mode}_tokens_per_s`] = await trainSpeed(dir, device, mode);
+    }
   }
   return out;
 }
@@ -85,7 +94,9 @@ async function measureFerry(device: Device, dir: string, train: boolean) {
 async function trainSpeed(dir: string, device: Device, mode: "full" | "lora"): Promise<Spread> {
   using model = await loadModel(dir, { device });
   const vocab = model.config.vocabSize;
-  const lora = mode === "lora" ? applyLora(model, { r: 8, loraAlpha: 16, targetModules: "all-linear" }) : undefined;
+  const lora = mode === "lora"
+    ? applyLora(model, { r: 8, loraAlpha: 16, targetModules: "all-linear" })
+    : undefined;
   const total = WARM_STEPS + STEPS;
   const data = Array.from({ length: total * BATCH }, (_, b) => ids(T + 1, (i) => b * 131 + i * 7919, vocab));
   const runDir = await Deno.makeTempDir({ prefix: "ferry-bench-peers-" });
@@ -116,7 +127,8 @@ async function ensureTorch(): Promise<string | null> {
   if (await probe()) return null;
   console.error("bench:peers: PyTorch is absent; installing Debian's python3-torch (apt-get, a few minutes)");
   const apt = (a: string[]) =>
-    new Deno.Command("apt-get", { args: a, env: { DEBIAN_FRONTEND: "noninteractive" }, stdout: "null" }).output()
+    new Deno.Command("apt-get", { args: a, env: { DEBIAN_FRONTEND: "noninteractive" }, stdout: "null" })
+      .output()
       .catch(() => ({ success: false }));
   await apt(["update", "-qq"]);
   await apt(["install", "-y", "-qq", "--no-install-recommends", "python3-torch", "libopenblas0-pthread"]);
@@ -129,7 +141,15 @@ async function measureTorch(): Promise<Record<string, unknown> | string> {
   const out = await Deno.makeTempFile({ suffix: ".json" });
   const modelArgs = MODELS.flatMap((m) => ["--model", m]);
   const r = await new Deno.Command("python3", {
-    args: ["bench/peers_torch.py", ...modelArgs, "--threads", String(THREADS), "--json", out, ...(quick ? ["--quick"] : [])],
+    args: [
+      "bench/peers_torch.py",
+      ...modelArgs,
+      "--threads",
+      String(THREADS),
+      "--json",
+      out,
+      ...(quick ? ["--quick"] : []),
+    ],
     env: { OPENBLAS_NUM_THREADS: String(THREADS) },
     stdout: "inherit",
     stderr: "inherit",
@@ -145,7 +165,9 @@ async function measureTorch(): Promise<Record<string, unknown> | string> {
 const device = await createDevice({ backend: "cpu", blas: true });
 const cpu = device as Device & { blas?: { setThreads(n: number): void } | null };
 cpu.blas?.setThreads(THREADS);
-if (!device.info.blas) console.error("bench:peers: no BLAS loaded; Ferry's side runs the TypeScript references");
+if (!device.info.blas) {
+  console.error("bench:peers: no BLAS loaded; Ferry's side runs the TypeScript references");
+}
 console.log(`Ferry: ${device.info.adapter}; PyTorch: one intra-op thread, OPENBLAS_NUM_THREADS=${THREADS}`);
 
 const ferry: Record<string, Record<string, unknown>> = {};
@@ -154,7 +176,9 @@ for (const dir of MODELS) {
   ferry[name(dir)] = await measureFerry(device, dir, !quick || dir.endsWith("dense"));
 }
 const torch = flag("--no-torch") ? "skipped (--no-torch)" : await measureTorch();
-const torchModels = typeof torch === "string" ? {} : (torch.models as Record<string, Record<string, unknown>>);
+const torchModels = typeof torch === "string"
+  ? {}
+  : (torch.models as Record<string, Record<string, unknown>>);
 
 const rows: BenchRow[] = [];
 const METRICS = [
@@ -187,12 +211,18 @@ for (const [model, f] of Object.entries(ferry)) {
     const maxAbs = a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
     const sameIds = JSON.stringify(f.greedy_ids) === JSON.stringify(p.greedy_ids);
     agreement[model] = { max_abs_logit_diff: maxAbs, same_greedy_ids: sameIds };
-    console.log(`${model}: last-position logits differ by at most ${maxAbs.toExponential(2)}; greedy ids ${sameIds ? "equal" : "DIFFER"}`);
+    console.log(
+      `${model}: last-position logits differ by at most ${maxAbs.toExponential(2)}; greedy ids ${
+        sameIds ? "equal" : "DIFFER"
+      }`,
+    );
   }
 }
 
 printTable(
-  `Ferry CPU backend vs PyTorch (${THREADS} BLAS thread${THREADS === 1 ? "" : "s"}; fraction = Ferry / PyTorch, target ≥ 50%)`,
+  `Ferry CPU backend vs PyTorch (${THREADS} BLAS thread${
+    THREADS === 1 ? "" : "s"
+  }; fraction = Ferry / PyTorch, target ≥ 50%)`,
   rows,
 );
 if (typeof torch === "string") console.log(`PyTorch side: ${torch}`);
