@@ -66,7 +66,8 @@ async function measureFerry(device: Device, dir: string, train: boolean) {
   let greedy: number[] = [];
   await generate(model, prompt, { maxNewTokens: 2 }); // warm-up at the measured prompt length
   for (let r = 0; r < REPEATS; r++) {
-    const g = await generate(model, prompt, { maxNewTokens: NEW });
+    // The prefill's token, then NEW decode steps: the same forwards as peers_torch.py's decode.
+    const g = await generate(model, prompt, { maxNewTokens: NEW + 1 });
     prefill.push((1000 * PROMPT) / g.prefillMs);
     decode.push(g.tokensPerSecond);
     greedy = g.tokens;
@@ -119,10 +120,13 @@ async function trainSpeed(dir: string, device: Device, mode: "full" | "lora"): P
   }
 }
 
+/** Debian's interpreter, which python3-torch installs into (a `python3` earlier on the PATH may lack it). */
+const PYTHON = await Deno.stat("/usr/bin/python3").then(() => "/usr/bin/python3", () => "python3");
+
 /** Whether `python3` can import torch; installs Debian's python3-torch once when it cannot. */
 async function ensureTorch(): Promise<string | null> {
   const probe = async () =>
-    (await new Deno.Command("python3", { args: ["-c", "import torch"], stdout: "null", stderr: "null" })
+    (await new Deno.Command(PYTHON, { args: ["-c", "import torch"], stdout: "null", stderr: "null" })
       .output().catch(() => ({ success: false }))).success;
   if (await probe()) return null;
   console.error("bench:peers: PyTorch is absent; installing Debian's python3-torch (apt-get, a few minutes)");
@@ -140,7 +144,7 @@ async function measureTorch(): Promise<Record<string, unknown> | string> {
   if (why) return why;
   const out = await Deno.makeTempFile({ suffix: ".json" });
   const modelArgs = MODELS.flatMap((m) => ["--model", m]);
-  const r = await new Deno.Command("python3", {
+  const r = await new Deno.Command(PYTHON, {
     args: [
       "bench/peers_torch.py",
       ...modelArgs,

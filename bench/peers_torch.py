@@ -108,7 +108,8 @@ class Model:
                 A = torch.empty(LORA_R, w.shape[1])
                 bound = 1.0 / math.sqrt(w.shape[1])  # kaiming_uniform_(a=sqrt(5)) on [r, in]
                 A.uniform_(-bound, bound, generator=gen)
-                self.lora[name[: -len(".weight")]] = (A.requires_grad_(), torch.zeros(w.shape[0], LORA_R).requires_grad_())
+                B = torch.zeros(w.shape[0], LORA_R)
+                self.lora[name[: -len(".weight")]] = (A.requires_grad_(), B.requires_grad_())
         return [t for ab in self.lora.values() for t in ab]
 
     def linear(self, x, name):
@@ -169,7 +170,8 @@ class Model:
         x = self.W["model.embed_tokens.weight"][ids]  # [B, T, C]
         for i in range(self.L):
             p = f"model.layers.{i}."
-            x = x + self.attention(rms_norm(x, self.W[p + "input_layernorm.weight"], self.eps), p + "self_attn.", cache, i, pos0)
+            h = rms_norm(x, self.W[p + "input_layernorm.weight"], self.eps)
+            x = x + self.attention(h, p + "self_attn.", cache, i, pos0)
             h = rms_norm(x, self.W[p + "post_attention_layernorm.weight"], self.eps)
             if self.fam == "mixtral":
                 x = x + self.sparse_moe(h, p + "block_sparse_moe.")
