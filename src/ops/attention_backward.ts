@@ -35,7 +35,7 @@
 import code from "../../kernels/attention_backward.wgsl" with { type: "text" };
 import { Tensor } from "../tensor/tensor.ts";
 import { expectDType, expectRank, gpuOf, grid1d, params, sameDevice } from "./_kernel.ts";
-import type { AttentionDims, AttentionOptions } from "./attention.ts";
+import type { AttentionDims, AttentionOptions } from "./attention_types.ts";
 import { attentionBackwardMatmul, matmulRouteFits } from "./attention_matmul.ts";
 
 export type { AttentionDims, AttentionOptions };
