@@ -114,6 +114,15 @@ export function layerViolations(edges: readonly ImportEdge[]): string[] {
   return out;
 }
 
+/**
+ * Imports of another folder's private module (`_name.ts`, e.g. `ops/_kernel.ts`: code outside
+ * ops/ uses its public kernel API, `ops/kernel.ts`), as readable lines.
+ */
+export function privateImports(edges: readonly ImportEdge[]): string[] {
+  return edges.filter(({ from, to }) => unitOf(from) !== unitOf(to) && /(^|\/)_[^/]*$/.test(to))
+    .map(({ from, to }) => `${from} → ${to}: ${to} is private to ${unitOf(to)}/`);
+}
+
 /** The strongly connected components with more than one node of a directed graph (Tarjan). */
 export function cycles(graph: ReadonlyMap<string, ReadonlySet<string>>): string[][] {
   const index = new Map<string, number>();

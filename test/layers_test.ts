@@ -3,7 +3,15 @@
  * cycle forms between folders, and no cycle between files (but the pending one listed there).
  */
 import assert from "node:assert/strict";
-import { cycles, graphOf, importsOf, layerViolations, PENDING_FILE_CYCLES, unitOf } from "./_layers.ts";
+import {
+  cycles,
+  graphOf,
+  importsOf,
+  layerViolations,
+  PENDING_FILE_CYCLES,
+  privateImports,
+  unitOf,
+} from "./_layers.ts";
 import { sourceFiles } from "./_source_files.ts";
 
 const files = sourceFiles("src");
@@ -59,6 +67,15 @@ Deno.test("src/ imports follow the layer order of DESIGN.md", () => {
   );
   const bad = layerViolations(edges);
   assert.deepEqual(bad, [], `imports that break the layer order:\n  ${bad.join("\n  ")}`);
+});
+
+Deno.test("private modules (_name.ts) are imported only inside their folder", () => {
+  assert.deepEqual(privateImports([{ from: "src/ops/matmul.ts", to: "src/ops/_kernel.ts" }]), []);
+  assert.deepEqual(privateImports([{ from: "src/compressors/quant/rtn.ts", to: "src/ops/_kernel.ts" }]), [
+    "src/compressors/quant/rtn.ts → src/ops/_kernel.ts: src/ops/_kernel.ts is private to ops/",
+  ]);
+  const bad = privateImports(edges);
+  assert.deepEqual(bad, [], `imports of private modules:\n  ${bad.join("\n  ")}`);
 });
 
 Deno.test("no cycle between the folders of src/", () => {
