@@ -128,11 +128,8 @@ function optionsSchema(q: RegisteredQuantizer | undefined) {
       issue("bits", `${q.name} ${one ? `is a ${list}-bit code` : `takes ${list} bits`}: ${fix}`, o.bits);
     }
     if (!q.axes.includes(o.axis)) {
-      issue(
-        "axis",
-        `${q.name} groups along axis ${q.axes[0]} only: leave axis out or pass ${q.axes[0]}`,
-        o.axis,
-      );
+      const fix = q.axes.includes(1) ? "leave axis out or pass 1" : "pass 0";
+      issue("axis", `${q.name} groups along axis ${q.axes[0]} only: ${fix}`, o.axis);
     }
   });
 }
