@@ -79,6 +79,16 @@ export * from "./ops/dequantize_ref.ts";
 export * from "./ops/dequantize.ts";
 export * from "./ops/qgemv.ts";
 export * from "./ops/qmatmul.ts";
+// The kernel API for WGSL kernels outside src/ops/ (compressors, a researcher's own)
+export {
+  dispatchKernel,
+  F16_WGSL,
+  grid1d,
+  type KernelLaunch,
+  MAX_GROUPS,
+  type ParamField,
+  params,
+} from "./ops/kernel.ts";
 
 // Training: autograd (namespaced: its functions share names with the ops), optimisation, LoRA
 export * as autograd from "./autograd/mod.ts";

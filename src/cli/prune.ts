@@ -5,7 +5,7 @@
  * @module
  */
 import { writeSafetensors } from "../io/safetensors.ts";
-import { type MaskMethod, pruneWeight } from "../compressors/prune/masks.ts";
+import { getPruner, listPruners, type MaskMethod, pruneWeight } from "../compressors/prune/masks.ts";
 import {
   checkOutFolder,
   noPositionals,
@@ -38,8 +38,6 @@ const FLAGS = {
   out: { type: "string" },
 } as const;
 
-const METHODS: readonly MaskMethod[] = ["magnitude", "wanda", "2:4"];
-
 /** Runs `ferry prune`. */
 export async function pruneCommand(args: string[]): Promise<number> {
   const cmd = "prune";
@@ -51,11 +49,13 @@ export async function pruneCommand(args: string[]): Promise<number> {
     return 0;
   }
   noPositionals(cmd, positionals);
-  const method = required(cmd, values, "method", METHODS.join("|")) as MaskMethod;
-  if (!METHODS.includes(method)) {
-    throw new UsageError(`${cmd}: --method must be one of ${METHODS.join(", ")}: received ${method}`);
+  const methods = listPruners(); // the registered pruners
+  const method: MaskMethod = required(cmd, values, "method", methods.join("|"));
+  if (!methods.includes(method)) {
+    throw new UsageError(`${cmd}: --method must be one of ${methods.join(", ")}: received ${method}`);
   }
-  const sText = str(values, "sparsity") ?? (method === "2:4" ? "0.5" : undefined);
+  const pruner = getPruner(method);
+  const sText = str(values, "sparsity") ?? pruner.fixedSparsity?.toString();
   if (sText === undefined) throw new UsageError(`${cmd}: --sparsity S is required, in [0, 1)`);
   const sparsity = parseNumber(cmd, "sparsity", sText, { min: 0, max: 1 });
   if (sparsity >= 1) throw new UsageError(`${cmd}: --sparsity must be below 1: received ${sText}`);
@@ -65,9 +65,9 @@ export async function pruneCommand(args: string[]): Promise<number> {
   await checkOutFolder(cmd, out);
   const w = await readMatrix(cmd, input, name);
   const act = str(values, "act");
-  if (method === "wanda" && act === undefined) {
+  if (pruner.inputNorms === "required" && act === undefined) {
     throw new UsageError(
-      `${cmd}: --method wanda needs calibration inputs: --act FILE (and --act-tensor NAME)`,
+      `${cmd}: --method ${method} needs calibration inputs: --act FILE (and --act-tensor NAME)`,
     );
   }
   const inputNorms = act === undefined

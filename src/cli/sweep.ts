@@ -7,14 +7,10 @@
  * @module
  */
 import { expertProjectionSensitivity } from "../compressors/analysis/sensitivity.ts";
-import {
-  compressionSweep,
-  quantGrid,
-  type QuantSetting,
-  summarizeSweep,
-} from "../compressors/analysis/sweep.ts";
+import { compressionSweep, quantGrid, summarizeSweep } from "../compressors/analysis/sweep.ts";
 import { modelSweepWeights } from "../compressors/analysis/model_weights.ts";
-import type { MaskMethod } from "../compressors/prune/masks.ts";
+import { getPruner, listPruners, type MaskMethod } from "../compressors/prune/masks.ts";
+import { listQuantizers } from "../compressors/quant/quantize.ts";
 import { tableToIPC } from "apache-arrow";
 import { type BrownGenre, loadBrown } from "../data/brown.ts";
 import { tokenStream } from "../data/pack.ts";
@@ -89,11 +85,11 @@ export async function sweepCommand(args: string[]): Promise<number> {
   };
   const ints = (flag: string, fallback: string, min: number) =>
     list(flag, fallback).map((s) => parseInteger(cmd, flag, s, min));
-  const methods = list("methods", "rtn,hqq,nf4", ["rtn", "hqq", "nf4"]) as QuantSetting["method"][];
+  const methods = list("methods", "rtn,hqq,nf4", listQuantizers());
   const bits = list("bits", "2,3,4", ["2", "3", "4", "8"]).map(Number) as QuantBits[];
   const groupSizes = ints("group-sizes", "64", 1);
   const axes = list("axes", "1", ["0", "1"]).map(Number) as (0 | 1)[];
-  const pruneMethods = list("prune", "", ["magnitude", "wanda", "2:4"]) as MaskMethod[];
+  const pruneMethods: MaskMethod[] = list("prune", "", listPruners());
   const sparsity = Number(str(values, "sparsity") ?? "0.5");
   if (!(sparsity >= 0 && sparsity < 1)) throw new UsageError(`${cmd}: --sparsity must be in [0, 1)`);
   const ranks = ints("ranks", "", 1);
@@ -131,7 +127,10 @@ export async function sweepCommand(args: string[]): Promise<number> {
     const weights = await modelSweepWeights(model, sequences, { layers, maxTokens: 256 });
     writeErr(`sweep: ${weights.length} weights, calibration ${ids.length} tokens (${device.info.backend})\n`);
     const quantizers = quantGrid({ methods, bits, groupSizes, axes });
-    const pruners = pruneMethods.map((method) => ({ method, sparsity: method === "2:4" ? 0.5 : sparsity }));
+    const pruners = pruneMethods.map((method) => ({
+      method,
+      sparsity: getPruner(method).fixedSparsity ?? sparsity,
+    }));
     const log = await compressionSweep(weights, { device, quantizers, pruners, ranks });
     const summary = summarizeSweep(log);
     console.log(summary.format({ maxRows: 200 }));

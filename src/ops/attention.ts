@@ -29,7 +29,10 @@ import code from "../../kernels/attention.wgsl" with { type: "text" };
 import { Tensor } from "../tensor/tensor.ts";
 import { blasOf } from "./_blas.ts";
 import { attentionMatmul, CPU_MATMUL_MIN_T, matmulRouteFits } from "./attention_matmul.ts";
+import type { AttentionDims, AttentionOptions } from "./attention_types.ts";
 import { expectDType, expectRank, gpuOf, grid1d, params, sameDevice } from "./_kernel.ts";
+
+export type { AttentionDims, AttentionOptions };
 
 /** Output columns each kernel lane keeps in registers (`MAXR` in the kernel). */
 const MAXR = 8;
@@ -45,24 +48,6 @@ const MAXG = 8;
 function headBlock(group: number): number {
   for (let b = Math.min(group, MAXG); b > 1; b--) if (group % b === 0) return b;
   return 1;
-}
-
-/** Options for {@link attention}. */
-export interface AttentionOptions {
-  /** Absolute position of the first query token, i.e. cache rows already filled before this step. */
-  pos: number;
-  /** Logit scale; `1 / sqrt(D)` when left out. */
-  scale?: number;
-}
-
-/** Problem sizes for {@link attentionRef}. */
-export interface AttentionDims {
-  T: number;
-  Hq: number;
-  Hkv: number;
-  D: number;
-  pos: number;
-  scale: number;
 }
 
 // ---------------------------------------------------------------------------------------

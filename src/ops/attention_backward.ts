@@ -36,7 +36,7 @@ import code from "../../kernels/attention_backward.wgsl" with { type: "text" };
 import { Tensor } from "../tensor/tensor.ts";
 import { blasOf } from "./_blas.ts";
 import { expectDType, expectRank, gpuOf, grid1d, params, sameDevice } from "./_kernel.ts";
-import type { AttentionDims, AttentionOptions } from "./attention.ts";
+import type { AttentionDims, AttentionOptions } from "./attention_types.ts";
 import { attentionBackwardMatmul, CPU_MATMUL_MIN_T, matmulRouteFits } from "./attention_matmul.ts";
 
 export type { AttentionDims, AttentionOptions };

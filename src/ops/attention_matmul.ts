@@ -21,7 +21,7 @@
 import code from "../../kernels/attention_probs.wgsl" with { type: "text" };
 import { Tensor } from "../tensor/tensor.ts";
 import { gpuOf, grid1d, params } from "./_kernel.ts";
-import type { AttentionDims } from "./attention.ts";
+import type { AttentionDims } from "./attention_types.ts";
 import { matmul } from "./matmul.ts";
 import { permute3Into } from "./permute.ts";
 
