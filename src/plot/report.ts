@@ -18,6 +18,7 @@
  * ```
  * @module
  */
+import { dirname } from "node:path";
 import type * as arrow from "apache-arrow";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { tableToHtml } from "../metrics/format.ts";
@@ -66,12 +67,16 @@ export async function reportHtml(title: string, blocks: readonly ReportBlock[]):
   ].join("\n");
 }
 
-/** Writes the report to `path` (temporary name, then rename) and returns `path`. */
+/**
+ * Writes the report to `path` (temporary name, then rename; its folder is created if missing, like
+ * a run folder) and returns `path`.
+ */
 export async function writeReport(
   path: string,
   title: string,
   blocks: readonly ReportBlock[],
 ): Promise<string> {
+  await Deno.mkdir(dirname(path), { recursive: true });
   await writeFileAtomic(path, await reportHtml(title, blocks));
   return path;
 }

@@ -74,4 +74,12 @@ Deno.test("writeReport writes one offline HTML file atomically with tables, figu
   assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["report.html"]); // no temporary left
   const plain = await reportHtml("No figures", [{ text: "x" }]);
   assert.ok(plain.length < 5000, "no library without figures");
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("writeReport creates the report's folder when it is missing", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = await writeReport(`${dir}/runs/new/report.html`, "Nested", [{ text: "x" }]);
+  assert.match(await Deno.readTextFile(path), /<h1>Nested<\/h1>/);
+  await Deno.remove(dir, { recursive: true });
 });
