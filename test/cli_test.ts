@@ -67,7 +67,19 @@ const fmt = (n: number) => n.toLocaleString("en-US");
 Deno.test("ferry --help lists every command and flag", async () => {
   const r = await ferry("--help");
   assert.equal(r.code, 0, r.stderr);
-  for (const word of ["info", "inspect PATH", "generate", "ppl", "logits"]) {
+  for (
+    const word of [
+      "info",
+      "inspect PATH",
+      "generate",
+      "ppl",
+      "logits",
+      "quantize",
+      "prune",
+      "activations",
+      "sweep",
+    ]
+  ) {
     assert.ok(r.stdout.includes(word), word);
   }
   for (
