@@ -160,6 +160,7 @@ export * from "./models/save.ts";
 export * from "./models/generate.ts";
 export * from "./models/perplexity.ts";
 export * from "./models/random.ts";
+export * from "./models/embedded.ts";
 
 // Compressors: quantizers, pruners, low-rank, sweeps
 export * from "./compressors/mod.ts";

@@ -142,11 +142,11 @@ export function parseModelConfig(json: unknown): ModelConfig {
     ? (json as Record<string, unknown>).model_type
     : undefined;
   if (!(SUPPORTED_MODEL_TYPES as readonly unknown[]).includes(type)) {
-    const received = type === undefined ? "no model_type" : `model_type ${JSON.stringify(type)}`;
+    const problem = type === undefined
+      ? "config.json has no model_type"
+      : `unsupported model_type ${JSON.stringify(type)}`;
     throw new ConfigError(
-      `Cannot load model config: unsupported ${received}: expected one of ${
-        SUPPORTED_MODEL_TYPES.join(", ")
-      }`,
+      `Cannot load model config: ${problem}: expected one of ${SUPPORTED_MODEL_TYPES.join(", ")}`,
     );
   }
   const modelType = type as ModelType;
