@@ -405,6 +405,6 @@ Deno.test("ferry info names the CPU backend and the BLAS it loaded", async () =>
     assert.match(r.stdout, /cpu: cpu \(OpenBLAS [^)]*threads?[^)]*\)/);
     assert.ok(r.stdout.includes(`blas: ${blas.info.library}`), r.stdout);
   } else {
-    assert.match(r.stdout, /cpu: cpu \(TypeScript reference\)\n  blas: none/);
+    assert.match(r.stdout, /cpu: cpu \(TypeScript reference\)\n {2}blas: none/);
   }
 });
