@@ -230,6 +230,7 @@ using golden = await SafetensorsFile.open(`${fixture}golden.safetensors`);
 const ids = async (name: string) => new Int32Array((await golden.read(name)).data.slice().buffer);
 const prompt = await ids("input_ids");
 const reference = Array.from(await ids("greedy"));
+const hfLines: string[] = [];
 console.log(
   `\nHF checkpoint ${fixture.replace(/.*test\//, "test/")} (random weights, reference from PyTorch)`,
 );
@@ -238,11 +239,12 @@ for (const d of devices) {
   const c = model.config;
   const out = await generate(model, prompt, { maxNewTokens: reference.length });
   const same = out.tokens.every((t, i) => t === reference[i]);
-  console.log(
-    `  ${d.kind.padEnd(6)} ${c.modelType}, ${c.layers} layers, ${c.numExperts} experts top-${c.topK}: ` +
+  hfLines.push(
+    `${d.kind}: ${c.modelType}, ${c.layers} layers, ${c.numExperts} experts top-${c.topK}: ` +
       `greedy [${out.tokens.join(" ")}] ${same ? "= PyTorch" : `!= PyTorch [${reference.join(" ")}]`}, ` +
       `${out.tokensPerSecond.toFixed(0)} tokens/s, ${out.submitsPerToken} submit(s)/token`,
   );
+  console.log(`  ${hfLines.at(-1)}`);
   log.log({
     section: "model",
     op: "generate 8",
@@ -257,6 +259,9 @@ for (const d of devices) {
 
 const PROMPT = "The committee said that the";
 const target = devices[devices.length - 1];
+// What the terminal shows of each model, for the report: size, perplexities, the continuation.
+const embedded = new MetricLog({ runId: log.runId });
+const continuations: { text: string }[] = [];
 console.log(
   `\nEmbedded models (examples/models/, trained on Brown by examples/pretrain.ts) on ${target.kind}`,
 );
@@ -281,8 +286,18 @@ for (const name of ["brown-dense", "brown-moe"]) {
         : "") +
       `; validation perplexity ${all.perplexity.toFixed(1)} (unigram ${all.unigram_perplexity.toFixed(1)})`,
   );
-  console.log(`    "${PROMPT}${tokenizer.decode(out.tokens)}"`);
+  const text = `${PROMPT}${tokenizer.decode(out.tokens)}`;
+  console.log(`    "${text}"`);
   console.log(`    (${out.tokensPerSecond.toFixed(0)} tokens/s, ${out.submitsPerToken} submit(s)/token)`);
+  embedded.log({
+    model: name,
+    parameters: n.total,
+    active: n.active,
+    validation_ppl: all.perplexity,
+    unigram_ppl: all.unigram_perplexity,
+    tokens_per_s: out.tokensPerSecond,
+  });
+  continuations.push({ text: `${name}: "${text}"` });
   log.log({
     section: "embedded",
     op: `${name} generate 32`,
@@ -329,7 +344,7 @@ let study: MetricLog | undefined;
     model,
     ids,
     [{ method: "hqq", bits: 2, groupSize: 64, axis: 1 }],
-    { blockSize: 128 },
+    { blockSize: 128, runId: log.runId },
   );
   console.log(study.format());
   for (const row of study.toJSON()) {
@@ -389,8 +404,18 @@ console.log(`\nsaved ${log.rows} rows to ${dir}/metrics.arrow`);
 
 // An HTML report of the run (tables and Plotly charts, the library inlined: it opens offline).
 const int2 = sweepSummary!.toJSON().filter((r) => r.kind === "quantize" && r.bits === 2);
+// The sweep keeps its own run id; in this report it is part of the demo run (one id, under the title).
+const sweepTable = sweepSummary!.table();
+const sweepRows = sweepTable.select(sweepTable.schema.names.filter((n) => n !== "run_id"));
 const report = await writeReport(`${dir}/report.html`, "Ferry demo", [
   { text: devices.map((d) => `${d.info.backend}: ${d.info.adapter}`).join("; ") },
+  {
+    heading: "Embedded models: validation perplexity (Brown, all genres) and a sampled continuation",
+    text: `Prompt "${PROMPT}", 32 new tokens, temperature 0.8, top-k 40, seed 1, on ${target.kind}.`,
+    table: embedded,
+  },
+  ...continuations,
+  { heading: "A Hugging Face checkpoint against PyTorch", text: hfLines.join("; ") },
   { heading: "Kernels, blocks and models", table: log },
   {
     heading: "Compression sweep: brown-moe layer 0 experts",
@@ -401,7 +426,7 @@ const report = await writeReport(`${dir}/report.html`, "Ferry demo", [
       groupBy: "method",
       yTitle: "relative output error",
     }),
-    table: sweepSummary!,
+    table: sweepRows,
   },
   {
     heading: "FloE sensitivity: HQQ INT2 on one projection of every expert",

@@ -81,6 +81,16 @@ export * from "./ops/qgemv.ts";
 export * from "./ops/qmatmul.ts";
 export * from "./ops/sparse_expert.ts";
 export * from "./ops/smooth_l1.ts";
+// The kernel API for WGSL kernels outside src/ops/ (compressors, a researcher's own)
+export {
+  dispatchKernel,
+  F16_WGSL,
+  grid1d,
+  type KernelLaunch,
+  MAX_GROUPS,
+  type ParamField,
+  params,
+} from "./ops/kernel.ts";
 
 // Training: autograd (namespaced: its functions share names with the ops), optimisation, LoRA
 export * as autograd from "./autograd/mod.ts";
@@ -154,6 +164,7 @@ export * from "./models/save.ts";
 export * from "./models/generate.ts";
 export * from "./models/perplexity.ts";
 export * from "./models/random.ts";
+export * from "./models/embedded.ts";
 
 // Compressors: quantizers, pruners, low-rank, sweeps
 export * from "./compressors/mod.ts";

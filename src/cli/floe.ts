@@ -10,6 +10,7 @@
  * Inputs are checked before anything is written; files are written atomically.
  * @module
  */
+import { checkOut, makeOutFolder } from "./_out.ts";
 import { calibrateThresholds } from "../floe/calibrate.ts";
 import { floeCompress } from "../floe/compress.ts";
 import { FloeThresholds } from "../floe/thresholds.ts";
@@ -19,7 +20,6 @@ import type { ModelConfig } from "../models/config.ts";
 import { loadModel } from "../models/load.ts";
 import {
   checkIdsInVocab,
-  checkOutFolder,
   type FlagValues,
   isFile,
   noPositionals,
@@ -98,7 +98,9 @@ export async function floeCommand(args: string[]): Promise<number> {
       if (values[f] !== undefined) throw new UsageError(`${cmd}: --${f} is a floe logits option`);
     }
   }
-  await checkOutFolder(cmd, out);
+  const inputs = [{ flag: "--model", path: dir }];
+  if (logits?.thresholds !== undefined) inputs.push({ flag: "--thresholds", path: logits.thresholds });
+  await checkOut(cmd, out, "file", inputs);
   const { config } = await readModelDir(cmd, dir);
   checkMoe(cmd, config, dir);
   checkIdsInVocab(cmd, ids, config);
@@ -124,6 +126,7 @@ export async function floeCommand(args: string[]): Promise<number> {
     if (sub === "calibrate") {
       await floeCompress(model, { upBits, groupSize, sparsity: 0, mode: "topk", denseLayers: [] });
       const t = await calibrateThresholds(model, [Int32Array.from(ids)], { sparsity, rounds: 1 });
+      await makeOutFolder(out);
       await t.save(out);
       console.log(
         `wrote ${out}: thresholds F32 [${t.layers}, ${t.experts}] (s ${sparsity}, up ${upBits} bits, ${ids.length} tokens)`,
@@ -136,6 +139,7 @@ export async function floeCommand(args: string[]): Promise<number> {
       : await FloeThresholds.load(logits!.thresholds, model);
     await floeCompress(model, { upBits, groupSize, sparsity, mode, denseLayers, thresholds });
     using y = model.forward(Int32Array.from(ids)).logits; // [T, V]
+    await makeOutFolder(out);
     const data = await y.toArray() as Float32Array;
     const [T, V] = y.shape;
     await writeSafetensors(out, { logits: { dtype: "F32", shape: [T, V], data } }, {

@@ -6,6 +6,7 @@
  * Calibration tokens come from Brown's train split, evaluation tokens from its validation split.
  * @module
  */
+import { checkOut } from "./_out.ts";
 import { tableToIPC } from "apache-arrow";
 import { loadBrown } from "../data/brown.ts";
 import { tokenStream } from "../data/pack.ts";
@@ -70,6 +71,7 @@ export async function floeTablesCommand(args: string[]): Promise<number> {
   const tokens = parseInteger(cmd, "tokens", str(values, "tokens") ?? "1024", 64);
   const groupSize = parseInteger(cmd, "group-size", str(values, "group-size") ?? "64", 1);
   const backend = parseBackend(cmd, values);
+  await checkOut(cmd, out, "folder", [{ flag: "--model", path: dir }]);
   const { config } = await readModelDir(cmd, dir);
   if (config.family !== "moe") {
     throw new UsageError(

@@ -114,6 +114,8 @@ export class CausalLM {
   readonly lmHead: Linear;
   /** Indices of the MoE layers (the order of `routerLogits` / `selected`). */
   readonly moeLayers: readonly number[];
+  /** The folder (or hub id) the weights came from; `loadModel` sets it, `null` for built models. */
+  nameOrPath: string | null = null;
 
   constructor(config: ModelConfig, parts: CausalLMParts, hfConfig: Readonly<Record<string, unknown>>) {
     if (parts.layers.length !== config.layers) {

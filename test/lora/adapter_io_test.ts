@@ -8,6 +8,7 @@ import { FormatError } from "../../src/errors.ts";
 import { SafetensorsFile, writeSafetensors } from "../../src/io/safetensors.ts";
 import { loadLoraAdapter, saveLoraAdapter } from "../../src/lora/adapter_io.ts";
 import { applyLora } from "../../src/lora/lora_model.ts";
+import { loadModel } from "../../src/models/load.ts";
 import { testOnDevices } from "../_helpers.ts";
 import { assertLogitsClose } from "../models/_fixtures.ts";
 import { loadFixture, logitsOf, promptOf } from "./_lora_fixtures.ts";
@@ -172,4 +173,23 @@ Deno.test("loadLoraAdapter() rejects extra tensors and configs that disagree wit
     await Deno.remove(dir, { recursive: true });
   }
   assert.equal(dense(model.layers[0].attention.qProj).adapter, undefined);
+});
+
+Deno.test("saveLoraAdapter() records the folder the base model was loaded from as base_model_name_or_path", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ferry-lora-" });
+  try {
+    const modelDir = "test/fixtures/models/llama-gqa-tied-f32";
+    using model = await loadModel(modelDir, { device: cpu });
+    using lora = applyLora(model, { r: 2, targetModules: ["q_proj"] });
+    await saveLoraAdapter(dir, lora);
+    const json = JSON.parse(await Deno.readTextFile(`${dir}/adapter_config.json`));
+    assert.equal(json.base_model_name_or_path, modelDir);
+    await saveLoraAdapter(dir, lora, { baseModelNameOrPath: "org/name" }); // an explicit name wins
+    assert.equal(
+      JSON.parse(await Deno.readTextFile(`${dir}/adapter_config.json`)).base_model_name_or_path,
+      "org/name",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
