@@ -16,6 +16,7 @@ import {
   barChart,
   cast,
   compressionSweep,
+  compressionTable,
   createDevice,
   type Device,
   embedding,
@@ -34,6 +35,7 @@ import {
   mul,
   qgemv,
   qmatmul,
+  qualityTable,
   quantGrid,
   quantize,
   type QuantizedTensor,
@@ -228,6 +230,7 @@ using golden = await SafetensorsFile.open(`${fixture}golden.safetensors`);
 const ids = async (name: string) => new Int32Array((await golden.read(name)).data.slice().buffer);
 const prompt = await ids("input_ids");
 const reference = Array.from(await ids("greedy"));
+const hfLines: string[] = [];
 console.log(
   `\nHF checkpoint ${fixture.replace(/.*test\//, "test/")} (random weights, reference from PyTorch)`,
 );
@@ -236,11 +239,12 @@ for (const d of devices) {
   const c = model.config;
   const out = await generate(model, prompt, { maxNewTokens: reference.length });
   const same = out.tokens.every((t, i) => t === reference[i]);
-  console.log(
-    `  ${d.kind.padEnd(6)} ${c.modelType}, ${c.layers} layers, ${c.numExperts} experts top-${c.topK}: ` +
+  hfLines.push(
+    `${d.kind}: ${c.modelType}, ${c.layers} layers, ${c.numExperts} experts top-${c.topK}: ` +
       `greedy [${out.tokens.join(" ")}] ${same ? "= PyTorch" : `!= PyTorch [${reference.join(" ")}]`}, ` +
       `${out.tokensPerSecond.toFixed(0)} tokens/s, ${out.submitsPerToken} submit(s)/token`,
   );
+  console.log(`  ${hfLines.at(-1)}`);
   log.log({
     section: "model",
     op: "generate 8",
@@ -255,6 +259,9 @@ for (const d of devices) {
 
 const PROMPT = "The committee said that the";
 const target = devices[devices.length - 1];
+// What the terminal shows of each model, for the report: size, perplexities, the continuation.
+const embedded = new MetricLog({ runId: log.runId });
+const continuations: { text: string }[] = [];
 console.log(
   `\nEmbedded models (examples/models/, trained on Brown by examples/pretrain.ts) on ${target.kind}`,
 );
@@ -279,8 +286,18 @@ for (const name of ["brown-dense", "brown-moe"]) {
         : "") +
       `; validation perplexity ${all.perplexity.toFixed(1)} (unigram ${all.unigram_perplexity.toFixed(1)})`,
   );
-  console.log(`    "${PROMPT}${tokenizer.decode(out.tokens)}"`);
+  const text = `${PROMPT}${tokenizer.decode(out.tokens)}`;
+  console.log(`    "${text}"`);
   console.log(`    (${out.tokensPerSecond.toFixed(0)} tokens/s, ${out.submitsPerToken} submit(s)/token)`);
+  embedded.log({
+    model: name,
+    parameters: n.total,
+    active: n.active,
+    validation_ppl: all.perplexity,
+    unigram_ppl: all.unigram_perplexity,
+    tokens_per_s: out.tokensPerSecond,
+  });
+  continuations.push({ text: `${name}: "${text}"` });
   log.log({
     section: "embedded",
     op: `${name} generate 32`,
@@ -327,13 +344,51 @@ let study: MetricLog | undefined;
     model,
     ids,
     [{ method: "hqq", bits: 2, groupSize: 64, axis: 1 }],
-    { blockSize: 128 },
+    { blockSize: 128, runId: log.runId },
   );
   console.log(study.format());
   for (const row of study.toJSON()) {
     log.log({
       section: "sensitivity",
       op: `${row.projection} ${row.method}`,
+      backend: target.kind,
+      ppl: Number(row.perplexity),
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// FloE on the embedded MoE: per-expert compression (INT2 up resident, 10% of gate/down channels
+// streamed) and perplexity with sparse experts, thresholds calibrated on Brown's train split.
+
+let floeQuality: MetricLog | undefined;
+{
+  const dir = new URL("./models/brown-moe/", import.meta.url).pathname;
+  const tokenizer = await Tokenizer.fromDir(dir);
+  const split = splitDocuments(await loadBrown({ genres: ["ca", "cn", "cp"] }));
+  const evaluation = tokenStream(split.validation, tokenizer, { addEos: true, maxTokens: 256 }).subarray(
+    0,
+    256,
+  );
+  const cal = tokenStream(split.train, tokenizer, { addEos: true, maxTokens: 256 }).subarray(0, 256);
+  const load = () => loadModel(dir, { device: target });
+  const compression = await compressionTable(load, { sparsity: 0.9, upBits: 2, groupSize: 64 });
+  console.log("\nFloE compression per expert (s = 0.9, HQQ INT2 up; A.7: 9.23x, 8.42x with g64 metadata)");
+  console.log(compression.format());
+  const quality = await qualityTable(load, {
+    calibration: [cal.subarray(0, 128), cal.subarray(128)],
+    evaluation,
+    blockSize: 128,
+    sparsities: [0.8, 0.9],
+    upBits: [2],
+  });
+  console.log("FloE quality on 256 Brown validation tokens (ferry floe tables for the full table)");
+  console.log(quality.format());
+  floeQuality = quality;
+  for (const row of quality.toJSON()) {
+    log.log({
+      section: "floe",
+      op: `${row.mode} s ${row.sparsity} up ${row.up_bits}`,
       backend: target.kind,
       ppl: Number(row.perplexity),
     });
@@ -349,8 +404,18 @@ console.log(`\nsaved ${log.rows} rows to ${dir}/metrics.arrow`);
 
 // An HTML report of the run (tables and Plotly charts, the library inlined: it opens offline).
 const int2 = sweepSummary!.toJSON().filter((r) => r.kind === "quantize" && r.bits === 2);
+// The sweep keeps its own run id; in this report it is part of the demo run (one id, under the title).
+const sweepTable = sweepSummary!.table();
+const sweepRows = sweepTable.select(sweepTable.schema.names.filter((n) => n !== "run_id"));
 const report = await writeReport(`${dir}/report.html`, "Ferry demo", [
   { text: devices.map((d) => `${d.info.backend}: ${d.info.adapter}`).join("; ") },
+  {
+    heading: "Embedded models: validation perplexity (Brown, all genres) and a sampled continuation",
+    text: `Prompt "${PROMPT}", 32 new tokens, temperature 0.8, top-k 40, seed 1, on ${target.kind}.`,
+    table: embedded,
+  },
+  ...continuations,
+  { heading: "A Hugging Face checkpoint against PyTorch", text: hfLines.join("; ") },
   { heading: "Kernels, blocks and models", table: log },
   {
     heading: "Compression sweep: brown-moe layer 0 experts",
@@ -361,7 +426,7 @@ const report = await writeReport(`${dir}/report.html`, "Ferry demo", [
       groupBy: "method",
       yTitle: "relative output error",
     }),
-    table: sweepSummary!,
+    table: sweepRows,
   },
   {
     heading: "FloE sensitivity: HQQ INT2 on one projection of every expert",
@@ -372,6 +437,7 @@ const report = await writeReport(`${dir}/report.html`, "Ferry demo", [
     }),
     table: study!,
   },
+  { heading: "FloE: perplexity with sparse experts (brown-moe, 256 tokens)", table: floeQuality! },
 ]);
 console.log(`wrote ${report} (open it in a browser)`);
 for (const d of devices) d.destroy();

@@ -1,6 +1,6 @@
 // f16.wgsl — f16 <-> f32 on bit patterns, for kernels that store f16 metadata in u32 words.
-// Not a kernel: src/compressors/quant/rtn.ts and hqq.ts prepend it to kernels/rtn.wgsl and
-// kernels/hqq.wgsl. Rounding is to nearest, ties to even, with subnormals kept (as Math.f16round),
+// Not a kernel: src/ops/kernel.ts exports it as F16_WGSL, which src/compressors/quant/rtn.ts and
+// hqq.ts prepend to kernels/rtn.wgsl and kernels/hqq.wgsl. Rounding is to nearest, ties to even, with subnormals kept (as Math.f16round),
 // instead of pack2x16float / unpack2x16float, whose rounding and subnormal handling WGSL leaves to
 // the device. kernels/cast.wgsl decodes f16 the same way for the cast op.
 

@@ -8,13 +8,18 @@
  *   logits                  float32 logits of token ids, to a safetensors file
  *   quantize                one tensor through RTN, HQQ or NF4; its dequantized form to a safetensors file
  *   prune                   one tensor through magnitude, Wanda or 2:4 pruning, to a safetensors file
+ *   activations             the inputs of every decoder linear on Brown text (Wanda's calibration)
  *   sweep                   compression sweep of a checkpoint's weights, and FloE's sensitivity study
+ *   floe                    FloE: calibrate thresholds, compressed-expert logits, the paper's tables
  *   loram                   LoRAM: parameter accounting from a config (plan), the pipeline (run)
  *
  * Each command lives in `src/cli/<command>.ts`. Flags are parsed strictly (unknown flags are
- * errors). Errors go to stderr as one line, `ferry: <message>`, with exit status 1.
+ * errors). `--out` follows one rule everywhere (`src/cli/_out.ts`): missing folders are created,
+ * and an input, an existing folder (for a file) or a checkpoint folder's inside is refused. Errors go to stderr as one line, `ferry: <message>`, with exit status 1.
  * @module
  */
+import { FLOE_USAGE, floeCommand } from "./cli/floe.ts";
+import { ACTIVATIONS_USAGE, activationsCommand } from "./cli/activations.ts";
 import { GENERATE_USAGE, generateCommand } from "./cli/generate.ts";
 import { INFO_USAGE, infoCommand } from "./cli/info.ts";
 import { INSPECT_USAGE, inspectCommand } from "./cli/inspect.ts";
@@ -33,7 +38,9 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   logits: logitsCommand,
   quantize: quantizeCommand,
   prune: pruneCommand,
+  activations: activationsCommand,
   sweep: sweepCommand,
+  floe: floeCommand,
   loram: loramCommand,
 };
 
@@ -51,7 +58,9 @@ ${
     LOGITS_USAGE,
     QUANTIZE_USAGE,
     PRUNE_USAGE,
+    ACTIVATIONS_USAGE,
     SWEEP_USAGE,
+    FLOE_USAGE,
     LORAM_USAGE,
   ].join("\n\n")
 }

@@ -79,6 +79,18 @@ export * from "./ops/dequantize_ref.ts";
 export * from "./ops/dequantize.ts";
 export * from "./ops/qgemv.ts";
 export * from "./ops/qmatmul.ts";
+export * from "./ops/sparse_expert.ts";
+export * from "./ops/smooth_l1.ts";
+// The kernel API for WGSL kernels outside src/ops/ (compressors, a researcher's own)
+export {
+  dispatchKernel,
+  F16_WGSL,
+  grid1d,
+  type KernelLaunch,
+  MAX_GROUPS,
+  type ParamField,
+  params,
+} from "./ops/kernel.ts";
 
 // Training: autograd (namespaced: its functions share names with the ops), optimisation, LoRA
 export * as autograd from "./autograd/mod.ts";
@@ -136,7 +148,8 @@ export * from "./data/mod.ts";
 // Models
 export * from "./nn/module.ts";
 export * from "./nn/linear.ts";
-export * from "./nn/nf4_linear.ts";
+export * from "./nn/linear_like.ts";
+export * from "./nn/quantized_linear.ts";
 export * from "./nn/embedding.ts";
 export * from "./nn/rms_norm.ts";
 export * from "./nn/attention.ts";
@@ -154,6 +167,11 @@ export * from "./models/save.ts";
 export * from "./models/generate.ts";
 export * from "./models/perplexity.ts";
 export * from "./models/random.ts";
+export * from "./models/embedded.ts";
 
 // Compressors: quantizers, pruners, low-rank, sweeps
 export * from "./compressors/mod.ts";
+
+// FloE: compressed sparse experts, calibration
+export * from "./floe/mod.ts";
+export * from "./predictors/mod.ts";

@@ -43,15 +43,28 @@ export function assertClose(
   }
 }
 
+/**
+ * Why this run cannot exercise WebGPU, or null when it can: FERRY_TEST_WEBGPU=0 turns it off,
+ * and a machine without an adapter cannot (install mesa-vulkan-drivers and run with
+ * DENO_WEBGPU_BACKEND=vulkan for the software one).
+ */
+export const WEBGPU_SKIP_REASON: string | null = Deno.env.get("FERRY_TEST_WEBGPU") === "0"
+  ? "FERRY_TEST_WEBGPU=0"
+  : (await hasWebGpu())
+  ? null
+  : "no WebGPU adapter";
+
 /** True when this run should exercise WebGPU (an adapter exists and FERRY_TEST_WEBGPU is not "0"). */
-export const HAS_WEBGPU: boolean = Deno.env.get("FERRY_TEST_WEBGPU") !== "0" && await hasWebGpu();
+export const HAS_WEBGPU: boolean = WEBGPU_SKIP_REASON === null;
 
 /** Devices every op test runs on: the CPU reference, then WebGPU when available. */
 export const DEVICES: Device[] = [await createDevice({ backend: "cpu" })];
 if (HAS_WEBGPU) DEVICES.push(await createDevice({ backend: "webgpu" }));
 
 /**
- * Registers `fn` once per device as `"<name> [cpu]"` / `"<name> [webgpu]"`.
+ * Registers `fn` once per device kind as `"<name> [cpu]"` / `"<name> [webgpu]"`. The WebGPU
+ * variant is always registered: where it cannot run it is ignored, with the reason in its
+ * name, so the summary counts it as ignored instead of dropping it.
  * GPU resources outlive single tests (shared device), so resource sanitizers are off.
  */
 export function testOnDevices(name: string, fn: (device: Device) => Promise<void> | void): void {
@@ -63,4 +76,19 @@ export function testOnDevices(name: string, fn: (device: Device) => Promise<void
       fn: () => fn(device),
     });
   }
+  if (!HAS_WEBGPU) webGpuTest(`${name} [webgpu]`, () => {});
+}
+
+/**
+ * Registers a test that needs WebGPU (it opens its own device or compares against `DEVICES[1]`);
+ * ignored, with the reason in its name, where this run has no WebGPU.
+ */
+export function webGpuTest(name: string, fn: () => Promise<void> | void): void {
+  Deno.test({
+    name: WEBGPU_SKIP_REASON === null ? name : `${name} (ignored: ${WEBGPU_SKIP_REASON})`,
+    ignore: WEBGPU_SKIP_REASON !== null,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn,
+  });
 }

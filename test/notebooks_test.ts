@@ -15,15 +15,21 @@ async function run(cmd: string, args: string[]): Promise<{ ok: boolean; out: str
 }
 
 const specs = await run("jupyter", ["kernelspec", "list"]);
-const ignore = !specs.ok || !/^\s*deno\s/m.test(specs.out);
+// Why the notebooks cannot run here (shown in the ignored tests' names), or null when they can.
+const skipReason = !specs.ok
+  ? "jupyter not found"
+  : !/^\s*deno\s/m.test(specs.out)
+  ? "no deno Jupyter kernel; run deno jupyter --install"
+  : null;
 const notebooks = [...Deno.readDirSync("notebooks")].filter((e) => e.name.endsWith(".ipynb")).map((e) =>
   e.name
 ).sort();
 
 for (const name of notebooks) {
   Deno.test({
-    name: `notebook ${name} runs top to bottom in the Deno kernel`,
-    ignore,
+    name: `notebook ${name} runs top to bottom in the Deno kernel` +
+      (skipReason === null ? "" : ` (ignored: ${skipReason})`),
+    ignore: skipReason !== null,
     fn: async () => {
       const out = await Deno.makeTempDir();
       try {

@@ -3,7 +3,6 @@
  * @module
  */
 import { matmul } from "../ops/matmul.ts";
-import { transpose2d } from "../ops/transpose.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 
 /** `[R, X]` view of `[..., X]`. */
@@ -15,6 +14,5 @@ export function foldRows(t: Tensor): Tensor {
 export function weightGrad(dy: Tensor, a: Tensor): Tensor {
   using dy2 = foldRows(dy); // [R, N]
   using a2 = foldRows(a); // [R, K]
-  using dyT = transpose2d(dy2); // [N, R]
-  return matmul(dyT, a2); // [N, R] x [R, K] -> [N, K]
+  return matmul(dy2, a2, { transA: true }); // [R, N]ᵀ x [R, K] -> [N, K]
 }

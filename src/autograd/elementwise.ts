@@ -23,6 +23,7 @@
  */
 import * as ops from "../ops/elementwise.ts";
 import type { Tensor } from "../tensor/tensor.ts";
+import { siluMulBackward } from "../ops/silu_mul_backward.ts";
 import { sumToShape } from "./_broadcast.ts";
 import type { Var } from "./tape.ts";
 
@@ -90,6 +91,10 @@ export function sigmoid(x: Var): Var {
  */
 export function siluMul(a: Var, b: Var): Var {
   return a.tape.record("siluMul", [a, b], ops.siluMul(a.value, b.value), (dy, needs) => {
+    if (b.value.size === a.value.size && needs[0] && needs[1]) { // SwiGLU: one fused pass
+      const { da, db } = siluMulBackward(a.value, b.value, dy);
+      return [da, db];
+    }
     let da: Tensor | null = null;
     let db: Tensor | null = null;
     if (needs[0]) {

@@ -31,7 +31,6 @@
 import { gatherMatmul } from "../ops/gather_matmul.ts";
 import { matmul as matmulOp } from "../ops/matmul.ts";
 import { sliceRows, writeRows } from "../ops/slice.ts";
-import { transpose2d } from "../ops/transpose.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { asGrad, type Var } from "./tape.ts";
 
@@ -83,8 +82,7 @@ export function groupedLinear(x: Var, w: Var, groups: readonly number[]): Var {
       }
       if (dw) {
         using xe = sliceRows(x.value, start, n); // [n, in]
-        using dyT = transpose2d(dye); // [out, n]
-        using dwe = matmulOp(dyT, xe); // [out, n] x [n, in] -> [out, in]
+        using dwe = matmulOp(dye, xe, { transA: true }); // [n, out]ᵀ x [n, in] -> [out, in]
         using dwe3 = dwe.reshape([1, O, I]); // [1, out, in]
         writeRows(dw, dwe3, e);
       }

@@ -4,7 +4,7 @@
  *
  * Backward, with `A` the (folded) `[M, K]` input and `dY` the `[M, N]` output gradient:
  * - `dA = dY · Bᵀ` (`B` stored `[K, N]`) or `dY · B` (`transB`, `B` stored `[N, K]`): one matmul.
- * - `dB = Aᵀ · dY` (`[K, N]`) or `dYᵀ · A` (`transB`, `[N, K]`): a `transpose2d`, then a matmul.
+ * - `dB = Aᵀ · dY` (`[K, N]`) or `dYᵀ · A` (`transB`, `[N, K]`): one matmul with `transA`.
  * - A `B` shared across a batch `[..., M, K]` gets the sum over the batch for free: the leading
  *   dims of `A` and `dY` fold into `M` before the product. A batched `B` `[Bt, K, N]` gets one
  *   gradient per batch entry.
@@ -25,7 +25,6 @@
  * @module
  */
 import { matmul as matmulOp, type MatmulOptions } from "../ops/matmul.ts";
-import { transpose2d } from "../ops/transpose.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { add } from "./elementwise.ts";
 import type { Var } from "./tape.ts";
@@ -39,9 +38,9 @@ function fold(t: Tensor): Tensor {
  * `[..., M, K] x [K, N] -> [..., M, N]`; `[B, M, K] x [B, K, N] -> [B, M, N]`; with `transB`, b is
  * `[N, K]` / `[B, N, K]`.
  */
-export function matmul(a: Var, b: Var, options: MatmulOptions = {}): Var {
+export function matmul(a: Var, b: Var, options: Pick<MatmulOptions, "transB"> = {}): Var {
   const transB = options.transB ?? false;
-  const y = matmulOp(a.value, b.value, options);
+  const y = matmulOp(a.value, b.value, { transB });
   return a.tape.record("matmul", [a, b], y, (dy, needs) => {
     const A = a.value;
     const B = b.value;
@@ -52,13 +51,9 @@ export function matmul(a: Var, b: Var, options: MatmulOptions = {}): Var {
       const batched = B.rank === 3;
       using a2 = batched ? A.reshape(A.shape) : fold(A); // [R, K] or [Bt, M, K]
       using dy2 = batched ? dy.reshape(dy.shape) : fold(dy); // [R, N] or [Bt, M, N]
-      if (transB) {
-        using dyT = transpose2d(dy2); // [.., N, M]
-        db = matmulOp(dyT, a2); // [.., N, M] x [.., M, K] -> [.., N, K]
-      } else {
-        using aT = transpose2d(a2); // [.., K, M]
-        db = matmulOp(aT, dy2); // [.., K, M] x [.., M, N] -> [.., K, N]
-      }
+      db = transB
+        ? matmulOp(dy2, a2, { transA: true }) // [.., M, N]ᵀ x [.., M, K] -> [.., N, K]
+        : matmulOp(a2, dy2, { transA: true }); // [.., M, K]ᵀ x [.., M, N] -> [.., K, N]
     }
     return [da, db];
   });

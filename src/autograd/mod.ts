@@ -37,3 +37,4 @@ export { reshape } from "./reshape.ts";
 export { mean, sum } from "./reduce.ts";
 export { attention, rmsNorm, rope, softmax } from "./transformer.ts";
 export { TrainContext, type TrainContextOptions } from "./train_context.ts";
+export { smoothL1Loss } from "./smooth_l1.ts";

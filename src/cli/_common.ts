@@ -78,11 +78,29 @@ export function str(values: FlagValues, name: string): string | undefined {
   return typeof v === "string" ? v : undefined;
 }
 
-/** The value of a required string flag. */
+/** The value of a required string flag; `what` shows the form of the value (`FILE`, `1,2,3`). */
 export function required(command: string, values: FlagValues, name: string, what: string): string {
   const v = str(values, name);
-  if (v === undefined || v === "") throw new UsageError(`${command}: --${name} ${what} is required`);
+  if (v === undefined) throw new UsageError(`${command}: --${name} ${what} is required`);
+  if (v.trim() === "") throw new UsageError(`${command}: --${name} is empty; expected ${what}`);
   return v;
+}
+
+/**
+ * A flag value that must be one of `choices`.
+ *
+ * @throws {UsageError} listing the choices once
+ */
+export function parseChoice<T extends string>(
+  command: string,
+  flag: string,
+  value: string,
+  choices: readonly T[],
+): T {
+  if (!(choices as readonly string[]).includes(value.trim())) {
+    throw new UsageError(`${command}: --${flag} must be one of ${choices.join(", ")}: received ${value}`);
+  }
+  return value.trim() as T;
 }
 
 /** Refuses positional arguments a command does not take. */
@@ -110,7 +128,8 @@ export function parseInteger(command: string, flag: string, value: string, min =
 }
 
 /**
- * A finite number flag value in `[min, max]` (`minExclusive` makes the lower end open).
+ * A finite number flag value in `[min, max]` (`minExclusive`/`maxExclusive` open either end); the
+ * message states the range once, as accepted.
  *
  * @throws {UsageError} when it is not such a number
  */
@@ -118,14 +137,18 @@ export function parseNumber(
   command: string,
   flag: string,
   value: string,
-  { min, max, minExclusive = false }: { min: number; max: number; minExclusive?: boolean },
+  { min, max, minExclusive = false, maxExclusive = false }: {
+    min: number;
+    max: number;
+    minExclusive?: boolean;
+    maxExclusive?: boolean;
+  },
 ): number {
   const n = value.trim() === "" ? NaN : Number(value);
-  const ok = Number.isFinite(n) && (minExclusive ? n > min : n >= min) && n <= max;
+  const ok = Number.isFinite(n) && (minExclusive ? n > min : n >= min) && (maxExclusive ? n < max : n <= max);
   if (!ok) {
-    const range = `${minExclusive ? "(" : "["}${min}, ${max === Infinity ? "∞" : max}${
-      max === Infinity ? ")" : "]"
-    }`;
+    const open = maxExclusive || max === Infinity;
+    const range = `${minExclusive ? "(" : "["}${min}, ${max === Infinity ? "∞" : max}${open ? ")" : "]"}`;
     throw new UsageError(`${command}: --${flag} must be a number in ${range}: received ${value}`);
   }
   return n;
@@ -244,17 +267,6 @@ export function writeErr(text: string): void {
 
 /** `1234567` → `"1,234,567"`. */
 export const fmtInt = (n: number): string => n.toLocaleString("en-US");
-
-/** Throws a usage error unless the folder of `out` exists. */
-export async function checkOutFolder(command: string, out: string): Promise<void> {
-  const parent = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) || "/" : ".";
-  try {
-    if (!(await Deno.stat(parent)).isDirectory) throw new Deno.errors.NotFound();
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory)) throw err;
-    throw new UsageError(`${command}: --out ${out}: the folder ${parent} does not exist`);
-  }
-}
 
 /**
  * The genres of a `--data brown` or `brown:GENRE[,GENRE]` source (all for plain `brown`), or

@@ -1,11 +1,12 @@
 /**
- * `ferry info`: the compute devices here (WebGPU adapter, features and limits; CPU reference).
+ * `ferry info`: the compute devices here (WebGPU adapter, features and limits; the CPU backend and its BLAS).
  * @module
  */
 import { createDevice, hasWebGpu } from "../device/create_device.ts";
 import { noPositionals, parseFlags } from "./_common.ts";
 
-export const INFO_USAGE = `  info                 show the compute devices (WebGPU adapter, CPU reference)`;
+export const INFO_USAGE =
+  `  info                 show the compute devices (WebGPU adapter, CPU backend and its BLAS)`;
 
 /** Runs `ferry info`. */
 export async function infoCommand(args: string[]): Promise<number> {
@@ -22,6 +23,11 @@ export async function infoCommand(args: string[]): Promise<number> {
     if (backend === "webgpu") {
       console.log(`  features: ${dev.info.features.join(", ") || "none"}`);
       for (const [k, v] of Object.entries(dev.info.limits)) console.log(`  ${k}: ${v}`);
+    } else if (dev.info.blas) {
+      const b = dev.info.blas;
+      console.log(`  blas: ${b.library} (${b.threads} threads, core ${b.coreType})\n  config: ${b.config}`);
+    } else {
+      console.log("  blas: none; GEMMs run the TypeScript reference (apt-get install libopenblas0-pthread)");
     }
     dev.destroy();
   }

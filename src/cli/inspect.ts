@@ -15,8 +15,8 @@ import { checkpointTensors } from "../models/weights.ts";
 import { fmtInt, isFile, join, parseFlags, UsageError, writeErr } from "./_common.ts";
 
 export const INSPECT_USAGE =
-  `  inspect PATH         a .safetensors file: its tensors; an HF checkpoint folder (config.json):
-                       architecture, parameters by component, dtypes and bytes on disk
+  `  inspect PATH         a .safetensors file: its tensors and __metadata__; an HF checkpoint folder
+                       (config.json): architecture, parameters by component, dtypes and bytes on disk
                        (reads config.json and the safetensors headers only)
       --tensors            also list the tensors of a checkpoint folder
       --limit N            tensor rows to print (default 40, 0 = all)`;
@@ -98,8 +98,15 @@ async function listTensors(path: string, isDir: boolean, limit: number): Promise
   const files = ckpt ? `${ckpt.shardFiles.length} file(s)` : "1 file";
   const dtypes = [...byDtype].map(([d, n]) => `${d} ${fmtInt(n)}`).join(", ");
   console.log(
-    `\n${names.length} tensors in ${files}; ${fmtInt(params)} parameters (${dtypes}); ${formatBytes(bytes)}`,
+    `\n${names.length} tensor${names.length === 1 ? "" : "s"} in ${files}; ${
+      fmtInt(params)
+    } parameters (${dtypes}); ${formatBytes(bytes)}`,
   );
+  const meta = Object.entries(file?.metadata ?? {});
+  if (meta.length > 0) {
+    const width = Math.max(...meta.map(([k]) => k.length));
+    console.log(`\n__metadata__\n${meta.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`).join("\n")}`);
+  }
 }
 
 /** Parameter components, in print order. */

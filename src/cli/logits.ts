@@ -8,7 +8,6 @@ import { writeSafetensors } from "../io/safetensors.ts";
 import { loadModel } from "../models/load.ts";
 import {
   checkIdsInVocab,
-  checkOutFolder,
   noPositionals,
   openDevice,
   parseBackend,
@@ -17,6 +16,7 @@ import {
   readModelDir,
   required,
 } from "./_common.ts";
+import { checkOut, makeOutFolder } from "./_out.ts";
 
 export const LOGITS_USAGE =
   `  logits               write the logits of token ids as float32 [T, vocab] to a safetensors file
@@ -47,7 +47,7 @@ export async function logitsCommand(args: string[]): Promise<number> {
   const ids = parseIds(cmd, required(cmd, values, "ids", "1,2,3"));
   const out = required(cmd, values, "out", "FILE");
   const backend = parseBackend(cmd, values);
-  await checkOutFolder(cmd, out);
+  await checkOut(cmd, out, "file", [{ flag: "--model", path: dir }]);
   const { config } = await readModelDir(cmd, dir);
   checkIdsInVocab(cmd, ids, config);
 
@@ -57,6 +57,7 @@ export async function logitsCommand(args: string[]): Promise<number> {
     using logits = model.forward(Int32Array.from(ids)).logits; // [T, V]
     const data = await logits.toArray() as Float32Array;
     const [T, V] = logits.shape;
+    await makeOutFolder(out);
     await writeSafetensors(out, { logits: { dtype: "F32", shape: [T, V], data } }, {
       format: "pt",
       input_ids: ids.join(","),

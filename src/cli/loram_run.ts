@@ -4,6 +4,7 @@
  * `OUT/eval.json` and `OUT/training_log.arrow`. Rerunning the same command resumes a killed run.
  * @module
  */
+import { checkOut } from "./_out.ts";
 import { BROWN_GENRES, type BrownGenre } from "../data/brown.ts";
 import { Tokenizer } from "../io/tokenizer.ts";
 import { brownLoramData } from "../loram/data.ts";
@@ -11,7 +12,6 @@ import { loramParamCounts } from "../loram/param_count.ts";
 import { type LoramEval, loramRun } from "../loram/pipeline.ts";
 import type { LoramRunOptions } from "../loram/run_config.ts";
 import {
-  checkOutFolder,
   noPositionals,
   openDevice,
   parseBackend,
@@ -132,7 +132,7 @@ export async function loramRunCommand(args: string[]): Promise<number> {
     if (err instanceof RangeError || err instanceof TypeError) throw new UsageError(`${cmd}: ${err.message}`);
     throw err;
   }
-  await checkOutFolder(cmd, out);
+  await checkOut(cmd, out, "folder", [{ flag: "--model", path: model }]);
   const device = await openDevice(parseBackend(cmd, values));
   const tokenizer = await Tokenizer.fromDir(model);
   writeErr(`loading Brown (${genre} in-domain)...\n`);

@@ -5,17 +5,10 @@
  * @module
  */
 import { writeSafetensors } from "../io/safetensors.ts";
-import { type MaskMethod, pruneWeight } from "../compressors/prune/masks.ts";
-import {
-  checkOutFolder,
-  noPositionals,
-  parseFlags,
-  parseNumber,
-  required,
-  str,
-  UsageError,
-} from "./_common.ts";
+import { getPruner, listPruners, type MaskMethod, pruneWeight } from "../compressors/prune/masks.ts";
+import { noPositionals, parseFlags, parseNumber, required, str, UsageError } from "./_common.ts";
 import { openSafetensors, readMatrix } from "./_matrix.ts";
+import { checkOut, makeOutFolder } from "./_out.ts";
 
 export const PRUNE_USAGE =
   `  prune                prune one 2-D tensor; write it as float32 "pruned" (zeros where pruned)
@@ -25,7 +18,9 @@ export const PRUNE_USAGE =
       --tensor NAME        the tensor's name in FILE
       --act FILE           wanda (and activation-aware 2:4): calibration inputs of this weight in a
                            .safetensors file: [T, in] activations or [in] norms ‖X_j‖₂
-      --act-tensor NAME    the tensor's name in --act (default "x")
+                           (ferry activations writes one for every linear of a checkpoint)
+      --act-tensor NAME    the tensor's name in --act (default: the --tensor name if --act has
+                           it, else "x")
       --out FILE           .safetensors to write ("pruned" F32; metadata sparsity, method)`;
 
 const FLAGS = {
@@ -38,8 +33,6 @@ const FLAGS = {
   out: { type: "string" },
 } as const;
 
-const METHODS: readonly MaskMethod[] = ["magnitude", "wanda", "2:4"];
-
 /** Runs `ferry prune`. */
 export async function pruneCommand(args: string[]): Promise<number> {
   const cmd = "prune";
@@ -51,28 +44,32 @@ export async function pruneCommand(args: string[]): Promise<number> {
     return 0;
   }
   noPositionals(cmd, positionals);
-  const method = required(cmd, values, "method", METHODS.join("|")) as MaskMethod;
-  if (!METHODS.includes(method)) {
-    throw new UsageError(`${cmd}: --method must be one of ${METHODS.join(", ")}: received ${method}`);
+  const methods = listPruners(); // the registered pruners
+  const method: MaskMethod = required(cmd, values, "method", methods.join("|"));
+  if (!methods.includes(method)) {
+    throw new UsageError(`${cmd}: --method must be one of ${methods.join(", ")}: received ${method}`);
   }
-  const sText = str(values, "sparsity") ?? (method === "2:4" ? "0.5" : undefined);
+  const pruner = getPruner(method);
+  const sText = str(values, "sparsity") ?? pruner.fixedSparsity?.toString();
   if (sText === undefined) throw new UsageError(`${cmd}: --sparsity S is required, in [0, 1)`);
-  const sparsity = parseNumber(cmd, "sparsity", sText, { min: 0, max: 1 });
-  if (sparsity >= 1) throw new UsageError(`${cmd}: --sparsity must be below 1: received ${sText}`);
+  const sparsity = parseNumber(cmd, "sparsity", sText, { min: 0, max: 1, maxExclusive: true });
   const input = required(cmd, values, "in", "FILE");
   const name = required(cmd, values, "tensor", "NAME");
   const out = required(cmd, values, "out", "FILE");
-  await checkOutFolder(cmd, out);
-  const w = await readMatrix(cmd, input, name);
   const act = str(values, "act");
-  if (method === "wanda" && act === undefined) {
+  if (pruner.inputNorms === "required" && act === undefined) {
     throw new UsageError(
-      `${cmd}: --method wanda needs calibration inputs: --act FILE (and --act-tensor NAME)`,
+      `${cmd}: --method ${method} needs calibration inputs: --act FILE (write one with ferry activations)`,
     );
   }
+  await checkOut(cmd, out, "file", [
+    { flag: "--in", path: input },
+    ...(act === undefined ? [] : [{ flag: "--act", path: act }]),
+  ]);
+  const w = await readMatrix(cmd, input, name);
   const inputNorms = act === undefined
     ? undefined
-    : await readNorms(cmd, act, str(values, "act-tensor") ?? "x", w.shape[1]);
+    : await readNorms(cmd, act, str(values, "act-tensor"), name, w.shape[1]);
   let r;
   try {
     r = pruneWeight(w.data, w.shape, { method, sparsity, inputNorms });
@@ -80,6 +77,7 @@ export async function pruneCommand(args: string[]): Promise<number> {
     if (err instanceof RangeError || err instanceof TypeError) throw new UsageError(`${cmd}: ${err.message}`);
     throw err;
   }
+  await makeOutFolder(out);
   await writeSafetensors(out, { pruned: { dtype: "F32", shape: w.shape, data: r.pruned } }, {
     format: "pt",
     source: `${input}:${name}`,
@@ -91,13 +89,23 @@ export async function pruneCommand(args: string[]): Promise<number> {
   return 0;
 }
 
-/** `[in]` ‖X_j‖₂ from a `[T, in]` activation tensor or a `[in]` norm vector. */
-async function readNorms(cmd: string, path: string, name: string, cols: number): Promise<Float32Array> {
+/**
+ * `[in]` ‖X_j‖₂ from a `[T, in]` activation tensor or a `[in]` norm vector: `--act-tensor`, else the
+ * weight's own name (as `ferry activations` writes them), else `x`.
+ */
+async function readNorms(
+  cmd: string,
+  path: string,
+  given: string | undefined,
+  weight: string,
+  cols: number,
+): Promise<Float32Array> {
   using file = await openSafetensors(cmd, "--act", path);
+  const name = given ?? (file.names.includes(weight) ? weight : "x");
   if (!file.names.includes(name)) {
     throw new UsageError(
-      `${cmd}: ${path} has no tensor "${name}"; it holds: ${
-        file.names.join(", ")
+      `${cmd}: ${path} has no tensor "${name}"; it holds: ${file.names.slice(0, 8).join(", ")}${
+        file.names.length > 8 ? `, ... (${file.names.length} in all)` : ""
       }; pick one with --act-tensor`,
     );
   }

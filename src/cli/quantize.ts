@@ -7,21 +7,22 @@
  */
 import { writeSafetensors } from "../io/safetensors.ts";
 import { relativeError } from "../compressors/analysis/errors.ts";
-import { quantize, quantizedToHost } from "../compressors/quant/quantize.ts";
+import { getQuantizer, listQuantizers, quantize, quantizedToHost } from "../compressors/quant/quantize.ts";
 import { dequantizeRef } from "../ops/dequantize_ref.ts";
 import { bitsPerParam, disposeQuantized, type QuantBits } from "../tensor/quantized_tensor.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import {
-  checkOutFolder,
   noPositionals,
   openDevice,
   parseBackend,
+  parseChoice,
   parseFlags,
   parseInteger,
   required,
   str,
   UsageError,
 } from "./_common.ts";
+import { checkOut, makeOutFolder } from "./_out.ts";
 import { readMatrix } from "./_matrix.ts";
 
 export const QUANTIZE_USAGE =
@@ -48,8 +49,6 @@ const FLAGS = {
   backend: { type: "string" },
 } as const;
 
-const METHODS = ["rtn", "hqq", "nf4"] as const;
-
 /** Runs `ferry quantize`. */
 export async function quantizeCommand(args: string[]): Promise<number> {
   const cmd = "quantize";
@@ -61,16 +60,17 @@ export async function quantizeCommand(args: string[]): Promise<number> {
     return 0;
   }
   noPositionals(cmd, positionals);
-  const method = required(cmd, values, "method", METHODS.join("|")) as typeof METHODS[number];
-  if (!METHODS.includes(method)) {
-    throw new UsageError(`${cmd}: --method must be one of ${METHODS.join(", ")}: received ${method}`);
+  const methods = listQuantizers(); // the registered quantizers
+  const method = required(cmd, values, "method", methods.join("|"));
+  if (!methods.includes(method)) {
+    throw new UsageError(`${cmd}: --method must be one of ${methods.join(", ")}: received ${method}`);
   }
-  const bitsText = str(values, "bits") ?? (method === "nf4" ? "4" : undefined);
+  const only = getQuantizer(method).bits; // a method of one width (nf4) needs no --bits
+  const bitsText = str(values, "bits") ?? (only.length === 1 ? String(only[0]) : undefined);
   if (bitsText === undefined) throw new UsageError(`${cmd}: --bits B is required (2, 3, 4 or 8)`);
-  const bits = parseInteger(cmd, "bits", bitsText) as QuantBits;
+  const bits = Number(parseChoice(cmd, "bits", bitsText, ["2", "3", "4", "8"])) as QuantBits;
   const groupSize = parseInteger(cmd, "group-size", str(values, "group-size") ?? "64", 1);
-  const axis = parseInteger(cmd, "axis", str(values, "axis") ?? "1");
-  if (axis !== 0 && axis !== 1) throw new UsageError(`${cmd}: --axis must be 0 or 1: received ${axis}`);
+  const axis = Number(parseChoice(cmd, "axis", str(values, "axis") ?? "1", ["0", "1"])) as 0 | 1;
   const doubleQuant = values["double-quant"] === true;
   if (doubleQuant && method !== "nf4") {
     throw new UsageError(`${cmd}: --double-quant applies to --method nf4 only`);
@@ -79,7 +79,7 @@ export async function quantizeCommand(args: string[]): Promise<number> {
   const name = required(cmd, values, "tensor", "NAME");
   const out = required(cmd, values, "out", "FILE");
   const backend = parseBackend(cmd, values);
-  await checkOutFolder(cmd, out);
+  await checkOut(cmd, out, "file", [{ flag: "--in", path: input }]);
   const w = await readMatrix(cmd, input, name);
 
   const device = await openDevice(backend);
@@ -87,7 +87,7 @@ export async function quantizeCommand(args: string[]): Promise<number> {
     using t = Tensor.fromArray<"f32">(device, w.data, w.shape, { category: "weights" }); // [rows, cols]
     let q;
     try {
-      q = await quantize(t, { method, bits, groupSize, axis, ...(method === "nf4" ? { doubleQuant } : {}) });
+      q = await quantize(t, { method, bits, groupSize, axis, ...(doubleQuant ? { doubleQuant } : {}) });
     } catch (err) {
       if (err instanceof RangeError || err instanceof TypeError) {
         throw new UsageError(`${cmd}: ${err.message}`);
@@ -98,6 +98,7 @@ export async function quantizeCommand(args: string[]): Promise<number> {
       const dequant = dequantizeRef(await quantizedToHost(q)); // [rows, cols]
       const bpp = bitsPerParam(q);
       const rel = relativeError(w.data, dequant);
+      await makeOutFolder(out);
       await writeSafetensors(out, { dequant: { dtype: "F32", shape: w.shape, data: dequant } }, {
         format: "pt",
         source: `${input}:${name}`,

@@ -7,35 +7,29 @@
  * @module
  */
 import { expertProjectionSensitivity } from "../compressors/analysis/sensitivity.ts";
-import {
-  compressionSweep,
-  quantGrid,
-  type QuantSetting,
-  summarizeSweep,
-} from "../compressors/analysis/sweep.ts";
+import { compressionSweep, quantGrid, summarizeSweep } from "../compressors/analysis/sweep.ts";
 import { modelSweepWeights } from "../compressors/analysis/model_weights.ts";
-import type { MaskMethod } from "../compressors/prune/masks.ts";
+import { getPruner, listPruners, type MaskMethod } from "../compressors/prune/masks.ts";
+import { listQuantizers } from "../compressors/quant/quantize.ts";
 import { tableToIPC } from "apache-arrow";
-import { type BrownGenre, loadBrown } from "../data/brown.ts";
-import { tokenStream } from "../data/pack.ts";
-import { splitDocuments } from "../data/splits.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import { Tokenizer } from "../io/tokenizer.ts";
 import { loadModel } from "../models/load.ts";
 import type { QuantBits } from "../tensor/quantized_tensor.ts";
 import {
   noPositionals,
   openDevice,
   parseBackend,
-  parseBrownGenres,
   parseFlags,
   parseInteger,
+  parseNumber,
   readModelDir,
   required,
   str,
   UsageError,
   writeErr,
 } from "./_common.ts";
+import { calibrationIds, parseBrownData } from "./_calibration.ts";
+import { checkOut } from "./_out.ts";
 
 export const SWEEP_USAGE =
   `  sweep                compression sweep of a checkpoint's weights (and FloE's sensitivity study)
@@ -51,7 +45,7 @@ export const SWEEP_USAGE =
       --sparsity S         for magnitude and wanda (default 0.5)
       --ranks LIST         truncated-SVD ranks (default none)
       --sensitivity        also quantize each expert projection alone and measure perplexity
-      --out DIR            where the run folder goes (default runs)
+      --out DIR            where the run folder goes (default runs; created if missing)
       --backend B          auto | webgpu | cpu (default auto)`;
 
 const FLAGS = {
@@ -89,19 +83,23 @@ export async function sweepCommand(args: string[]): Promise<number> {
   };
   const ints = (flag: string, fallback: string, min: number) =>
     list(flag, fallback).map((s) => parseInteger(cmd, flag, s, min));
-  const methods = list("methods", "rtn,hqq,nf4", ["rtn", "hqq", "nf4"]) as QuantSetting["method"][];
+  const methods = list("methods", "rtn,hqq,nf4", listQuantizers());
   const bits = list("bits", "2,3,4", ["2", "3", "4", "8"]).map(Number) as QuantBits[];
   const groupSizes = ints("group-sizes", "64", 1);
   const axes = list("axes", "1", ["0", "1"]).map(Number) as (0 | 1)[];
-  const pruneMethods = list("prune", "", ["magnitude", "wanda", "2:4"]) as MaskMethod[];
-  const sparsity = Number(str(values, "sparsity") ?? "0.5");
-  if (!(sparsity >= 0 && sparsity < 1)) throw new UsageError(`${cmd}: --sparsity must be in [0, 1)`);
+  const pruneMethods: MaskMethod[] = list("prune", "", listPruners());
+  const sparsity = parseNumber(cmd, "sparsity", str(values, "sparsity") ?? "0.5", {
+    min: 0,
+    max: 1,
+    maxExclusive: true,
+  });
   const ranks = ints("ranks", "", 1);
   const tokens = parseInteger(cmd, "tokens", str(values, "tokens") ?? "1024", 16);
   const layersText = str(values, "layers");
-  const genres = parseBrown(cmd, str(values, "data") ?? "brown");
+  const genres = parseBrownData(cmd, str(values, "data") ?? "brown");
   const outDir = str(values, "out") ?? "runs";
   const backend = parseBackend(cmd, values);
+  await checkOut(cmd, outDir, "folder");
 
   const { config } = await readModelDir(cmd, dir);
   const layers = layersText === undefined ? undefined : ints("layers", layersText, 0);
@@ -109,21 +107,7 @@ export async function sweepCommand(args: string[]): Promise<number> {
   if (bad !== undefined) {
     throw new UsageError(`${cmd}: --layers: layer ${bad} is outside 0..${config.layers - 1}`);
   }
-  const tokenizer = await Tokenizer.fromDir(dir);
-  const docs = splitDocuments(await loadBrown({ genres })).validation;
-  const ids = tokenStream(docs, tokenizer, { addEos: true, maxTokens: tokens });
-  const maxId = ids.reduce((m, v) => Math.max(m, v), 0);
-  if (maxId >= config.vocabSize) {
-    throw new UsageError(
-      `${cmd}: the tokenizer produced id ${maxId}, outside the model's vocabulary of ${config.vocabSize}; ` +
-        `tokenizer.json does not belong to this model`,
-    );
-  }
-  const block = Math.min(128, config.maxPositionEmbeddings);
-  const sequences = Array.from(
-    { length: Math.ceil(ids.length / block) },
-    (_, i) => ids.subarray(i * block, (i + 1) * block),
-  );
+  const { ids, blockSize: block, sequences } = await calibrationIds(cmd, dir, config, genres, tokens);
 
   const device = await openDevice(backend);
   try {
@@ -131,7 +115,10 @@ export async function sweepCommand(args: string[]): Promise<number> {
     const weights = await modelSweepWeights(model, sequences, { layers, maxTokens: 256 });
     writeErr(`sweep: ${weights.length} weights, calibration ${ids.length} tokens (${device.info.backend})\n`);
     const quantizers = quantGrid({ methods, bits, groupSizes, axes });
-    const pruners = pruneMethods.map((method) => ({ method, sparsity: method === "2:4" ? 0.5 : sparsity }));
+    const pruners = pruneMethods.map((method) => ({
+      method,
+      sparsity: getPruner(method).fixedSparsity ?? sparsity,
+    }));
     const log = await compressionSweep(weights, { device, quantizers, pruners, ranks });
     const summary = summarizeSweep(log);
     console.log(summary.format({ maxRows: 200 }));
@@ -162,10 +149,4 @@ export async function sweepCommand(args: string[]): Promise<number> {
     device.destroy();
   }
   return 0;
-}
-
-function parseBrown(cmd: string, data: string): BrownGenre[] {
-  const genres = parseBrownGenres(cmd, data);
-  if (!genres) throw new UsageError(`${cmd}: --data must be brown or brown:GENRE[,GENRE]: received ${data}`);
-  return genres;
 }

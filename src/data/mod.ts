@@ -30,6 +30,7 @@ export {
   detokenizeBrown,
   loadBrown,
 } from "./brown.ts";
+export { loadSotu, type SotuDocument, type SotuOptions, SotuOptionsSchema } from "./sotu.ts";
 export {
   type JsonlOptions,
   JsonlOptionsSchema,

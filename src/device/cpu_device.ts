@@ -1,7 +1,8 @@
 /**
- * The CPU reference backend: plain `ArrayBuffer`s and each op's TypeScript
- * reference. Slow and exact, it is the oracle in tests and the fallback where no
- * WebGPU adapter exists (Bun, headless CI without Mesa).
+ * The CPU backend: plain `ArrayBuffer`s, each op's TypeScript reference, and a BLAS through FFI
+ * (when one was loaded, see `blas.ts`) for GEMM-shaped work. Without a BLAS it is slow and exact:
+ * the oracle in tests and the fallback where no WebGPU adapter exists (Bun, headless CI without
+ * Mesa). `createDevice({ backend: "cpu" })` loads the BLAS; `new CpuDevice()` alone has none.
  *
  * @example
  * ```ts
@@ -25,24 +26,48 @@ import {
   emptyStats,
   type Storage,
 } from "./device.ts";
+import type { Blas } from "./blas.ts";
 import { MemoryLedger } from "./ledger.ts";
+
+/** Smallest buffer worth keeping for reuse (smaller ones are cheap to create). */
+const POOL_MIN_BYTES = 4096;
+/** Most bytes of freed buffers kept for reuse. */
+const POOL_MAX_BYTES = 256 << 20;
 
 /** Backend that runs every op's TypeScript reference on host memory. */
 export class CpuDevice implements Device {
   readonly kind = "cpu" as const;
-  readonly info: DeviceInfo = {
-    backend: "cpu",
-    adapter: "cpu (TypeScript reference)",
-    isFallbackAdapter: false,
-    features: [],
-    limits: { maxStorageBufferBindingSize: 2 ** 31 - 4, maxBufferSize: 2 ** 31 - 4 },
-  };
+  readonly info: DeviceInfo;
   readonly ledger: MemoryLedger;
   readonly stats = emptyStats();
+  /** The BLAS that GEMM-shaped ops call, or null: those ops then run their TypeScript reference. */
+  readonly blas: Blas | null;
   #destroyed = false;
+  /**
+   * Freed host buffers by size, handed out again (zeroed) by the next allocation of that size: a
+   * training step allocates the same activation shapes every step, and a fresh `ArrayBuffer`
+   * costs page faults that zeroing a warm one does not. Outside the ledger, which counts what
+   * tensors hold; at most {@link POOL_MAX_BYTES}.
+   */
+  #pool = new Map<number, ArrayBuffer[]>();
+  #pooledBytes = 0;
 
-  constructor(options: { budgetBytes?: number } = {}) {
+  constructor(options: { budgetBytes?: number; blas?: Blas | null } = {}) {
     this.ledger = new MemoryLedger(options);
+    this.blas = options.blas ?? null;
+    const b = this.blas?.info;
+    this.info = {
+      backend: "cpu",
+      adapter: b
+        ? `cpu (${b.config.split(" ").slice(0, 2).join(" ")}, ${b.threads} thread${
+          b.threads === 1 ? "" : "s"
+        }, ${b.coreType})`
+        : "cpu (TypeScript reference)",
+      isFallbackAdapter: false,
+      features: [],
+      limits: { maxStorageBufferBindingSize: 2 ** 31 - 4, maxBufferSize: 2 ** 31 - 4 },
+      ...(b ? { blas: { ...b } } : {}),
+    };
   }
 
   alloc(bytes: number, options: AllocOptions): Storage {
@@ -54,7 +79,10 @@ export class CpuDevice implements Device {
       );
     }
     const allocation = this.ledger.allocate(size, options.category, options.label);
-    return { bytes: size, allocation, host: new ArrayBuffer(size), refs: 1 };
+    const reused = this.#pool.get(size)?.pop();
+    if (reused) this.#pooledBytes -= size;
+    const host = reused ? (new Uint8Array(reused).fill(0), reused) : new ArrayBuffer(size);
+    return { bytes: size, allocation, host, refs: 1 };
   }
 
   upload(storage: Storage, data: ArrayBufferView, byteOffset = 0): void {
@@ -76,7 +104,15 @@ export class CpuDevice implements Device {
   }
 
   free(storage: Storage): void {
-    if (--storage.refs === 0) this.ledger.release(storage.allocation);
+    if (--storage.refs !== 0) return;
+    this.ledger.release(storage.allocation);
+    const size = storage.bytes;
+    if (size >= POOL_MIN_BYTES && this.#pooledBytes + size <= POOL_MAX_BYTES && !this.#destroyed) {
+      const list = this.#pool.get(size) ?? [];
+      list.push(storage.host!);
+      this.#pool.set(size, list);
+      this.#pooledBytes += size;
+    }
   }
 
   flush(): Promise<void> {
@@ -86,6 +122,8 @@ export class CpuDevice implements Device {
 
   destroy(): void {
     this.#destroyed = true;
+    this.#pool.clear();
+    this.#pooledBytes = 0;
   }
 
   #alive(): void {

@@ -10,6 +10,7 @@
  * ```
  * @module
  */
+import { loadBlas } from "./blas.ts";
 import { CpuDevice } from "./cpu_device.ts";
 import type { BackendKind, Device, DeviceInfo } from "./device.ts";
 import { WebGpuDevice } from "./webgpu_device.ts";
@@ -21,6 +22,12 @@ export interface CreateDeviceOptions {
   /** Byte budget the memory ledger enforces; unbounded when left out. */
   budgetBytes?: number;
   powerPreference?: GPUPowerPreference;
+  /**
+   * CPU backend: the BLAS for GEMM-shaped work. `true` (default) finds one (`FERRY_BLAS`, else
+   * OpenBLAS) and falls back to the TypeScript references with a notice; a path loads that library
+   * (an error if it fails); `false` runs the references only.
+   */
+  blas?: boolean | string;
 }
 
 /** Optional WebGPU features requested when the adapter offers them. */
@@ -39,10 +46,10 @@ export async function createDevice(options: CreateDeviceOptions = {}): Promise<D
     );
   }
   if (backend === "auto") backend = envBackend() ?? "auto";
-  if (backend === "cpu") return new CpuDevice(options);
+  if (backend === "cpu") return await cpuDevice(options);
   const adapter = await requestAdapter(options.powerPreference);
   if (!adapter) {
-    if (backend === "auto") return new CpuDevice(options);
+    if (backend === "auto") return await cpuDevice(options);
     throw new Error(`Cannot create WebGPU device: ${NO_ADAPTER_HINT}`);
   }
   const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f));
@@ -62,6 +69,17 @@ export async function createDevice(options: CreateDeviceOptions = {}): Promise<D
     limits,
   };
   return new WebGpuDevice(gpu, info, options);
+}
+
+async function cpuDevice(options: CreateDeviceOptions): Promise<CpuDevice> {
+  const b = options.blas ?? true;
+  if (b !== true && b !== false && typeof b !== "string") {
+    throw new TypeError(
+      `Cannot create CPU device: blas must be true, false or a library path; got ${String(b)}`,
+    );
+  }
+  const blas = b === false ? null : await loadBlas(typeof b === "string" ? { path: b } : {});
+  return new CpuDevice({ budgetBytes: options.budgetBytes, blas });
 }
 
 /** True when a WebGPU adapter can be opened here. */

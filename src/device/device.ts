@@ -8,6 +8,7 @@
  * pending command buffer (see `webgpu_device.ts`).
  * @module
  */
+import type { BlasInfo } from "./blas.ts";
 import type { Allocation, MemoryCategory, MemoryLedger } from "./ledger.ts";
 
 /** Which backend runs the ops. */
@@ -22,6 +23,8 @@ export interface DeviceInfo {
   isFallbackAdapter: boolean;
   features: string[];
   limits: Record<string, number>;
+  /** CPU backend: the BLAS that runs GEMM-shaped work; absent when the TypeScript references do. */
+  blas?: BlasInfo;
 }
 
 /** Host→device transfer counters (one upload path; the offload runtime reads these). */

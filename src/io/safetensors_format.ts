@@ -194,7 +194,7 @@ export function parseHeader(json: Uint8Array, fileBytes: number, path = "<bytes>
       }
       continue;
     }
-    entries.push([name, parseTensorInfo(name, value, bufferBytes, fail)]);
+    entries.push([name, parseTensorInfo(name, value, bufferBytes, fileBytes, fail)]);
   }
 
   // Tile check, as the reference does it: sorted by offsets, each tensor starts where the last ended.
@@ -230,6 +230,7 @@ function parseTensorInfo(
   name: string,
   value: unknown,
   bufferBytes: number,
+  fileBytes: number,
   fail: (problem: string) => never,
 ): TensorInfo {
   const t = `tensor "${name}"`;
@@ -260,7 +261,10 @@ function parseTensorInfo(
   const [b, e] = offsets as [number, number];
   if (b > e) fail(`${t} has data_offsets [${b}, ${e}] with begin > end`);
   if (e > bufferBytes) {
-    fail(`${t} data_offsets [${b}, ${e}] run past the end of the file (byte buffer is ${bufferBytes} bytes)`);
+    fail(
+      `${t} data_offsets [${b}, ${e}] run past the end of the file: its data section holds ${bufferBytes} ` +
+        `bytes (file ${fileBytes} bytes, header ${fileBytes - bufferBytes}); the file is truncated`,
+    );
   }
   const itemBytes = DTYPE_BYTES[dtype as SafetensorsDtype];
   const count = shapeSize(dims);

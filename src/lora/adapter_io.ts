@@ -36,7 +36,8 @@ import { ADAPTER_WEIGHTS_NAME, loadAdapter, type LoraFactors, peftKey, saveAdapt
 export interface SaveLoraAdapterOptions {
   /**
    * `base_model_name_or_path` to record (e.g. the checkpoint folder or hub id). Default: the
-   * config's, else the checkpoint's `_name_or_path`, else null.
+   * config's, else the folder `loadModel` read the model from, else the checkpoint's `_name_or_path`,
+   * else null.
    */
   baseModelNameOrPath?: string;
 }
@@ -58,7 +59,7 @@ export async function saveLoraAdapter(
     factors.set(name, { A: await a.toArray() as Float32Array, B: await b.toArray() as Float32Array });
   }
   const fromCheckpoint = lora.model.hfConfig._name_or_path;
-  const base = options.baseModelNameOrPath ?? lora.config.baseModelNameOrPath ??
+  const base = options.baseModelNameOrPath ?? lora.config.baseModelNameOrPath ?? lora.model.nameOrPath ??
     (typeof fromCheckpoint === "string" && fromCheckpoint !== "" ? fromCheckpoint : null);
   const config = fromPeftJson({ ...toPeftJson(lora.config), base_model_name_or_path: base });
   await saveAdapter(dir, config, factors);

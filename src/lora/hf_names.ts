@@ -31,12 +31,14 @@
  */
 import type { CausalLM } from "../models/causal_lm.ts";
 import { checkpointTensors } from "../models/weights.ts";
-import type { SwiGLUExperts } from "../nn/experts.ts";
+import { asDenseExperts, type SwiGLUExperts } from "../nn/experts.ts";
 import type { Linear } from "../nn/linear.ts";
+import { asDenseLinear, type LinearLike } from "../nn/linear_like.ts";
 import type { ExpertAdapterKey, LoraAdapter } from "../nn/lora_adapter.ts";
 import { SparseMoE } from "../nn/sparse_moe.ts";
 import type { SwiGLU } from "../nn/swiglu.ts";
 import type { Tensor } from "../tensor/tensor.ts";
+import { QuantizedLinear } from "../nn/quantized_linear.ts";
 import { linearModules } from "./targets.ts";
 
 /** A stacked expert projection, by Ferry name. */
@@ -46,7 +48,7 @@ export type ExpertProjection = "gate_proj" | "up_proj" | "down_proj";
 export type LoraSite =
   & { readonly name: string; readonly inFeatures: number; readonly outFeatures: number }
   & (
-    | { readonly kind: "linear"; readonly linear: Linear }
+    | { readonly kind: "linear"; readonly linear: Linear | QuantizedLinear }
     | {
       readonly kind: "expert";
       readonly experts: SwiGLUExperts;
@@ -61,8 +63,13 @@ export type LoraSite =
  * in the order of the HF checkpoint.
  */
 export function loraSites(model: CausalLM): LoraSite[] {
-  const owners = new Map<string, Linear | [SwiGLUExperts, ExpertProjection]>(); // Ferry parameter -> owner
-  const lin = (name: string, l: Linear) => owners.set(`${name}.weight`, l);
+  // Ferry parameter -> owner; a packed projection (QLoRA's NF4 base) takes an adapter as a Linear does.
+  const owners = new Map<string, Linear | QuantizedLinear | [SwiGLUExperts, ExpertProjection]>();
+  const lin = (name: string, l: LinearLike) =>
+    owners.set(
+      `${name}.weight`,
+      l instanceof QuantizedLinear ? l : asDenseLinear(l, `attach LoRA to ${name}`),
+    );
   const swiglu = (p: string, m: SwiGLU) => {
     lin(`${p}.gate_proj`, m.gateProj);
     lin(`${p}.up_proj`, m.upProj);
@@ -79,7 +86,7 @@ export function loraSites(model: CausalLM): LoraSite[] {
     if (mlp instanceof SparseMoE) {
       lin(`${p}.mlp.gate`, mlp.router);
       for (const proj of ["gate_proj", "up_proj", "down_proj"] as const) {
-        owners.set(`${p}.mlp.experts.${proj}`, [mlp.experts, proj]);
+        owners.set(`${p}.mlp.experts.${proj}`, [asDenseExperts(mlp.experts, "attach LoRA to experts"), proj]);
       }
       if (mlp.sharedExpert) swiglu(`${p}.mlp.shared_expert`, mlp.sharedExpert);
       if (mlp.sharedExpertGate) lin(`${p}.mlp.shared_expert_gate`, mlp.sharedExpertGate);
@@ -128,7 +135,15 @@ export function detachAdapter(site: LoraSite): void {
 
 /** The weight a site's adapter updates: a `[out, in]` tensor, or row `index` of a stacked `[E, out, in]` one. */
 export function siteWeight(site: LoraSite): { tensor: Tensor; index: number | undefined } {
-  if (site.kind === "linear") return { tensor: site.linear.weight, index: undefined };
+  if (site.kind === "linear") {
+    if (site.linear instanceof QuantizedLinear) {
+      throw new TypeError(
+        `Cannot merge into ${site.name}: its weight is packed (${site.linear.weight.method}); an adapter trained ` +
+          "on a quantized base merges into the full-precision model (LoRAM: recover it, then merge into the original)",
+      );
+    }
+    return { tensor: site.linear.weight, index: undefined };
+  }
   const { gateProj, upProj, downProj } = site.experts;
   const tensor = site.projection === "gate_proj"
     ? gateProj

@@ -202,6 +202,7 @@ export class Trainer<E> implements Disposable {
     let evalLoss: number | undefined;
     const acc = new GradAccumulator();
     bar.start(start);
+    if (resumedFrom !== null) bar.message(`resumed from step ${start} (${resumedFrom})`);
     try {
       for (let step = start;; step++) {
         // 1) learning rate

@@ -38,6 +38,7 @@ import {
 } from "../compressors/prune/structured.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
 import type { Linear } from "../nn/linear.ts";
+import { asDenseLinear, type LinearLike } from "../nn/linear_like.ts";
 import { SwiGLU } from "../nn/swiglu.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { checkLayerRange } from "./param_count.ts";
@@ -67,14 +68,15 @@ export async function firstOrderImportance(
       throw new TypeError(`Cannot score layer ${i}: it is not a dense SwiGLU layer`);
     }
     const a = l.attention;
+    const dense = (lin: LinearLike) => asDenseLinear(lin, `score layer ${i}'s channels`);
     linears.set(i, {
-      q: a.qProj,
-      k: a.kProj,
-      v: a.vProj,
-      o: a.oProj,
-      gate: l.mlp.gateProj,
-      up: l.mlp.upProj,
-      down: l.mlp.downProj,
+      q: dense(a.qProj),
+      k: dense(a.kProj),
+      v: dense(a.vProj),
+      o: dense(a.oProj),
+      gate: dense(l.mlp.gateProj),
+      up: dense(l.mlp.upProj),
+      down: dense(l.mlp.downProj),
     });
   }
   const weights: Tensor[] = [...linears.values()].flatMap((r) => PROJ.map((p) => r[p].weight));

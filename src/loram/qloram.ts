@@ -1,6 +1,6 @@
 /**
  * QLoRAM's base model ([LoRAM](https://arxiv.org/abs/2502.13533) §3.3, ALGORITHMS.md B.5): every
- * decoder projection of the (pruned) model replaced in place by an {@link Nf4Linear} holding NF4
+ * decoder projection of the (pruned) model replaced in place by an {@link QuantizedLinear} holding NF4
  * codes with double-quantised absmax values (bitsandbytes' `nf4` + `use_double_quant`), and its f32
  * weight freed. Training LoRA on it dequantises inside the forward and backward; nothing keeps an
  * f32 copy. Embeddings, norms and the LM head stay f32 (bitsandbytes leaves them unquantised too).
@@ -26,7 +26,7 @@
 import { quantize } from "../compressors/quant/quantize.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
 import type { Linear } from "../nn/linear.ts";
-import { Nf4Linear } from "../nn/nf4_linear.ts";
+import { QuantizedLinear } from "../nn/quantized_linear.ts";
 import { SwiGLU } from "../nn/swiglu.ts";
 import { wordsPerRow } from "../tensor/quantized_tensor.ts";
 
@@ -59,7 +59,7 @@ export interface Nf4Result {
 }
 
 /**
- * Replaces every decoder projection (q/k/v/o, gate/up/down) of a dense model by an `Nf4Linear`
+ * Replaces every decoder projection (q/k/v/o, gate/up/down) of a dense model by an `QuantizedLinear`
  * and frees the f32 weights. Adapters must not be attached yet (attach LoRA afterwards).
  *
  * @throws {TypeError} for a MoE layer or a projection that carries an adapter
@@ -81,7 +81,7 @@ export async function quantizeLinearsNf4(model: CausalLM): Promise<Nf4Result> {
     ];
     for (const [owner, field] of sites) {
       const lin = owner[field] as Linear;
-      if (lin instanceof Nf4Linear) continue;
+      if (lin instanceof QuantizedLinear) continue;
       if (lin.adapter) {
         throw new TypeError(
           `Cannot quantize layer ${i} ${field} to NF4: it carries a LoRA adapter; quantize first, then attach`,
@@ -90,8 +90,8 @@ export async function quantizeLinearsNf4(model: CausalLM): Promise<Nf4Result> {
       const [rows, cols] = lin.weight.shape;
       const block = nf4BlockFor(cols);
       const q = await quantize(lin.weight, { method: "nf4", groupSize: block, doubleQuant: true });
-      owner[field] = new Nf4Linear(q, lin.bias);
-      lin.weight.dispose(); // the bias moves to the Nf4Linear
+      owner[field] = new QuantizedLinear(q, lin.bias);
+      lin.weight.dispose(); // the bias moves to the QuantizedLinear
       modules++;
       bytes += nf4LinearBytes(rows, cols, block);
     }

@@ -56,6 +56,13 @@ export interface FormatOptions {
   maxWidth?: number;
 }
 
+/** `"42 rows × 9 columns; 2 rows not shown"`: the size, and how many rows the rendering leaves out. */
+export function tableSize(rows: number, columns: number, omitted = 0): string {
+  const n = (k: number, what: string) => `${k} ${what}${k === 1 ? "" : "s"}`;
+  const more = omitted > 0 ? `; ${n(omitted, "row")} not shown` : "";
+  return `${n(rows, "row")} × ${n(columns, "column")}${more}`;
+}
+
 /**
  * Aligned plain text: a header, a row of column types, the rows (numbers right-aligned),
  * then a `[rows × columns]` footer.
@@ -74,7 +81,7 @@ export interface FormatOptions {
  */
 export function formatTable(table: arrow.Table, options: FormatOptions = {}): string {
   const { columns, rows, omitted } = cells(table, options);
-  if (columns.length === 0) return `[${table.numRows} rows × 0 columns]`;
+  if (columns.length === 0) return `[${tableSize(table.numRows, 0)}]`;
   const widths = columns.map((col, c) =>
     Math.max(col.name.length, col.type.length, ...rows.map((row) => row?.[c].length ?? 1))
   );
@@ -83,8 +90,7 @@ export function formatTable(table: arrow.Table, options: FormatOptions = {}): st
       .join("  ").trimEnd();
   const out = [line(columns.map((col) => col.name)), line(columns.map((col) => col.type))];
   for (const row of rows) out.push(row === undefined ? line(columns.map(() => "…")) : line(row));
-  const more = omitted > 0 ? `, ${omitted} not shown` : "";
-  out.push(`[${table.numRows} rows × ${columns.length} columns${more}]`);
+  out.push(`[${tableSize(table.numRows, columns.length, omitted)}]`);
   return out.join("\n");
 }
 
@@ -112,7 +118,6 @@ export function tableToHtml(table: arrow.Table, options: FormatOptions = {}): st
     );
     return `<tr>${tds.join("")}</tr>`;
   });
-  const more = omitted > 0 ? `, ${omitted} not shown` : "";
   return [
     `<div class="ferry-table">`,
     `<table>`,
@@ -121,7 +126,7 @@ export function tableToHtml(table: arrow.Table, options: FormatOptions = {}): st
     ...body,
     `</tbody>`,
     `</table>`,
-    `<p><small>${table.numRows} rows × ${columns.length} columns${more}</small></p>`,
+    `<p><small>${tableSize(table.numRows, columns.length, omitted)}</small></p>`,
     `</div>`,
   ].join("\n");
 }

@@ -32,6 +32,7 @@ export {
   JUPYTER_DISPLAY,
   type MimeBundle,
   type TableDisplay,
+  tableSize,
   tableToHtml,
 } from "./format.ts";
 export { MetricLog, type MetricLogOptions, type MetricRow } from "./metric_log.ts";

@@ -114,6 +114,8 @@ export class CausalLM {
   readonly lmHead: Linear;
   /** Indices of the MoE layers (the order of `routerLogits` / `selected`). */
   readonly moeLayers: readonly number[];
+  /** The folder (or hub id) the weights came from; `loadModel` sets it, `null` for built models. */
+  nameOrPath: string | null = null;
 
   constructor(config: ModelConfig, parts: CausalLMParts, hfConfig: Readonly<Record<string, unknown>>) {
     if (parts.layers.length !== config.layers) {
@@ -251,7 +253,7 @@ export class CausalLM {
     let x = this.embedTokens.forward(idsT); // [T] -> [T, C]
     for (let i = 0; i < this.layers.length; i++) {
       using prev = x;
-      const out = this.layers[i].forward(prev, { cache: cache?.layers[i] }); // [T, C] -> [T, C]
+      const out = this.layers[i].forward(prev, { cache: cache?.layers[i], layer: i }); // [T, C] -> [T, C]
       x = out.x;
       if (out.router) {
         out.router.weights.dispose();

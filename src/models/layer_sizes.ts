@@ -19,17 +19,9 @@
  * @module
  */
 import { ConfigError } from "../errors.ts";
-import type { ModelConfig, ModelType } from "./config.ts";
+import type { LayerSizes, ModelConfig, ModelType } from "./model_config.ts";
 
-/** The sizes of one decoder layer (differ between layers only in a structurally pruned model). */
-export interface LayerSizes {
-  /** Width of the dense SwiGLU MLP. */
-  readonly intermediate: number;
-  /** Query heads. */
-  readonly heads: number;
-  /** Key/value heads. */
-  readonly kvHeads: number;
-}
+export type { LayerSizes };
 
 /**
  * The sizes of layer `i`: its `ferry_pruning` entry for a pruned model, else the config's uniform

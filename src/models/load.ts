@@ -111,7 +111,9 @@ export async function loadModel(dir: string, options: LoadModelOptions): Promise
       const t = params.get(e.param)!;
       if (data.length > 0) device.upload(t.storage, data, (e.expert ?? 0) * data.byteLength);
     }
-    return CausalLM.fromParameters(config, params, hfConfig);
+    const model = CausalLM.fromParameters(config, params, hfConfig);
+    model.nameOrPath = dir; // like transformers' name_or_path: PEFT records it as the adapter's base
+    return model;
   } catch (err) {
     for (const t of params.values()) t.dispose();
     throw err;

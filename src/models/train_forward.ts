@@ -23,9 +23,28 @@ import { add, scale } from "../autograd/elementwise.ts";
 import { crossEntropy } from "../autograd/cross_entropy.ts";
 import type { Var } from "../autograd/tape.ts";
 import type { TrainContext } from "../autograd/train_context.ts";
+import type { Device } from "../device/device.ts";
+import type { DecoderLayer } from "../nn/decoder_layer.ts";
+import type { Embedding } from "../nn/embedding.ts";
+import type { Linear } from "../nn/linear.ts";
 import { type LayerRouting, loadBalancingLoss } from "../nn/load_balancing.ts";
+import type { RMSNorm } from "../nn/rms_norm.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import type { CausalLM } from "./causal_lm.ts";
+import type { ModelConfig } from "./config.ts";
+
+/**
+ * The parts of a `CausalLM` its training forward reads. Structural, so that causal_lm.ts imports
+ * this module and not the other way round; a `CausalLM` is one.
+ */
+export interface TrainForwardModel {
+  readonly config: Pick<ModelConfig, "vocabSize" | "slidingWindow" | "numExperts">;
+  readonly device: Device;
+  readonly hfConfig: Readonly<Record<string, unknown>>;
+  readonly embedTokens: Embedding;
+  readonly layers: readonly DecoderLayer[];
+  readonly norm: RMSNorm;
+  readonly lmHead: Linear;
+}
 
 /** What `CausalLM.forwardTrain` returns (Vars on the context's tape). */
 export interface TrainForwardResult {
@@ -72,7 +91,7 @@ function checkIds(ids: Int32Array, V: number, what: string): void {
 
 /** See `CausalLM.forwardTrain`. */
 export async function forwardTrain(
-  model: CausalLM,
+  model: TrainForwardModel,
   ctx: TrainContext,
   ids: Int32Array,
 ): Promise<TrainForwardResult> {
@@ -102,14 +121,14 @@ export async function forwardTrain(
 }
 
 /** The default aux-loss weight of `model`: `router_aux_loss_coef` from its config.json, else 0. */
-export function defaultRouterAuxLossCoef(model: CausalLM): number {
+export function defaultRouterAuxLossCoef(model: TrainForwardModel): number {
   const c = model.hfConfig.router_aux_loss_coef;
   return typeof c === "number" && Number.isFinite(c) ? c : 0;
 }
 
 /** See `CausalLM.lossTrain`. */
 export async function lossTrain(
-  model: CausalLM,
+  model: TrainForwardModel,
   ctx: TrainContext,
   ids: Int32Array,
   options: LossTrainOptions = {},

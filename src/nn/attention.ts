@@ -36,7 +36,7 @@ import { attention } from "../ops/attention.ts";
 import type { KvCache } from "../ops/kv_cache.ts";
 import { rope } from "../ops/rope.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import type { Linear } from "./linear.ts";
+import { expectLinear, type LinearLike } from "./linear_like.ts";
 import { addPrefixed, expectParameter, type Module, type NamedParameters } from "./module.ts";
 import type { RMSNorm } from "./rms_norm.ts";
 
@@ -60,13 +60,13 @@ export type AttentionConfig = z.output<typeof AttentionConfigSchema>;
 /** The projections (and optional norms) of an {@link Attention} layer; ownership passes to it. */
 export interface AttentionWeights {
   /** `[H·D, C]`, optional bias. */
-  qProj: Linear;
+  qProj: LinearLike;
   /** `[Hkv·D, C]`, optional bias. */
-  kProj: Linear;
+  kProj: LinearLike;
   /** `[Hkv·D, C]`, optional bias. */
-  vProj: Linear;
+  vProj: LinearLike;
   /** `[C, H·D]`, optional bias. */
-  oProj: Linear;
+  oProj: LinearLike;
   /** Required when `qkNorm` is not `"none"`. */
   qNorm?: RMSNorm;
   kNorm?: RMSNorm;
@@ -81,10 +81,10 @@ export interface AttentionForwardOptions {
 /** Causal GQA self-attention with RoPE. Owns its projections and norms. */
 export class Attention implements Module {
   readonly config: AttentionConfig;
-  readonly qProj: Linear;
-  readonly kProj: Linear;
-  readonly vProj: Linear;
-  readonly oProj: Linear;
+  readonly qProj: LinearLike;
+  readonly kProj: LinearLike;
+  readonly vProj: LinearLike;
+  readonly oProj: LinearLike;
   readonly qNorm: RMSNorm | undefined;
   readonly kNorm: RMSNorm | undefined;
 
@@ -99,10 +99,10 @@ export class Attention implements Module {
       throw new RangeError(`Cannot create Attention: kvHeads ${Hkv} must divide heads ${H}`);
     }
     const C = weights.qProj.inFeatures;
-    expectParameter("Attention", "q_proj.weight", weights.qProj.weight, [H * D, C]);
-    expectParameter("Attention", "k_proj.weight", weights.kProj.weight, [Hkv * D, C]);
-    expectParameter("Attention", "v_proj.weight", weights.vProj.weight, [Hkv * D, C]);
-    expectParameter("Attention", "o_proj.weight", weights.oProj.weight, [C, H * D]);
+    expectLinear("Attention", "q_proj.weight", weights.qProj, [H * D, C]);
+    expectLinear("Attention", "k_proj.weight", weights.kProj, [Hkv * D, C]);
+    expectLinear("Attention", "v_proj.weight", weights.vProj, [Hkv * D, C]);
+    expectLinear("Attention", "o_proj.weight", weights.oProj, [C, H * D]);
     if (qkNorm === "none" && (weights.qNorm || weights.kNorm)) {
       throw new TypeError(`Cannot create Attention: qNorm/kNorm were given but qkNorm is "none"`);
     }
@@ -183,12 +183,13 @@ export class Attention implements Module {
    * import { Linear } from "./linear.ts";
    * const dev = await createDevice({ backend: "cpu" });
    * const w = (out: number, inp: number) => new Linear(Tensor.fromArray(dev, new Float32Array(out * inp).fill(0.1), [out, inp]));
-   * const attn = new Attention({ qProj: w(8, 8), kProj: w(4, 8), vProj: w(4, 8), oProj: w(8, 8) },
+   * const [qProj, vProj] = [w(8, 8), w(4, 8)];
+   * const attn = new Attention({ qProj, kProj: w(4, 8), vProj, oProj: w(8, 8) },
    *   { heads: 2, kvHeads: 1, headDim: 4, ropeTheta: 10000 });
    * using tape = new Tape();
-   * const ctx = new TrainContext(tape, new Set([attn.vProj.weight]));
+   * const ctx = new TrainContext(tape, new Set([vProj.weight]));
    * tape.backward(sum(attn.forwardTrain(ctx.v(Tensor.fromArray(dev, new Float32Array(24).fill(1), [3, 8])), ctx)));
-   * assert.ok(ctx.grad(attn.vProj.weight)!.shape.join() === "4,8" && ctx.grad(attn.qProj.weight) === null);
+   * assert.ok(ctx.grad(vProj.weight)!.shape.join() === "4,8" && ctx.grad(qProj.weight) === null);
    * ```
    */
   forwardTrain(x: Var, ctx: TrainContext): Var {

@@ -91,20 +91,21 @@ export class DecoderLayer implements Module {
 
   /**
    * @param x `[T, C]` f32
-   * @param options `cache`: this layer's KV cache (tokens sit at `cache.length`)
+   * @param options `cache`: this layer's KV cache (tokens sit at `cache.length`); `layer`: this layer's
+   *   index in the model, handed to a MoE block's experts
    * @returns `x [T, C]`, and for MoE layers the routing (`routerLogits [T, E]`, `selected [T, K]`, `weights [T, K]`)
    */
-  forward(x: Tensor, options: { cache?: KvCache } = {}): DecoderLayerOutput {
+  forward(x: Tensor, options: { cache?: KvCache; layer?: number } = {}): DecoderLayerOutput {
     let h: Tensor<"f32">;
     {
       using n1 = this.inputNorm.forward(x); // [T, C]
-      using a = this.attention.forward(n1, options); // [T, C]
+      using a = this.attention.forward(n1, { cache: options.cache }); // [T, C]
       h = add(x, a); // [T, C] residual
     }
     using _h = h;
     using n2 = this.postNorm.forward(h); // [T, C]
     if (this.mlp instanceof SparseMoE) {
-      const { y, ...router } = this.mlp.forward(n2); // [T, C]
+      const { y, ...router } = this.mlp.forward(n2, { layer: options.layer }); // [T, C]
       using _y = y;
       return { x: add(h, y), router }; // [T, C] residual
     }

@@ -45,12 +45,14 @@ import { gatherMatmul } from "../ops/gather_matmul.ts";
 import { concatRows } from "../ops/slice.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import type { ExpertAdapterKey, LoraAdapter } from "./lora_adapter.ts";
-import type { Module, NamedParameters } from "./module.ts";
+import { matmul } from "../ops/matmul.ts";
+import type { NamedParameters } from "./module.ts";
+import type { Experts, ExpertsInput } from "./moe_types.ts";
 
 type Proj = "gate_proj" | "up_proj" | "down_proj";
 
 /** `E` stacked SwiGLU experts. Owns the three stacked tensors. */
-export class SwiGLUExperts implements Module {
+export class SwiGLUExperts implements Experts {
   /** `[E, F, C]`: every expert's `gate_proj` (Mixtral `w1`). */
   readonly gateProj: Tensor;
   /** `[E, F, C]`: every expert's `up_proj` (Mixtral `w3`). */
@@ -92,6 +94,17 @@ export class SwiGLUExperts implements Module {
     return this.gateProj.shape[1];
   }
 
+  /** Hidden size `C`. */
+  get hidden(): number {
+    return this.gateProj.shape[2];
+  }
+
+  /**
+   * The {@link Experts} contract: every token's routed experts, mixed by their weights.
+   *
+   * @returns `[T, C]` `Σ_k weights[t,k] · expert_{selected[t,k]}(x_t)`
+   */
+  forward(input: ExpertsInput): Tensor<"f32">;
   /**
    * Runs expert `idx[t, k]` on token `t` for every slot.
    *
@@ -99,7 +112,19 @@ export class SwiGLUExperts implements Module {
    * @param idx `[T, K]` i32 expert ids
    * @returns `[T, K, C]` f32, unweighted expert outputs
    */
-  forward(x: Tensor, idx: Tensor): Tensor<"f32"> {
+  forward(x: Tensor, idx: Tensor): Tensor<"f32">;
+  forward(a: Tensor | ExpertsInput, idx?: Tensor): Tensor<"f32"> {
+    if (!("layer" in a)) return this.#unmixed(a, idx!);
+    const { x, selected, weights } = a;
+    const [T, K] = selected.shape;
+    const C = this.hidden;
+    using ys = this.#unmixed(x, selected); // [T, K, C]
+    using w3 = weights.reshape([T, 1, K]); // [T, 1, K]
+    using mixed = matmul(w3, ys); // [T, 1, K] x [T, K, C] -> [T, 1, C]
+    return mixed.reshape([T, C]); // [T, C]
+  }
+
+  #unmixed(x: Tensor, idx: Tensor): Tensor<"f32"> {
     using g = this.#project("gate_proj", x, idx); // [T, C] -> [T, K, F]
     using u = this.#project("up_proj", x, idx); // [T, C] -> [T, K, F]
     using a = siluMul(g, u); // [T, K, F]
@@ -243,4 +268,18 @@ export class SwiGLUExperts implements Module {
   [Symbol.dispose](): void {
     this.dispose();
   }
+}
+
+/**
+ * `experts` as dense {@link SwiGLUExperts}, for code that reads or rewrites the stacked weights.
+ *
+ * @param what what the caller was doing, for the error message
+ * @throws {TypeError} when the experts are another implementation (e.g. FloE's sparse experts)
+ */
+export function asDenseExperts(experts: Experts, what: string): SwiGLUExperts {
+  if (experts instanceof SwiGLUExperts) return experts;
+  throw new TypeError(
+    `Cannot ${what}: it needs dense SwiGLUExperts, received ${experts.constructor.name}; ` +
+      "run it on the uncompressed model",
+  );
 }

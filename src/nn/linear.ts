@@ -23,6 +23,7 @@ import { loraLinear } from "../autograd/lora_linear.ts";
 import { linear as linearV } from "../autograd/matmul.ts";
 import type { Var } from "../autograd/tape.ts";
 import type { TrainContext } from "../autograd/train_context.ts";
+import type { MemoryCategory } from "../device/ledger.ts";
 import { add, scale } from "../ops/elementwise.ts";
 import { matmul } from "../ops/matmul.ts";
 import type { Tensor } from "../tensor/tensor.ts";
@@ -77,6 +78,16 @@ export class Linear implements Module {
   /** Output features. */
   get outFeatures(): number {
     return this.weight.shape[0];
+  }
+
+  /** `[out, in]`. */
+  get weightShape(): readonly [number, number] {
+    return [this.weight.shape[0], this.weight.shape[1]];
+  }
+
+  /** The ledger category of the weight. */
+  get category(): MemoryCategory {
+    return this.weight.storage.allocation.category;
   }
 
   /** `[..., in] -> [..., out]`. */

@@ -32,21 +32,21 @@
  * @module
  */
 import { z } from "zod";
-import type { Var } from "../autograd/tape.ts";
 import type { TrainContext } from "../autograd/train_context.ts";
+import type { Var } from "../autograd/tape.ts";
 import { parseConfig } from "../config.ts";
 import { add, sigmoid } from "../ops/elementwise.ts";
 import { matmul } from "../ops/matmul.ts";
 import { softmax } from "../ops/softmax.ts";
 import { topk } from "../ops/topk.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import type { SwiGLUExperts } from "./experts.ts";
-import type { Linear } from "./linear.ts";
-import { addPrefixed, expectParameter, type Module, type NamedParameters } from "./module.ts";
-import { type MoeTrainOutput, sparseMoeForwardTrain } from "./sparse_moe_train.ts";
+import { expectLinear, type LinearLike } from "./linear_like.ts";
+import { addPrefixed, type Module, type NamedParameters } from "./module.ts";
+import type { Experts, ExpertsInput, MoeOutput, MoeTrainOutput } from "./moe_types.ts";
+import { sparseMoeForwardTrain } from "./sparse_moe_train.ts";
 import type { SwiGLU } from "./swiglu.ts";
 
-export type { MoeTrainOutput };
+export type { Experts, ExpertsInput, MoeOutput, MoeTrainOutput };
 
 /** Options of {@link SparseMoE}. */
 export const SparseMoeConfigSchema = z.strictObject({
@@ -62,32 +62,32 @@ export type SparseMoeConfig = z.output<typeof SparseMoeConfigSchema>;
 /** The parts of a {@link SparseMoE}; ownership passes to it. */
 export interface SparseMoeWeights {
   /** The router `[E, C]` (HF `gate`), no bias. */
-  router: Linear;
-  experts: SwiGLUExperts;
+  router: LinearLike;
+  /** The routed experts (dense `SwiGLUExperts`, or a method's implementation). */
+  experts: Experts;
   /** Qwen2-MoE's shared expert (`shared_expert`), with its gate `[1, C]` (`shared_expert_gate`). */
   sharedExpert?: SwiGLU;
-  sharedExpertGate?: Linear;
+  sharedExpertGate?: LinearLike;
 }
 
-/** What {@link SparseMoE.forward} returns; the caller owns (and disposes) every tensor. */
-export interface MoeOutput {
-  /** `[T, C]` the block's output. */
-  y: Tensor<"f32">;
-  /** `[T, E]` router logits (before the softmax), as HF's `router_logits`. */
-  routerLogits: Tensor<"f32">;
-  /** `[T, K]` i32 expert ids, by descending routing weight. */
-  selected: Tensor<"i32">;
-  /** `[T, K]` routing weights of `selected`. */
-  weights: Tensor<"f32">;
+/** Options of {@link SparseMoE.forward}. */
+export interface MoeForwardOptions {
+  /** The decoder layer's index, handed to the experts (default `-1`: the block on its own). */
+  layer?: number;
 }
 
 /** Router plus stacked SwiGLU experts plus an optional shared expert. Owns all of them. */
 export class SparseMoE implements Module {
   readonly config: SparseMoeConfig;
-  readonly router: Linear;
-  readonly experts: SwiGLUExperts;
+  readonly router: LinearLike;
   readonly sharedExpert: SwiGLU | undefined;
-  readonly sharedExpertGate: Linear | undefined;
+  readonly sharedExpertGate: LinearLike | undefined;
+  /**
+   * Called with the experts' input on every {@link SparseMoE.forward} (not `forwardTrain`), before
+   * the experts run: calibration and routing traces. The hook must not dispose the tensors.
+   */
+  expertsHook: ((input: ExpertsInput) => void) | undefined = undefined;
+  #experts: Experts;
 
   /**
    * @throws {ConfigError} on invalid options
@@ -97,8 +97,8 @@ export class SparseMoE implements Module {
     const config = parseConfig("SparseMoE", SparseMoeConfigSchema, options);
     const { router, experts, sharedExpert, sharedExpertGate } = weights;
     const E = experts.numExperts;
-    const C = experts.gateProj.shape[2];
-    expectParameter("SparseMoE", "gate.weight", router.weight, [E, C]);
+    const C = experts.hidden;
+    expectLinear("SparseMoE", "gate.weight", router, [E, C]);
     if (config.topK > E) {
       throw new RangeError(
         `Cannot create SparseMoE: topK must be at most the ${E} experts: received ${config.topK}`,
@@ -108,31 +108,55 @@ export class SparseMoE implements Module {
       throw new TypeError("Cannot create SparseMoE: sharedExpert and sharedExpertGate come together");
     }
     if (sharedExpert && sharedExpertGate) {
-      expectParameter("SparseMoE", "shared_expert_gate.weight", sharedExpertGate.weight, [1, C]);
-      expectParameter("SparseMoE", "shared_expert.gate_proj.weight", sharedExpert.gateProj.weight, [
+      expectLinear("SparseMoE", "shared_expert_gate.weight", sharedExpertGate, [1, C]);
+      expectLinear("SparseMoE", "shared_expert.gate_proj.weight", sharedExpert.gateProj, [
         sharedExpert.gateProj.outFeatures,
         C,
       ]);
     }
     this.config = config;
     this.router = router;
-    this.experts = experts;
+    this.#experts = experts;
     this.sharedExpert = sharedExpert;
     this.sharedExpertGate = sharedExpertGate;
   }
 
+  /** The routed experts. */
+  get experts(): Experts {
+    return this.#experts;
+  }
+
   /** Experts `E`. */
   get numExperts(): number {
-    return this.experts.numExperts;
+    return this.#experts.numExperts;
+  }
+
+  /**
+   * Swaps the routed experts for another implementation of the same `E` and `C` (FloE's sparse
+   * experts, an offloading runtime) and returns the previous one, which the caller now owns.
+   *
+   * @throws {TypeError} when `next` has a different number of experts or hidden size
+   */
+  replaceExperts(next: Experts): Experts {
+    const prev = this.#experts;
+    if (next.numExperts !== prev.numExperts || next.hidden !== prev.hidden) {
+      throw new TypeError(
+        `Cannot replace the experts: expected ${prev.numExperts} experts of hidden size ${prev.hidden}: ` +
+          `received ${next.numExperts} of ${next.hidden}`,
+      );
+    }
+    this.#experts = next;
+    return prev;
   }
 
   /**
    * Routes every token, runs its `K` experts and mixes them.
    *
    * @param x `[T, C]` f32
+   * @param options `layer`: the decoder layer's index, handed to the experts
    * @returns `y [T, C]`, `routerLogits [T, E]`, `selected [T, K]` i32, `weights [T, K]`
    */
-  forward(x: Tensor): MoeOutput {
+  forward(x: Tensor, options: MoeForwardOptions = {}): MoeOutput {
     const { topK: K, normTopkProb } = this.config;
     const T = x.shape[0];
     const C = x.shape[1];
@@ -150,10 +174,9 @@ export class SparseMoE implements Module {
       selected = top.indices;
       weights = top.values;
     }
-    using ys = this.experts.forward(x, selected); // [T, K, C]
-    using w3 = weights.reshape([T, 1, K]); // [T, 1, K]
-    using mixed = matmul(w3, ys); // [T, 1, K] x [T, K, C] -> [T, 1, C]
-    let y = mixed.reshape([T, C]); // [T, C]
+    const input: ExpertsInput = { layer: options.layer ?? -1, x, selected, weights };
+    this.expertsHook?.(input);
+    let y = this.#experts.forward(input); // [T, C]
     if (this.sharedExpert && this.sharedExpertGate) {
       using s = this.sharedExpert.forward(x); // [T, C]
       using gl = this.sharedExpertGate.forward(x); // [T, C] -> [T, 1]
@@ -187,12 +210,13 @@ export class SparseMoE implements Module {
    * const dev = await createDevice({ backend: "cpu" });
    * const [E, F, C] = [4, 8, 4];
    * const fill = (shape: number[], v: number) => Tensor.fromArray(dev, Float32Array.from({ length: shape.reduce((a, b) => a * b) }, (_, i) => v * ((i % 7) - 3)), shape);
-   * const moe = new SparseMoE({ router: new Linear(fill([E, C], 0.3)), experts: new SwiGLUExperts(fill([E, F, C], 0.1), fill([E, F, C], 0.2), fill([E, C, F], 0.3)) }, { topK: 2, normTopkProb: true });
+   * const router = new Linear(fill([E, C], 0.3));
+   * const moe = new SparseMoE({ router, experts: new SwiGLUExperts(fill([E, F, C], 0.1), fill([E, F, C], 0.2), fill([E, C, F], 0.3)) }, { topK: 2, normTopkProb: true });
    * using tape = new Tape();
-   * const ctx = new TrainContext(tape, new Set([moe.router.weight]));
+   * const ctx = new TrainContext(tape, new Set([router.weight]));
    * const { y, selected } = await moe.forwardTrain(ctx.v(fill([3, C], 1)), ctx); // [T=3, C]
    * tape.backward(sum(y));
-   * assert.ok(selected.length === 6 && ctx.grad(moe.router.weight)!.shape.join() === "4,4");
+   * assert.ok(selected.length === 6 && ctx.grad(router.weight)!.shape.join() === "4,4");
    * ```
    */
   forwardTrain(x: Var, ctx: TrainContext): Promise<MoeTrainOutput> {
@@ -210,7 +234,7 @@ export class SparseMoE implements Module {
   }
 
   dispose(): void {
-    for (const m of [this.router, this.experts, this.sharedExpert, this.sharedExpertGate]) m?.dispose();
+    for (const m of [this.router, this.#experts, this.sharedExpert, this.sharedExpertGate]) m?.dispose();
   }
 
   [Symbol.dispose](): void {

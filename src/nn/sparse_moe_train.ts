@@ -29,23 +29,23 @@ import type { TrainContext } from "../autograd/train_context.ts";
 import { softmax as softmaxV } from "../autograd/transformer.ts";
 import { topk } from "../ops/topk.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import type { SparseMoE } from "./sparse_moe.ts";
+import type { LinearLike } from "./linear_like.ts";
+import type { Experts, MoeTrainOutput } from "./moe_types.ts";
+import type { SwiGLU } from "./swiglu.ts";
 
-/** What `SparseMoE.forwardTrain` returns (Vars live on the context's tape). */
-export interface MoeTrainOutput {
-  /** `[T, C]` the block's output. */
-  y: Var;
-  /** `[T, E]` router logits. */
-  routerLogits: Var;
-  /** `[T, E]` router probabilities `softmax(routerLogits)` (the load-balancing loss's `P`). */
-  probs: Var;
-  /** `[T·K]` the selected experts, row-major `[T, K]`, by descending routing weight (host copy). */
-  selected: Int32Array;
+/** The parts of a MoE block the training forward reads (`SparseMoE` has them). */
+export interface MoeBlockParts {
+  readonly config: { readonly topK: number; readonly normTopkProb: boolean };
+  readonly numExperts: number;
+  readonly router: LinearLike;
+  readonly experts: Experts;
+  readonly sharedExpert: SwiGLU | undefined;
+  readonly sharedExpertGate: LinearLike | undefined;
 }
 
 /** Runs `moe` on `x` on the tape. See the module doc. `[T, C] -> [T, C]` */
 export async function sparseMoeForwardTrain(
-  moe: SparseMoE,
+  moe: MoeBlockParts,
   x: Var,
   ctx: TrainContext,
 ): Promise<MoeTrainOutput> {
@@ -81,6 +81,12 @@ export async function sparseMoeForwardTrain(
     back[i] = j;
   });
   const xs = gatherRowsV(x, keep(Tensor.fromArray(dev, token))); // [T, C] -> [N, C]
+  if (!moe.experts.forwardTrain) {
+    throw new TypeError(
+      `Cannot train through a MoE block whose experts (${moe.experts.constructor.name}) have no training ` +
+        "forward; train on the dense model",
+    );
+  }
   const ys = moe.experts.forwardTrain(xs, groups, ctx); // [N, C]
   const yk = reshape(gatherRowsV(ys, keep(Tensor.fromArray(dev, back))), [T, K, C]); // [N, C] -> [T, K, C]
   const mixed = matmulV(reshape(weights, [T, 1, K]), yk); // [T, 1, K] x [T, K, C] -> [T, 1, C]

@@ -24,27 +24,27 @@ import type { Var } from "../autograd/tape.ts";
 import type { TrainContext } from "../autograd/train_context.ts";
 import { siluMul } from "../ops/elementwise.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import type { Linear } from "./linear.ts";
+import type { LinearLike } from "./linear_like.ts";
 import { addPrefixed, type Module, type NamedParameters } from "./module.ts";
 
 /** A gated MLP with SiLU. Owns its three projections. */
 export class SwiGLU implements Module {
   /** `[F, C]` (HF `gate_proj`, Mixtral `w1`). */
-  readonly gateProj: Linear;
+  readonly gateProj: LinearLike;
   /** `[F, C]` (HF `up_proj`, Mixtral `w3`). */
-  readonly upProj: Linear;
+  readonly upProj: LinearLike;
   /** `[C, F]` (HF `down_proj`, Mixtral `w2`). */
-  readonly downProj: Linear;
+  readonly downProj: LinearLike;
 
   /** @throws {TypeError} when the three shapes do not chain as `[F, C]`, `[F, C]`, `[C, F]` */
-  constructor(gateProj: Linear, upProj: Linear, downProj: Linear) {
-    const [f, c] = gateProj.weight.shape;
+  constructor(gateProj: LinearLike, upProj: LinearLike, downProj: LinearLike) {
+    const [f, c] = gateProj.weightShape;
     const ok = upProj.outFeatures === f && upProj.inFeatures === c && downProj.outFeatures === c &&
       downProj.inFeatures === f;
     if (!ok) {
       throw new TypeError(
         `Cannot create SwiGLU: projections must be gate [F, C], up [F, C], down [C, F]: received ` +
-          `[${gateProj.weight.shape}], [${upProj.weight.shape}], [${downProj.weight.shape}]`,
+          `[${gateProj.weightShape}], [${upProj.weightShape}], [${downProj.weightShape}]`,
       );
     }
     this.gateProj = gateProj;
@@ -76,11 +76,12 @@ export class SwiGLU implements Module {
    * import { SwiGLU } from "./swiglu.ts";
    * const dev = await createDevice({ backend: "cpu" });
    * const w = (out: number, inp: number) => new Linear(Tensor.fromArray(dev, new Float32Array(out * inp).fill(0.5), [out, inp]));
-   * const mlp = new SwiGLU(w(8, 4), w(8, 4), w(4, 8)); // C=4, F=8
+   * const down = w(4, 8);
+   * const mlp = new SwiGLU(w(8, 4), w(8, 4), down); // C=4, F=8
    * using tape = new Tape();
-   * const ctx = new TrainContext(tape, new Set([mlp.downProj.weight]));
+   * const ctx = new TrainContext(tape, new Set([down.weight]));
    * tape.backward(sum(mlp.forwardTrain(ctx.v(Tensor.fromArray(dev, new Float32Array(12).fill(1), [3, 4])), ctx)));
-   * assert.ok(ctx.grad(mlp.downProj.weight)!.shape.join() === "4,8");
+   * assert.ok(ctx.grad(down.weight)!.shape.join() === "4,8");
    * ```
    */
   forwardTrain(x: Var, ctx: TrainContext): Var {

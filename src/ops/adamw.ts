@@ -106,14 +106,15 @@ export function adamwRef(
   v: Float32Array,
   s: AdamWScalars,
 ): void {
+  const { gradScale, decay, beta1, beta2, stepSize, bc2Sqrt, eps } = s;
   for (let i = 0; i < p.length; i++) {
-    const gi = g[i] * s.gradScale;
-    const pi = p[i] * s.decay;
-    const mi = m[i] + (gi - m[i]) * (1 - s.beta1);
-    const vi = v[i] * s.beta2 + (1 - s.beta2) * gi * gi;
+    const gi = g[i] * gradScale;
+    const pi = p[i] * decay;
+    const mi = m[i] + (gi - m[i]) * (1 - beta1);
+    const vi = v[i] * beta2 + (1 - beta2) * gi * gi;
     m[i] = mi;
     v[i] = vi;
-    p[i] = pi - s.stepSize * (mi / (Math.sqrt(vi) / s.bc2Sqrt + s.eps));
+    p[i] = pi - stepSize * (mi / (Math.sqrt(vi) / bc2Sqrt + eps));
   }
 }
 

@@ -27,8 +27,12 @@
  */
 import code from "../../kernels/attention.wgsl" with { type: "text" };
 import { Tensor } from "../tensor/tensor.ts";
-import { attentionMatmul, matmulRouteFits } from "./attention_matmul.ts";
+import { blasOf } from "./_blas.ts";
+import { attentionMatmul, CPU_MATMUL_MIN_T, matmulRouteFits } from "./attention_matmul.ts";
+import type { AttentionDims, AttentionOptions } from "./attention_types.ts";
 import { expectDType, expectRank, gpuOf, grid1d, params, sameDevice } from "./_kernel.ts";
+
+export type { AttentionDims, AttentionOptions };
 
 /** Output columns each kernel lane keeps in registers (`MAXR` in the kernel). */
 const MAXR = 8;
@@ -44,24 +48,6 @@ const MAXG = 8;
 function headBlock(group: number): number {
   for (let b = Math.min(group, MAXG); b > 1; b--) if (group % b === 0) return b;
   return 1;
-}
-
-/** Options for {@link attention}. */
-export interface AttentionOptions {
-  /** Absolute position of the first query token, i.e. cache rows already filled before this step. */
-  pos: number;
-  /** Logit scale; `1 / sqrt(D)` when left out. */
-  scale?: number;
-}
-
-/** Problem sizes for {@link attentionRef}. */
-export interface AttentionDims {
-  T: number;
-  Hq: number;
-  Hkv: number;
-  D: number;
-  pos: number;
-  scale: number;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -183,6 +169,12 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   const out = Tensor.empty(device, q.shape);
   if (out.size === 0) return out;
   const dims = { T, Hq, Hkv, D, pos, scale };
+  // CPU with a BLAS: prefill and training take the matmul route (two sgemm per kv head); decode
+  // steps (T = 1) and machines without a BLAS run the reference.
+  if (blasOf(device) && matmulRouteFits(dims, CPU_MATMUL_MIN_T)) {
+    attentionMatmul(q, k, v, dims, out);
+    return out;
+  }
   if (device.kind === "cpu") {
     attentionRef(
       q.host() as Float32Array,

@@ -34,9 +34,10 @@
  */
 import code from "../../kernels/attention_backward.wgsl" with { type: "text" };
 import { Tensor } from "../tensor/tensor.ts";
+import { blasOf } from "./_blas.ts";
 import { expectDType, expectRank, gpuOf, grid1d, params, sameDevice } from "./_kernel.ts";
-import type { AttentionDims, AttentionOptions } from "./attention.ts";
-import { attentionBackwardMatmul, matmulRouteFits } from "./attention_matmul.ts";
+import type { AttentionDims, AttentionOptions } from "./attention_types.ts";
+import { attentionBackwardMatmul, CPU_MATMUL_MIN_T, matmulRouteFits } from "./attention_matmul.ts";
 
 export type { AttentionDims, AttentionOptions };
 
@@ -205,6 +206,12 @@ export function attentionBackward(
   const dv = Tensor.zeros(device, k.shape); // [S, Hkv, D]
   if (q.size === 0) return { dq, dk, dv };
   const dims = { T, Hq, Hkv, D, pos, scale };
+  // CPU with a BLAS: prefill and training take the matmul route (two sgemm per kv head); decode
+  // steps (T = 1) and machines without a BLAS run the reference.
+  if (blasOf(device) && matmulRouteFits(dims, CPU_MATMUL_MIN_T)) {
+    attentionBackwardMatmul(q, k, v, dy, dims, { dq, dk, dv });
+    return { dq, dk, dv };
+  }
   if (device.kind === "cpu") {
     attentionBackwardRef(
       q.host() as Float32Array,

@@ -21,13 +21,15 @@
 import code from "../../kernels/attention_probs.wgsl" with { type: "text" };
 import { Tensor } from "../tensor/tensor.ts";
 import { gpuOf, grid1d, params } from "./_kernel.ts";
-import type { AttentionDims } from "./attention.ts";
+import type { AttentionDims } from "./attention_types.ts";
 import { matmul } from "./matmul.ts";
 import { permute3Into } from "./permute.ts";
-import { transpose2d } from "./transpose.ts";
 
 /** Rows per workgroup of the row kernel. */
 const ROWS = 64;
+
+/** Fewest queries for which the CPU backend with a BLAS takes the matmul route (decode steps stay on the reference). */
+export const CPU_MATMUL_MIN_T = 2;
 
 /** Largest probability matrix (bytes) the route materialises; beyond it the per-row kernels run. */
 export const MATMUL_ROUTE_MAX_BYTES = 64 << 20;
@@ -147,10 +149,8 @@ export function attentionBackwardMatmul(
   attentionProbs(s, dp, dims, true); // s = P, dp = dS (scale included)
   using dqh = matmul(dp, kh); // [Hkv, T·G, D]
   permute3Into(dqh, [Hkv, T, q.size / (T * Hkv)], [1, 0, 2], grads.dq); // [T, Hq, D]
-  using qt = transpose2d(qh); // [Hkv, D, T·G]
-  using dkt = matmul(qt, dp); // [Hkv, D, n]
+  using dkt = matmul(qh, dp, { transA: true }); // [Hkv, T·G, D]ᵀ x [Hkv, T·G, n] -> [Hkv, D, n]
   permute3Into(dkt, [Hkv, D, n], [2, 0, 1], grads.dk); // [n, Hkv, D]
-  using dyt = transpose2d(dyh); // [Hkv, D, T·G]
-  using dvt = matmul(dyt, s); // [Hkv, D, n]
+  using dvt = matmul(dyh, s, { transA: true }); // [Hkv, T·G, D]ᵀ x [Hkv, T·G, n] -> [Hkv, D, n]
   permute3Into(dvt, [Hkv, D, n], [2, 0, 1], grads.dv); // [n, Hkv, D]
 }

@@ -113,6 +113,7 @@ export function crossEntropyBackwardRef(
     nValid++;
   }
   const coef = nValid > 0 ? dloss / nValid : 0;
+  const e = new Float64Array(v);
   for (let r = 0; r < targets.length; r++) {
     const o = r * v;
     const t = targets[r];
@@ -120,8 +121,13 @@ export function crossEntropyBackwardRef(
       dx.fill(0, o, o + v);
       continue;
     }
-    const lse = logSumExp(logits, o, v);
-    for (let j = 0; j < v; j++) dx[o + j] = (Math.exp(logits[o + j] - lse) - (j === t ? 1 : 0)) * coef;
+    // softmax in one exp per element: e_j = exp(x_j − max) kept in float64, then scaled by 1 / Σ e.
+    let m = -Infinity;
+    for (let j = 0; j < v; j++) m = Math.max(m, logits[o + j]);
+    let sum = 0;
+    for (let j = 0; j < v; j++) sum += e[j] = Math.exp(logits[o + j] - m);
+    const inv = 1 / sum;
+    for (let j = 0; j < v; j++) dx[o + j] = (e[j] * inv - (j === t ? 1 : 0)) * coef;
   }
 }
 

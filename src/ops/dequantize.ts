@@ -8,6 +8,7 @@
  *
  * @example Two-bit codes, one affine group
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { packCodes } from "../tensor/quantized_tensor.ts";
@@ -20,7 +21,7 @@
  *   codes: Tensor.fromArray(dev, packCodes([0, 1, 2, 3], 1, 4, 2), [1], u32),
  *   meta: Tensor.fromArray(dev, packAffineMeta(new Float32Array([0.5]), new Float32Array([1.5])), [1], u32),
  * }); // [1, 4]: (q - 1.5) * 0.5
- * console.assert((await w.toArray()).join() === "-0.75,-0.25,0.25,0.75");
+ * assert.deepEqual(Array.from(await w.toArray()), [-0.75, -0.25, 0.25, 0.75]);
  * ```
  * @module
  */

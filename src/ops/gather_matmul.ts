@@ -40,7 +40,9 @@
  * @module
  */
 import code from "../../kernels/gather_matmul.wgsl" with { type: "text" };
+import type { Blas } from "../device/blas.ts";
 import { Tensor } from "../tensor/tensor.ts";
+import { blasOf } from "./_blas.ts";
 import { expectDType, expectRank, gpuOf, grid1d, params, sameDevice } from "./_kernel.ts";
 
 /** Kernel configuration: invocations per workgroup and output rows per invocation. */
@@ -94,6 +96,47 @@ export function gatherMatmulRef(
         y[yOff + n] = s;
       }
     }
+  }
+}
+
+/**
+ * The CPU backend's path with a BLAS: the (token, slot) pairs are grouped by expert, each
+ * expert's inputs gathered into one `[n_e, C]` block, multiplied by its `[N, C]` matrix in one
+ * `cblas_sgemm` (`cblas_sgemv` for a single pair, as in decode) and scattered back. Ids must be
+ * valid (the op checks them first).
+ */
+function gatherMatmulBlas(
+  blas: Blas,
+  x: Float32Array,
+  w: Float32Array,
+  idx: Int32Array | Uint32Array,
+  y: Float32Array,
+  { T, K, Kx, E, N, C }: GatherMatmulDims,
+): void {
+  const count = new Int32Array(E + 1);
+  for (let i = 0; i < T * K; i++) count[idx[i] + 1]++;
+  for (let e = 0; e < E; e++) count[e + 1] += count[e]; // start of each expert's pairs
+  const order = new Int32Array(T * K); // pairs sorted by expert
+  const fill = count.slice(0, E);
+  for (let i = 0; i < T * K; i++) order[fill[idx[i]]++] = i;
+  const xRow = (i: number) => (Kx === 1 ? Math.floor(i / K) : i) * C; // pair i = t·K + k
+  let xs = new Float32Array(0), ys = new Float32Array(0);
+  for (let e = 0; e < E; e++) {
+    const n = count[e + 1] - count[e];
+    if (n === 0) continue;
+    const we = w.subarray(e * N * C, (e + 1) * N * C); // [N, C]
+    if (n === 1) {
+      const i = order[count[e]];
+      blas.gemv(false, N, C, we, x.subarray(xRow(i), xRow(i) + C), y.subarray(i * N, (i + 1) * N));
+      continue;
+    }
+    if (xs.length < n * C) xs = new Float32Array(n * C);
+    if (ys.length < n * N) ys = new Float32Array(n * N);
+    for (let j = 0; j < n; j++) {
+      xs.set(x.subarray(xRow(order[count[e] + j]), xRow(order[count[e] + j]) + C), j * C);
+    }
+    blas.gemm(false, true, n, N, C, xs, we, ys); // [n, C] x [N, C]ᵀ -> [n, N]
+    for (let j = 0; j < n; j++) y.set(ys.subarray(j * N, (j + 1) * N), order[count[e] + j] * N);
   }
 }
 
@@ -186,13 +229,16 @@ export function gatherMatmul(x: Tensor, w: Tensor, idx: Tensor): Tensor<"f32"> {
   if (y.size === 0) return y;
   if (device.kind === "cpu") {
     validateIds(idx, T, K, E);
-    gatherMatmulRef(
+    const blas = blasOf(device);
+    const args = [
       x.host() as Float32Array,
       w.host() as Float32Array,
-      idx.host() as Int32Array | Uint32Array,
+      idx.host() as Int32Array,
       y.host(),
       d,
-    );
+    ] as const;
+    if (blas && C > 0) gatherMatmulBlas(blas, ...args);
+    else gatherMatmulRef(...args);
     return y;
   }
   // Nothing to read: C = 0 gives zero sums, E = 0 only out-of-range ids (zero rows).

@@ -2,7 +2,8 @@
  * Matrix-vector product for decoding one token: `gemv(W, x) = W x` with W `[out, in]`
  * row-major as HF stores `Linear` weights, so `gemv(W, x)` equals
  * `matmul(x, W, { transB: true })` for a single row. Kernel: `kernels/gemv.wgsl` (several
- * rows per invocation from vec4 loads of W, x read uniformly; no barriers).
+ * rows per invocation from vec4 loads of W, x read uniformly; no barriers). On the CPU device,
+ * `cblas_sgemv` when a BLAS is loaded.
  *
  * @example
  * ```ts
@@ -20,6 +21,7 @@
  */
 import code from "../../kernels/gemv.wgsl" with { type: "text" };
 import { Tensor } from "../tensor/tensor.ts";
+import { blasOf } from "./_blas.ts";
 import { expectDType, expectRank, gpuOf, grid1d, params, sameDevice } from "./_kernel.ts";
 
 /** Kernel configuration: invocations per workgroup and rows per invocation. */
@@ -62,7 +64,9 @@ export function gemv(w: Tensor, x: Tensor): Tensor<"f32"> {
   const y = Tensor.empty(device, x.rank === 2 ? [1, rows] : [rows]);
   if (rows === 0 || cols === 0) return y; // device memory starts zeroed
   if (device.kind === "cpu") {
-    gemvRef(w.host() as Float32Array, x.host() as Float32Array, y.host(), rows, cols);
+    const blas = blasOf(device); // cblas_sgemv when loaded, else the reference
+    if (blas) blas.gemv(false, rows, cols, w.host() as Float32Array, x.host() as Float32Array, y.host());
+    else gemvRef(w.host() as Float32Array, x.host() as Float32Array, y.host(), rows, cols);
     return y;
   }
   const { WG, R } = GEMV_KERNEL;

@@ -1,8 +1,10 @@
 /**
  * Matrix multiply: `matmul(a, b)` for `[..., M, K] x [K, N] -> [..., M, N]`, batched
- * `[B, M, K] x [B, K, N] -> [B, M, N]`, and `transB` for weights stored `[N, K]` the way
- * HF `Linear` stores them (`y = x Wᵀ`). Kernel: `kernels/matmul.wgsl`, register-blocked
- * (each invocation computes up to 8 x 8 outputs from vec4 loads, no shared memory).
+ * `[B, M, K] x [B, K, N] -> [B, M, N]`, `transB` for weights stored `[N, K]` the way
+ * HF `Linear` stores them (`y = x Wᵀ`), and `transA` for a stored `[K, M]` (`y = aᵀ b`, the
+ * weight gradient `dYᵀ X`). Kernel: `kernels/matmul.wgsl`, register-blocked (each invocation
+ * computes up to 8 x 8 outputs from vec4 loads, no shared memory). On the CPU device the work
+ * goes to its BLAS (`cblas_sgemm`) when one is loaded, else to {@link matmulRef}.
  *
  * @example A linear layer without bias
  * ```ts
@@ -19,8 +21,11 @@
  * @module
  */
 import code from "../../kernels/matmul.wgsl" with { type: "text" };
+import type { Blas } from "../device/blas.ts";
 import { Tensor } from "../tensor/tensor.ts";
+import { blasOf } from "./_blas.ts";
 import { expectDType, expectRank, gpuOf, MAX_GROUPS, params, sameDevice } from "./_kernel.ts";
+import { transpose2d, transpose2dRef } from "./transpose.ts";
 
 /**
  * Kernel configuration: invocations per workgroup (along N), columns per invocation, and the
@@ -32,6 +37,11 @@ export const MATMUL_KERNEL = { WG: 8, TN: 8, TM: { nn4: 8, nt4: 16, strided: 16 
 export interface MatmulOptions {
   /** b is `[N, K]` (or `[B, N, K]`) and is used transposed: `y = a bᵀ`. Default false. */
   transB?: boolean;
+  /**
+   * a is `[K, M]` (or `[B, K, M]`, rank 2 or 3 only) and is used transposed: `y = aᵀ b`.
+   * Default false. The CPU BLAS reads it in place; elsewhere it is transposed first.
+   */
+  transA?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -211,6 +221,47 @@ const NT_PANEL_FLOATS = 32768;
 /** Columns per block in the plain layout (4 float64 accumulator rows, 8 KiB). */
 const NN_COLS = 256;
 
+/**
+ * The CPU backend's matmul: one `cblas_sgemm` per batch when a BLAS is loaded (a transposed a or
+ * b is read in place), else {@link matmulRef} (a transposed a is transposed first).
+ */
+function matmulCpu(
+  a: Float32Array,
+  b: Float32Array,
+  y: Float32Array,
+  s: MatmulShape,
+  transA: boolean,
+  transB: boolean,
+  blas: Blas | null,
+): void {
+  const { B, M, N, K, bBatched } = s;
+  if (!blas) {
+    let a2 = a;
+    if (transA) transpose2dRef(a, a2 = new Float32Array(a.length), a.length / (M * K), K, M); // [K, M] -> [M, K]
+    matmulRef(a2, b, y, B, M, N, K, transB, bBatched);
+    return;
+  }
+  for (let z = 0; z < B; z++) {
+    const aOff = z * M * K, bOff = bBatched ? z * K * N : 0, yOff = z * M * N;
+    if (M === 1) { // one row (decode): sgemv, y = op(b)ᵀ a, where sgemm pays for blocking and threads
+      const bz = b.subarray(bOff, bOff + K * N);
+      if (transB) blas.gemv(false, N, K, bz, a.subarray(aOff, aOff + K), y.subarray(yOff, yOff + N));
+      else blas.gemv(true, K, N, bz, a.subarray(aOff, aOff + K), y.subarray(yOff, yOff + N));
+      continue;
+    }
+    blas.gemm(
+      transA,
+      transB,
+      M,
+      N,
+      K,
+      a.subarray(aOff, aOff + M * K),
+      b.subarray(bOff, bOff + K * N),
+      y.subarray(yOff, yOff + M * N),
+    );
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Op
 
@@ -225,10 +276,14 @@ interface MatmulShape {
   out: number[];
 }
 
-function checkShapes(a: Tensor, b: Tensor, transB: boolean): MatmulShape {
-  expectRank("matmul", "a", a, 2, Infinity);
+function checkShapes(a: Tensor, b: Tensor, transB: boolean, transA: boolean): MatmulShape {
+  expectRank("matmul", "a", a, 2, transA ? 3 : Infinity);
   expectRank("matmul", "b", b, 2, 3);
-  const shapes = `a of shape [${a.shape}] and b of shape [${b.shape}]${transB ? " (transB)" : ""}`;
+  const shapes = `a of shape [${a.shape}]${transA ? " (transA)" : ""} and b of shape [${b.shape}]${
+    transB ? " (transB)" : ""
+  }`;
+  // With transA, a [..., K, M] reads as [..., M, K]: check the shape it stands for.
+  const aShape = transA ? [...a.shape.slice(0, -2), a.shape[a.rank - 1], a.shape[a.rank - 2]] : a.shape;
   const bBatched = b.rank === 3;
   if (bBatched && (a.rank !== 3 || a.shape[0] !== b.shape[0])) {
     throw new TypeError(
@@ -238,7 +293,7 @@ function checkShapes(a: Tensor, b: Tensor, transB: boolean): MatmulShape {
         `with the same B`,
     );
   }
-  const K = a.shape[a.rank - 1];
+  const K = aShape[a.rank - 1];
   const [bk, n] = transB
     ? [b.shape[b.rank - 1], b.shape[b.rank - 2]]
     : [b.shape[b.rank - 2], b.shape[b.rank - 1]];
@@ -248,10 +303,11 @@ function checkShapes(a: Tensor, b: Tensor, transB: boolean): MatmulShape {
         (transB ? "b must be [N, K]" : "b must be [K, N], or pass { transB: true } for b of shape [N, K]"),
     );
   }
-  const lead = a.shape.slice(0, -1);
+  const lead = aShape.slice(0, -1);
   const rows = lead.reduce((x, d) => x * d, 1);
-  return bBatched
-    ? { B: a.shape[0], M: a.shape[1], N: n, K, bBatched, out: [...lead, n] }
+  // A transposed a cannot fold its batches into M: keep them as batches over the shared b.
+  return bBatched || (transA && a.rank === 3)
+    ? { B: a.shape[0], M: aShape[1], N: n, K, bBatched, out: [...lead, n] }
     : { B: 1, M: rows, N: n, K, bBatched, out: [...lead, n] };
 }
 
@@ -262,25 +318,28 @@ function checkShapes(a: Tensor, b: Tensor, transB: boolean): MatmulShape {
  */
 export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor<"f32"> {
   const transB = options.transB ?? false;
+  const transA = options.transA ?? false;
   const device = sameDevice("matmul", a, b);
   expectDType("matmul", "a", a, "f32");
   expectDType("matmul", "b", b, "f32");
-  const s = checkShapes(a, b, transB);
+  const s = checkShapes(a, b, transB, transA);
   const y = Tensor.empty(device, s.out);
   if (y.size === 0 || s.K === 0) return y; // device memory starts zeroed
   if (device.kind === "cpu") {
-    matmulRef(
+    matmulCpu(
       a.host() as Float32Array,
       b.host() as Float32Array,
       y.host(),
-      s.B,
-      s.M,
-      s.N,
-      s.K,
+      s,
+      transA,
       transB,
-      s.bBatched,
+      blasOf(device),
     );
     return y;
+  }
+  if (transA) {
+    using at = transpose2d(a); // [..., K, M] -> [..., M, K]
+    return matmul(at, b, { transB });
   }
   const { WG, TN } = MATMUL_KERNEL;
   const vec4 = s.K % 4 === 0 && (transB || s.N % 4 === 0);

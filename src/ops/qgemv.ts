@@ -14,6 +14,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { packCodes } from "../tensor/quantized_tensor.ts";
@@ -29,7 +30,7 @@
  * } as const;
  * const x = Tensor.fromArray(dev, [1, 1, 1, 1]); // [cols]
  * const y = qgemv(q, x); // [2, 4] · [4] -> [2]
- * console.assert((await y.toArray()).join() === "2,2");
+ * assert.deepEqual(Array.from(await y.toArray()), [2, 2]);
  * ```
  * @module
  */

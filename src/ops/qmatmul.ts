@@ -7,6 +7,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createDevice } from "../device/create_device.ts";
  * import { Tensor } from "../tensor/tensor.ts";
  * import { packCodes } from "../tensor/quantized_tensor.ts";
@@ -22,7 +23,7 @@
  * } as const;
  * const x = Tensor.fromArray(dev, [1, 0, 0, 0, 0, 0, 0, 1], [2, 4]); // [T, cols]
  * const y = qmatmul(x, q); // [2, 4] · [2, 4]ᵀ -> [2, 2]
- * console.assert((await y.toArray()).join() === "-1,2,2,-1");
+ * assert.deepEqual(Array.from(await y.toArray()), [-1, 2, 2, -1]);
  * ```
  * @module
  */

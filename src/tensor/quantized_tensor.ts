@@ -39,8 +39,12 @@
  */
 import type { Tensor } from "./tensor.ts";
 
-/** How a quantizer made the codes. */
-export type QuantMethod = "rtn" | "hqq" | "nf4";
+/**
+ * How a quantizer made the codes: the name of a registered quantizer (built in: `"rtn"`, `"hqq"`,
+ * `"nf4"`; `registerQuantizer` in `src/compressors/quant/quantizer.ts` adds more). Kernels read
+ * `scheme`, never the method, so a new method needs no change here.
+ */
+export type QuantMethod = string;
 
 /** Bit widths with packed kernels. */
 export type QuantBits = 2 | 3 | 4 | 8;

@@ -10,7 +10,7 @@ import { SafetensorsFile } from "../../src/io/safetensors.ts";
 import { dequantizeRef } from "../../src/ops/dequantize_ref.ts";
 import { type QuantBits, unpackCodes } from "../../src/tensor/quantized_tensor.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
-import { DEVICES, HAS_WEBGPU, randn, testOnDevices } from "../_helpers.ts";
+import { DEVICES, randn, testOnDevices, webGpuTest } from "../_helpers.ts";
 import { awkwardWeight, BITS, errorStats, gridCases, studentT } from "./_quant_cases.ts";
 
 using file = await SafetensorsFile.open(new URL("../fixtures/quant/nf4_golden.safetensors", import.meta.url));
@@ -208,43 +208,37 @@ testOnDevices(
   },
 );
 
-Deno.test({
-  name: "HQQ on WebGPU agrees with the CPU reference (codes, f16 metadata, kept iteration)",
-  ignore: !HAS_WEBGPU,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    const [cpu, gpu] = DEVICES;
-    const cases: [[number, number], QuantBits, number, 0 | 1][] = [
-      [[24, 96], 2, 32, 1],
-      [[64, 40], 3, 8, 0],
-      [[130, 64], 4, 64, 1], // 130 groups: three workgroups, the last with 2 live invocations
-      [[1, 48], 8, 48, 1],
-      [[40, 1], 2, 40, 0],
-    ];
-    for (const [shape, bits, groupSize, axis] of cases) {
-      const w = randn(shape[0] * shape[1], shape[0] + 7 * shape[1], 0.05);
-      const out = [];
-      for (const dev of [cpu, gpu]) {
-        using t = Tensor.fromArray(dev, w, shape);
-        const q = await quantize(t, { method: "hqq", bits, groupSize, axis });
-        out.push({ h: await quantizedToHost(q), info: q.info! });
-      }
-      const [c, g] = out;
-      const what = `hqq ${bits}-bit [${shape}] g${groupSize} axis ${axis}`;
-      assert.equal(g.info.iterations, c.info.iterations, `${what}: kept iteration`);
-      assert.ok(
-        Math.abs(g.info.meanAbsError - c.info.meanAbsError) <= 1e-5 * c.info.meanAbsError,
-        `${what}: error`,
-      );
-      for (let i = 0; i < c.h.scale.length; i++) {
-        assert.ok(Math.abs(g.h.scale[i] - c.h.scale[i]) <= f16Ulp(c.h.scale[i]), `${what}: step ${i}`);
-        assert.ok(Math.abs(g.h.zero![i] - c.h.zero![i]) <= f16Ulp(c.h.zero![i]), `${what}: zero ${i}`);
-      }
-      const cc = unpackCodes(c.h.codes, ...shape, bits);
-      const gc = unpackCodes(g.h.codes, ...shape, bits);
-      const differ = cc.filter((v, i) => v !== gc[i]).length;
-      assert.ok(differ <= 0.005 * cc.length, `${what}: ${differ} of ${cc.length} codes differ`);
+webGpuTest("HQQ on WebGPU agrees with the CPU reference (codes, f16 metadata, kept iteration)", async () => {
+  const [cpu, gpu] = DEVICES;
+  const cases: [[number, number], QuantBits, number, 0 | 1][] = [
+    [[24, 96], 2, 32, 1],
+    [[64, 40], 3, 8, 0],
+    [[130, 64], 4, 64, 1], // 130 groups: three workgroups, the last with 2 live invocations
+    [[1, 48], 8, 48, 1],
+    [[40, 1], 2, 40, 0],
+  ];
+  for (const [shape, bits, groupSize, axis] of cases) {
+    const w = randn(shape[0] * shape[1], shape[0] + 7 * shape[1], 0.05);
+    const out = [];
+    for (const dev of [cpu, gpu]) {
+      using t = Tensor.fromArray(dev, w, shape);
+      const q = await quantize(t, { method: "hqq", bits, groupSize, axis });
+      out.push({ h: await quantizedToHost(q), info: q.info! });
     }
-  },
+    const [c, g] = out;
+    const what = `hqq ${bits}-bit [${shape}] g${groupSize} axis ${axis}`;
+    assert.equal(g.info.iterations, c.info.iterations, `${what}: kept iteration`);
+    assert.ok(
+      Math.abs(g.info.meanAbsError - c.info.meanAbsError) <= 1e-5 * c.info.meanAbsError,
+      `${what}: error`,
+    );
+    for (let i = 0; i < c.h.scale.length; i++) {
+      assert.ok(Math.abs(g.h.scale[i] - c.h.scale[i]) <= f16Ulp(c.h.scale[i]), `${what}: step ${i}`);
+      assert.ok(Math.abs(g.h.zero![i] - c.h.zero![i]) <= f16Ulp(c.h.zero![i]), `${what}: zero ${i}`);
+    }
+    const cc = unpackCodes(c.h.codes, ...shape, bits);
+    const gc = unpackCodes(g.h.codes, ...shape, bits);
+    const differ = cc.filter((v, i) => v !== gc[i]).length;
+    assert.ok(differ <= 0.005 * cc.length, `${what}: ${differ} of ${cc.length} codes differ`);
+  }
 });

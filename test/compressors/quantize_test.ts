@@ -3,24 +3,29 @@
  * weights, and `quantizedToHost` feeding `dequantizeRef` for every method on every device.
  */
 import assert from "node:assert/strict";
-import { quantize, quantizedToHost, QuantizeOptionsSchema } from "../../src/compressors/quant/quantize.ts";
-import { parseConfig } from "../../src/config.ts";
+import { parseQuantizeOptions, quantize, quantizedToHost } from "../../src/compressors/quant/quantize.ts";
 import { ConfigError } from "../../src/errors.ts";
 import { dequantizeRef } from "../../src/ops/dequantize_ref.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { DEVICES, randn, testOnDevices } from "../_helpers.ts";
 import { errorStats } from "./_quant_cases.ts";
 
-Deno.test("quantize options default to 4 bits, groups of 64 along rows, hqq's solver settings", () => {
-  assert.deepEqual(parseConfig("quantize", QuantizeOptionsSchema, { method: "hqq" }), {
+Deno.test("quantize options default to 4 bits, groups of 64 along rows, and each method's own defaults", () => {
+  assert.deepEqual(parseQuantizeOptions({ method: "hqq" }), {
     method: "hqq",
     bits: 4,
     groupSize: 64,
     axis: 1,
+  });
+  const o = parseQuantizeOptions({ method: "hqq", hqq: { iterations: 5 } });
+  assert.deepEqual(o.hqq, { iterations: 5, lpNorm: 0.7, beta: 10, kappa: 1.01, earlyStop: true });
+  assert.deepEqual(parseQuantizeOptions({ method: "nf4", groupSize: 32 }), {
+    method: "nf4",
+    bits: 4,
+    groupSize: 32,
+    axis: 1,
     doubleQuant: false,
   });
-  const o = parseConfig("quantize", QuantizeOptionsSchema, { method: "hqq", hqq: { iterations: 5 } });
-  assert.deepEqual(o.hqq, { iterations: 5, lpNorm: 0.7, beta: 10, kappa: 1.01, earlyStop: true });
 });
 
 const dev = DEVICES[0];
@@ -47,7 +52,7 @@ Deno.test("quantize rejects bad options with messages that name the key, the val
   await rejects(
     { method: "gptq" },
     ConfigError,
-    /method: .*expected one of "rtn"\|"hqq"\|"nf4" \(received "gptq"\)/,
+    /method: no quantizer of that name is registered \(registerQuantizer adds one\): expected one of "rtn"\|"hqq"\|"nf4" \(received "gptq"\)/,
   );
   await rejects(
     { method: "rtn", grupSize: 32 },
@@ -69,17 +74,17 @@ Deno.test("quantize rejects bad options with messages that name the key, the val
   await rejects(
     { method: "nf4", axis: 0 },
     ConfigError,
-    /axis: nf4 blocks run along the rows.* \(received 0\)/,
+    /axis: nf4 groups along axis 1 only: leave axis out or pass 1 \(received 0\)/,
   );
   await rejects(
     { method: "rtn", doubleQuant: true },
     ConfigError,
-    /doubleQuant: double quantisation is an nf4 option/,
+    /doubleQuant: an option of method "nf4", not of "rtn" \(received true\)/,
   );
   await rejects(
     { method: "rtn", hqq: {} },
     ConfigError,
-    /hqq: hqq solver options apply to method "hqq" only, not "rtn"/,
+    /hqq: an option of method "hqq", not of "rtn"/,
   );
 });
 

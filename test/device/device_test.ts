@@ -4,9 +4,7 @@ import type { WebGpuDevice } from "../../src/device/webgpu_device.ts";
 import { DeviceLostError, KernelCompileError, OutOfBudgetError } from "../../src/errors.ts";
 import { add, scale } from "../../src/ops/elementwise.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
-import { HAS_WEBGPU, testOnDevices } from "../_helpers.ts";
-
-const gpuTest = { ignore: !HAS_WEBGPU, sanitizeResources: false, sanitizeOps: false };
+import { testOnDevices, webGpuTest } from "../_helpers.ts";
 
 testOnDevices("tensors allocate through the ledger and dispose returns the bytes", async (dev) => {
   const before = dev.ledger.current();
@@ -66,81 +64,61 @@ Deno.test("createDevice rejects an unknown backend", async () => {
   );
 });
 
-Deno.test({
-  name: "WebGPU batches ops into one submit per readback",
-  ...gpuTest,
-  fn: async () => {
-    const dev = await createDevice({ backend: "webgpu" });
-    const x = Tensor.fromArray(dev, new Float32Array([1, 2, 3, 4, 5]));
-    const submits = dev.stats.submits;
-    let y = x;
-    for (let i = 0; i < 20; i++) y = add(scale(y, 1), x);
-    assert.equal(dev.stats.submits, submits, "no submit while recording");
-    assert.deepEqual(Array.from(await y.toArray()), [21, 42, 63, 84, 105]);
-    assert.equal(dev.stats.submits, submits + 1, "one submit for the whole chain");
-    assert.equal(dev.stats.dispatches >= 40, true);
-    dev.destroy();
-  },
+webGpuTest("WebGPU batches ops into one submit per readback", async () => {
+  const dev = await createDevice({ backend: "webgpu" });
+  const x = Tensor.fromArray(dev, new Float32Array([1, 2, 3, 4, 5]));
+  const submits = dev.stats.submits;
+  let y = x;
+  for (let i = 0; i < 20; i++) y = add(scale(y, 1), x);
+  assert.equal(dev.stats.submits, submits, "no submit while recording");
+  assert.deepEqual(Array.from(await y.toArray()), [21, 42, 63, 84, 105]);
+  assert.equal(dev.stats.submits, submits + 1, "one submit for the whole chain");
+  assert.equal(dev.stats.dispatches >= 40, true);
+  dev.destroy();
 });
 
-Deno.test({
-  name: "WebGPU disposes tensors still referenced by pending work safely",
-  ...gpuTest,
-  fn: async () => {
-    const dev = await createDevice({ backend: "webgpu" });
-    const x = Tensor.fromArray(dev, new Float32Array([1, 2, 3]));
-    const y = scale(x, 2);
-    x.dispose(); // the pending dispatch still reads x's buffer
-    assert.deepEqual(Array.from(await y.toArray()), [2, 4, 6]);
-    y.dispose();
-    assert.equal(dev.ledger.current(), 0);
-    dev.destroy();
-  },
+webGpuTest("WebGPU disposes tensors still referenced by pending work safely", async () => {
+  const dev = await createDevice({ backend: "webgpu" });
+  const x = Tensor.fromArray(dev, new Float32Array([1, 2, 3]));
+  const y = scale(x, 2);
+  x.dispose(); // the pending dispatch still reads x's buffer
+  assert.deepEqual(Array.from(await y.toArray()), [2, 4, 6]);
+  y.dispose();
+  assert.equal(dev.ledger.current(), 0);
+  dev.destroy();
 });
 
-Deno.test({
-  name: "WebGPU refuses a buffer larger than maxStorageBufferBindingSize",
-  ...gpuTest,
-  fn: async () => {
-    const dev = await createDevice({ backend: "webgpu" });
-    const limit = dev.info.limits.maxStorageBufferBindingSize;
-    assert.throws(
-      () => Tensor.empty(dev, [limit / 4 + 1], { category: "weights" }),
-      /at most maxStorageBufferBindingSize = \d+ bytes on this adapter; split the tensor/,
-    );
-    assert.equal(dev.ledger.current(), 0);
-    dev.destroy();
-  },
+webGpuTest("WebGPU refuses a buffer larger than maxStorageBufferBindingSize", async () => {
+  const dev = await createDevice({ backend: "webgpu" });
+  const limit = dev.info.limits.maxStorageBufferBindingSize;
+  assert.throws(
+    () => Tensor.empty(dev, [limit / 4 + 1], { category: "weights" }),
+    /at most maxStorageBufferBindingSize = \d+ bytes on this adapter; split the tensor/,
+  );
+  assert.equal(dev.ledger.current(), 0);
+  dev.destroy();
 });
 
-Deno.test({
-  name: "WebGPU device loss becomes DeviceLostError on the next use",
-  ...gpuTest,
-  fn: async () => {
-    const dev = await createDevice({ backend: "webgpu" }) as WebGpuDevice;
-    const x = Tensor.fromArray(dev, new Float32Array([1]));
-    dev.gpu.destroy(); // what a driver reset looks like from here
-    await dev.gpu.lost;
-    assert.throws(() => scale(x, 2), DeviceLostError);
-    await assert.rejects(
-      x.toArray(),
-      /the device was lost \(destroyed.*create a new device with createDevice\(\)/,
-    );
-  },
+webGpuTest("WebGPU device loss becomes DeviceLostError on the next use", async () => {
+  const dev = await createDevice({ backend: "webgpu" }) as WebGpuDevice;
+  const x = Tensor.fromArray(dev, new Float32Array([1]));
+  dev.gpu.destroy(); // what a driver reset looks like from here
+  await dev.gpu.lost;
+  assert.throws(() => scale(x, 2), DeviceLostError);
+  await assert.rejects(
+    x.toArray(),
+    /the device was lost \(destroyed.*create a new device with createDevice\(\)/,
+  );
 });
 
-Deno.test({
-  name: "WebGPU kernel compile errors surface as KernelCompileError at the next readback",
-  ...gpuTest,
-  fn: async () => {
-    const dev = await createDevice({ backend: "webgpu" }) as WebGpuDevice;
-    const x = Tensor.fromArray(dev, new Float32Array([1]));
-    dev.dispatch({ name: "broken", code: "@compute @workgroup_size(1) fn main() { let a: u32 = 1.5; }" }, {
-      bindings: [],
-      workgroups: [1],
-    });
-    const err = await assert.rejects(x.toArray(), KernelCompileError);
-    void err;
-    dev.destroy();
-  },
+webGpuTest("WebGPU kernel compile errors surface as KernelCompileError at the next readback", async () => {
+  const dev = await createDevice({ backend: "webgpu" }) as WebGpuDevice;
+  const x = Tensor.fromArray(dev, new Float32Array([1]));
+  dev.dispatch({ name: "broken", code: "@compute @workgroup_size(1) fn main() { let a: u32 = 1.5; }" }, {
+    bindings: [],
+    workgroups: [1],
+  });
+  const err = await assert.rejects(x.toArray(), KernelCompileError);
+  void err;
+  dev.destroy();
 });

@@ -8,9 +8,13 @@ import { FormatError } from "../../src/errors.ts";
 import { SafetensorsFile, writeSafetensors } from "../../src/io/safetensors.ts";
 import { loadLoraAdapter, saveLoraAdapter } from "../../src/lora/adapter_io.ts";
 import { applyLora } from "../../src/lora/lora_model.ts";
+import { loadModel } from "../../src/models/load.ts";
 import { testOnDevices } from "../_helpers.ts";
 import { assertLogitsClose } from "../models/_fixtures.ts";
 import { loadFixture, logitsOf, promptOf } from "./_lora_fixtures.ts";
+import { asDenseLinear } from "../../src/nn/linear_like.ts";
+
+const dense = (l: Parameters<typeof asDenseLinear>[0]) => asDenseLinear(l, "read a test weight");
 
 const GOLDEN_DIR = new URL("../fixtures/peft/llama-gqa-lora/", import.meta.url).pathname;
 const cpu = await createDevice({ backend: "cpu" });
@@ -121,7 +125,7 @@ Deno.test("loadLoraAdapter() names the key and the expected shape when the model
       loadLoraAdapter(GOLDEN_DIR, model),
       (e: Error) => e instanceof FormatError && pattern.test(e.message),
     );
-    assert.equal(model.layers[0].attention.qProj.adapter, undefined, "nothing attached");
+    assert.equal(dense(model.layers[0].attention.qProj).adapter, undefined, "nothing attached");
   };
   // Another architecture: Mixtral has no mlp.down_proj.
   await fails(
@@ -168,5 +172,24 @@ Deno.test("loadLoraAdapter() rejects extra tensors and configs that disagree wit
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-  assert.equal(model.layers[0].attention.qProj.adapter, undefined);
+  assert.equal(dense(model.layers[0].attention.qProj).adapter, undefined);
+});
+
+Deno.test("saveLoraAdapter() records the folder the base model was loaded from as base_model_name_or_path", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ferry-lora-" });
+  try {
+    const modelDir = "test/fixtures/models/llama-gqa-tied-f32";
+    using model = await loadModel(modelDir, { device: cpu });
+    using lora = applyLora(model, { r: 2, targetModules: ["q_proj"] });
+    await saveLoraAdapter(dir, lora);
+    const json = JSON.parse(await Deno.readTextFile(`${dir}/adapter_config.json`));
+    assert.equal(json.base_model_name_or_path, modelDir);
+    await saveLoraAdapter(dir, lora, { baseModelNameOrPath: "org/name" }); // an explicit name wins
+    assert.equal(
+      JSON.parse(await Deno.readTextFile(`${dir}/adapter_config.json`)).base_model_name_or_path,
+      "org/name",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -9,6 +9,9 @@ import { loraSites } from "../../src/lora/hf_names.ts";
 import { loraConfig } from "../../src/lora/lora_config.ts";
 import { applyLora, LoraModel } from "../../src/lora/lora_model.ts";
 import { loadFixture, logitsOf, promptOf } from "./_lora_fixtures.ts";
+import { asDenseLinear } from "../../src/nn/linear_like.ts";
+
+const dense = (l: Parameters<typeof asDenseLinear>[0]) => asDenseLinear(l, "read a test weight");
 
 const device = await createDevice({ backend: "cpu" });
 const LLAMA = "llama-gqa-tied-f32";
@@ -22,8 +25,11 @@ Deno.test("applyLora() defaults to q_proj and v_proj under HF names", async () =
     "model.layers.1.self_attn.q_proj",
     "model.layers.1.self_attn.v_proj",
   ]);
-  assert.equal(model.layers[0].attention.qProj.adapter, lora.adapter("model.layers.0.self_attn.q_proj"));
-  assert.equal(model.layers[0].attention.kProj.adapter, undefined);
+  assert.equal(
+    dense(model.layers[0].attention.qProj).adapter,
+    lora.adapter("model.layers.0.self_attn.q_proj"),
+  );
+  assert.equal(dense(model.layers[0].attention.kProj).adapter, undefined);
   assert.deepEqual(lora.config.targetModules, ["q_proj", "v_proj"]); // as PEFT records the default
 });
 
@@ -54,7 +60,7 @@ Deno.test("applyLora() all-linear on Mixtral adapts the router and every expert'
     "w3",
   ]);
   // Expert adapters live in SwiGLUExperts.adapters under Ferry's projection names.
-  const moe = model.layers[0].mlp as { experts: { adapters: Map<string, unknown> } };
+  const moe = model.layers[0].mlp as unknown as { experts: { adapters: Map<string, unknown> } };
   assert.equal(
     moe.experts.adapters.get("gate_proj.3"),
     lora.adapter("model.layers.0.block_sparse_moe.experts.3.w1"),
@@ -159,9 +165,9 @@ Deno.test("LoraModel owns its adapters: ledger category lora, dispose detaches a
   lora.dispose();
   lora.dispose();
   assert.equal(device.ledger.current("lora"), base);
-  assert.equal(model.layers[1].attention.qProj.adapter, undefined);
+  assert.equal(dense(model.layers[1].attention.qProj).adapter, undefined);
   assert.equal(
-    (model.layers[1].mlp as { experts: { adapters: Map<string, unknown> } }).experts.adapters.size,
+    (model.layers[1].mlp as unknown as { experts: { adapters: Map<string, unknown> } }).experts.adapters.size,
     0,
   );
   assert.throws(() => lora.trainableParameters(), /disposed/);
@@ -202,7 +208,7 @@ Deno.test("applyLora() over the memory budget frees what it allocated and attach
   using model = await loadFixture(LLAMA, small);
   assert.throws(() => applyLora(model, { r: 64, targetModules: "all-linear" }), OutOfBudgetError);
   assert.equal(small.ledger.current("lora"), 0);
-  assert.ok(model.layers.every((l) => l.attention.qProj.adapter === undefined));
+  assert.ok(model.layers.every((l) => dense(l.attention.qProj).adapter === undefined));
   using lora = applyLora(model, { r: 2 }); // the modules are free again
   assert.equal(lora.modules.length, 4);
 });

@@ -9,6 +9,9 @@ import { applyLora, LoraModel } from "../../src/lora/lora_model.ts";
 import type { LoraFactors } from "../../src/lora/peft_io.ts";
 import { testOnDevices } from "../_helpers.ts";
 import { loadFixture, logitsOf, maxAbsDiff, promptOf, relativeMaxDiff, snapshot } from "./_lora_fixtures.ts";
+import { asDenseLinear } from "../../src/nn/linear_like.ts";
+
+const dense = (l: Parameters<typeof asDenseLinear>[0]) => asDenseLinear(l, "read a test weight");
 
 const CASES = ["llama-gqa-tied-f32", "mixtral-top2-f32", "qwen2-moe-f32"];
 
@@ -32,7 +35,7 @@ for (const name of CASES) {
 
       await lora.merge();
       assert.ok(lora.merged);
-      assert.equal(model.layers[0].attention.qProj.adapter, undefined, "detached while merged");
+      assert.equal(dense(model.layers[0].attention.qProj).adapter, undefined, "detached while merged");
       const merged = await logitsOf(model, ids);
       assert.ok(
         relativeMaxDiff(merged, attached) <= 1e-5,
@@ -48,7 +51,10 @@ for (const name of CASES) {
 
       lora.unmerge();
       assert.ok(!lora.merged);
-      assert.equal(model.layers[0].attention.qProj.adapter, lora.adapter("model.layers.0.self_attn.q_proj"));
+      assert.equal(
+        dense(model.layers[0].attention.qProj).adapter,
+        lora.adapter("model.layers.0.self_attn.q_proj"),
+      );
       for (const [param, values] of await snapshot(model)) {
         assert.ok(maxAbsDiff(values, weights.get(param)!) <= 1e-6, `${param} restored`);
       }
@@ -87,7 +93,7 @@ testOnDevices("LoraModel.merge() with safeMerge refuses NaN/Inf and modifies not
     await assert.rejects(lora.merge(), (e: Error) => e instanceof RangeError && message.test(e.message));
     assert.ok(!lora.merged);
     assert.deepEqual(await snapshot(model), weights, "no weight modified");
-    assert.ok(model.layers[1].attention.qProj.adapter !== undefined, "adapters still attached");
+    assert.ok(dense(model.layers[1].attention.qProj).adapter !== undefined, "adapters still attached");
     assert.deepEqual(await logitsOf(model, promptOf(name)), attached);
   };
 

@@ -20,9 +20,12 @@ function train(runDir: string, sleepMs: number): Deno.ChildProcess {
   }).spawn();
 }
 
-async function finish(child: Deno.ChildProcess): Promise<void> {
+/** Waits for a successful exit; the progress text on stderr. */
+async function finish(child: Deno.ChildProcess): Promise<string> {
   const { code, stderr } = await child.output();
-  assert.equal(code, 0, new TextDecoder().decode(stderr));
+  const text = new TextDecoder().decode(stderr);
+  assert.equal(code, 0, text);
+  return text;
 }
 
 async function trainRows(runDir: string) {
@@ -40,7 +43,7 @@ Deno.test({
     const root = await Deno.makeTempDir();
     try {
       const straight = join(root, "straight");
-      await finish(train(straight, 0));
+      assert.doesNotMatch(await finish(train(straight, 0)), /resumed/);
 
       const crashed = join(root, "crashed");
       const child = train(crashed, 150); // slow steps, so the kill lands mid-run
@@ -57,7 +60,12 @@ Deno.test({
       const before = await listCheckpoints(crashed);
       assert.ok(before.at(-1)!.step < TOTAL, "the run finished before it was killed");
 
-      await finish(train(crashed, 0));
+      const progress = await finish(train(crashed, 0));
+      const last = before.at(-1)!;
+      assert.ok(
+        progress.includes(`resumed from step ${last.step} (${last.path})`),
+        `the resumed run names its checkpoint:\n${progress}`,
+      );
       const want = await trainRows(straight);
       const got = await trainRows(crashed);
       assert.equal(got.train.length, TOTAL);

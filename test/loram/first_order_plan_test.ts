@@ -10,6 +10,7 @@ import { createDevice } from "../../src/device/create_device.ts";
 import { firstOrderImportance, firstOrderPlan } from "../../src/loram/first_order_plan.ts";
 import type { CausalLM } from "../../src/models/causal_lm.ts";
 import { loadModel } from "../../src/models/load.ts";
+import type { Linear } from "../../src/nn/linear.ts";
 import { SwiGLU } from "../../src/nn/swiglu.ts";
 import type { Tensor } from "../../src/tensor/tensor.ts";
 
@@ -40,10 +41,10 @@ Deno.test("firstOrderImportance: |W·G| with G the summed gradient (central fini
   const imp = await firstOrderImportance(model, BLOCKS, [1, 2]);
   const mlp = model.layers[1].mlp as SwiGLU;
   const cases: [Tensor, "down" | "gate" | "q" | "v", number][] = [
-    [mlp.downProj.weight, "down", 5 * 64 + 7],
-    [mlp.gateProj.weight, "gate", 11 * 32 + 3],
-    [model.layers[1].attention.qProj.weight, "q", 20 * 32 + 1],
-    [model.layers[1].attention.vProj.weight, "v", 9 * 32 + 30],
+    [(mlp.downProj as Linear).weight, "down", 5 * 64 + 7],
+    [(mlp.gateProj as Linear).weight, "gate", 11 * 32 + 3],
+    [(model.layers[1].attention.qProj as Linear).weight, "q", 20 * 32 + 1],
+    [(model.layers[1].attention.vProj as Linear).weight, "v", 9 * 32 + 30],
   ];
   for (const [w, name, j] of cases) {
     const eps = 1e-2;
@@ -76,14 +77,14 @@ Deno.test("firstOrderPlan: channels and KV heads with zero weights (importance 0
     w.device.upload(w.storage, h);
   };
   const dead = Array.from({ length: 32 }, (_, i) => 2 * i + 1); // odd channels: nothing flows through them
-  await zeroRows(mlp.gateProj.weight, dead, 32);
-  await zeroRows(mlp.upProj.weight, dead, 32);
-  await zeroCols(mlp.downProj.weight, dead, 64);
+  await zeroRows((mlp.gateProj as Linear).weight, dead, 32);
+  await zeroRows((mlp.upProj as Linear).weight, dead, 32);
+  await zeroCols((mlp.downProj as Linear).weight, dead, 64);
   const a = model.layers[0].attention; // KV head 0 and its query group (q heads 0, 1): rows 0..15
-  await zeroRows(a.kProj.weight, [...Array(8).keys()], 32);
-  await zeroRows(a.vProj.weight, [...Array(8).keys()], 32);
-  await zeroRows(a.qProj.weight, [...Array(16).keys()], 32);
-  await zeroCols(a.oProj.weight, [...Array(16).keys()], 32);
+  await zeroRows((a.kProj as Linear).weight, [...Array(8).keys()], 32);
+  await zeroRows((a.vProj as Linear).weight, [...Array(8).keys()], 32);
+  await zeroRows((a.qProj as Linear).weight, [...Array(16).keys()], 32);
+  await zeroCols((a.oProj as Linear).weight, [...Array(16).keys()], 32);
   const plan = await firstOrderPlan(model, BLOCKS, { ratio: 0.5, layers: [0, 1] });
   assert.equal(plan.method, "llm-pruner");
   assert.deepEqual(plan.layers[0].mlpKeep, Array.from({ length: 32 }, (_, i) => 2 * i));

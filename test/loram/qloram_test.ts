@@ -8,57 +8,60 @@ import assert from "node:assert/strict";
 import { sum, Tape, TrainContext } from "../../src/autograd/mod.ts";
 import { quantize } from "../../src/compressors/quant/quantize.ts";
 import { createDevice } from "../../src/device/create_device.ts";
+import { loraSites, siteWeight } from "../../src/lora/hf_names.ts";
 import { applyLora } from "../../src/lora/lora_model.ts";
 import { nf4BlockFor, nf4LinearBytes, quantizeLinearsNf4 } from "../../src/loram/qloram.ts";
 import { loadModel } from "../../src/models/load.ts";
 import { Linear } from "../../src/nn/linear.ts";
-import { Nf4Linear } from "../../src/nn/nf4_linear.ts";
+import { QuantizedLinear } from "../../src/nn/quantized_linear.ts";
 import { dequantize } from "../../src/ops/dequantize.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { assertClose, randn, testOnDevices } from "../_helpers.ts";
 
-testOnDevices("Nf4Linear: forward and backward equal a Linear on the dequantized weight", async (device) => {
-  const [OUT, IN, T, R] = [40, 128, 5, 3];
-  const w = Tensor.fromArray<"f32">(device, randn(OUT * IN, 1, 0.1), [OUT, IN]);
-  const q = await quantize(w, { method: "nf4", groupSize: 64, doubleQuant: true });
-  const wHat = dequantize(q); // [OUT, IN]
-  w.dispose();
-  const bias = () => Tensor.fromArray(device, randn(OUT, 2, 0.1), [OUT]);
-  const a = Tensor.fromArray(device, randn(R * IN, 3, 0.1), [R, IN]);
-  const b = Tensor.fromArray(device, randn(OUT * R, 4, 0.1), [OUT, R]);
-  using nf4 = new Nf4Linear(q, bias());
-  using ref = new Linear(wHat, bias());
-  const x = randn(T * IN, 5);
-  const results = [];
-  for (const layer of [nf4, ref]) {
-    layer.adapter = { a, b, scaling: 2, dropout: 0 };
-    // Inference forward.
-    const yInf = await layer.forward(Tensor.fromArray(device, x, [T, IN])).toArray();
-    // Training forward + backward with x, A, B and the bias trainable.
-    using tape = new Tape();
-    const ctx = new TrainContext(tape, new Set([a, b, layer.bias!]));
-    const xv = tape.param(Tensor.fromArray(device, x, [T, IN]));
-    const y = layer.forwardTrain(xv, ctx); // [T, OUT]
-    const wts = tape.constant(Tensor.fromArray(device, randn(T * OUT, 6), [T, OUT]));
-    const { mul } = await import("../../src/autograd/elementwise.ts");
-    tape.backward(sum(mul(y, wts)));
-    results.push({
-      yInf,
-      y: await y.value.toArray(),
-      dx: await xv.grad!.toArray(),
-      da: await ctx.grad(a)!.toArray(),
-      db: await ctx.grad(b)!.toArray(),
-      dbias: await ctx.grad(layer.bias!)!.toArray(),
-    });
-  }
-  const [got, want] = results;
-  for (const k of ["yInf", "y", "dx", "da", "db", "dbias"] as const) {
-    assertClose(got[k], want[k], { rtol: 1e-4, atol: 1e-5, what: k });
-  }
-  assert.throws(() => nf4.weight, /no f32 weight/);
-  a.dispose();
-  b.dispose();
-});
+testOnDevices(
+  "QuantizedLinear (NF4): forward and backward equal a Linear on the dequantized weight",
+  async (device) => {
+    const [OUT, IN, T, R] = [40, 128, 5, 3];
+    const w = Tensor.fromArray<"f32">(device, randn(OUT * IN, 1, 0.1), [OUT, IN]);
+    const q = await quantize(w, { method: "nf4", groupSize: 64, doubleQuant: true });
+    const wHat = dequantize(q); // [OUT, IN]
+    w.dispose();
+    const bias = () => Tensor.fromArray(device, randn(OUT, 2, 0.1), [OUT]);
+    const a = Tensor.fromArray(device, randn(R * IN, 3, 0.1), [R, IN]);
+    const b = Tensor.fromArray(device, randn(OUT * R, 4, 0.1), [OUT, R]);
+    using nf4 = new QuantizedLinear(q, bias());
+    using ref = new Linear(wHat, bias());
+    const x = randn(T * IN, 5);
+    const results = [];
+    for (const layer of [nf4, ref]) {
+      layer.adapter = { a, b, scaling: 2, dropout: 0 };
+      // Inference forward.
+      const yInf = await layer.forward(Tensor.fromArray(device, x, [T, IN])).toArray();
+      // Training forward + backward with x, A, B and the bias trainable.
+      using tape = new Tape();
+      const ctx = new TrainContext(tape, new Set([a, b, layer.bias!]));
+      const xv = tape.param(Tensor.fromArray(device, x, [T, IN]));
+      const y = layer.forwardTrain(xv, ctx); // [T, OUT]
+      const wts = tape.constant(Tensor.fromArray(device, randn(T * OUT, 6), [T, OUT]));
+      const { mul } = await import("../../src/autograd/elementwise.ts");
+      tape.backward(sum(mul(y, wts)));
+      results.push({
+        yInf,
+        y: await y.value.toArray(),
+        dx: await xv.grad!.toArray(),
+        da: await ctx.grad(a)!.toArray(),
+        db: await ctx.grad(b)!.toArray(),
+        dbias: await ctx.grad(layer.bias!)!.toArray(),
+      });
+    }
+    const [got, want] = results;
+    for (const k of ["yInf", "y", "dx", "da", "db", "dbias"] as const) {
+      assertClose(got[k], want[k], { rtol: 1e-4, atol: 1e-5, what: k });
+    }
+    a.dispose();
+    b.dispose();
+  },
+);
 
 Deno.test("quantizeLinearsNf4: the model's loss and LoRA gradients equal the dequantized model's; the ledger holds packed bytes", async () => {
   const device = await createDevice({ backend: "cpu" });
@@ -79,21 +82,21 @@ Deno.test("quantizeLinearsNf4: the model's loss and LoRA gradients equal the deq
   assert.equal(device.ledger.current("weights"), weightsF32 - f32Linears + expected - 4 * r.modules);
   // The reference: every projection's weight replaced by its dequantized NF4 value.
   for (const [i, layer] of q.layers.entries()) {
-    const pairs: [Nf4Linear, Linear][] = [
-      [layer.attention.qProj as unknown as Nf4Linear, ref.layers[i].attention.qProj],
-      [layer.attention.kProj as unknown as Nf4Linear, ref.layers[i].attention.kProj],
-      [layer.attention.vProj as unknown as Nf4Linear, ref.layers[i].attention.vProj],
-      [layer.attention.oProj as unknown as Nf4Linear, ref.layers[i].attention.oProj],
+    const pairs: [QuantizedLinear, Linear][] = [
+      [layer.attention.qProj as unknown as QuantizedLinear, ref.layers[i].attention.qProj as Linear],
+      [layer.attention.kProj as unknown as QuantizedLinear, ref.layers[i].attention.kProj as Linear],
+      [layer.attention.vProj as unknown as QuantizedLinear, ref.layers[i].attention.vProj as Linear],
+      [layer.attention.oProj as unknown as QuantizedLinear, ref.layers[i].attention.oProj as Linear],
     ];
     for (const [n, l] of pairs) {
-      assert.ok(n instanceof Nf4Linear);
-      using w = dequantize(n.q);
+      assert.ok(n instanceof QuantizedLinear);
+      using w = dequantize(n.weight);
       device.upload(l.weight.storage, await w.toArray() as Float32Array);
     }
-    const mq = layer.mlp as unknown as Record<string, Nf4Linear>;
+    const mq = layer.mlp as unknown as Record<string, QuantizedLinear>;
     const mr = ref.layers[i].mlp as unknown as Record<string, Linear>;
     for (const f of ["gateProj", "upProj", "downProj"]) {
-      using w = dequantize(mq[f].q);
+      using w = dequantize(mq[f].weight);
       device.upload(mr[f].weight.storage, await w.toArray() as Float32Array);
     }
   }
@@ -118,5 +121,11 @@ Deno.test("quantizeLinearsNf4: the model's loss and LoRA gradients equal the deq
   assertClose(out[0].logits, out[1].logits, { rtol: 1e-4, atol: 1e-5, what: "logits" });
   out[0].grads.forEach((g, j) =>
     assertClose(g, out[1].grads[j], { rtol: 1e-3, atol: 1e-6, what: `grad ${j}` })
+  );
+  // An adapter trained on the packed base is never merged into its codes.
+  const site = loraSites(q).find((s) => s.name === "model.layers.0.self_attn.q_proj")!;
+  assert.throws(
+    () => siteWeight(site),
+    /Cannot merge into model\.layers\.0\.self_attn\.q_proj: its weight is packed \(nf4\)/,
   );
 });

@@ -9,6 +9,7 @@ import {
   MetricLog,
   METRICS_FILE,
   newRunId,
+  tableSize,
   tableToHtml,
   validateRunId,
 } from "../../src/metrics/mod.ts";
@@ -298,7 +299,8 @@ Deno.test("formatTable() and tableToHtml() truncate long tables around an ellips
   assert.match(lines[2], /^long\s+0\s+1$/);
   assert.match(lines[4], /^…\s+…\s+…$/);
   assert.match(lines[6], /^long\s+99\s+0\.01$/);
-  assert.equal(lines[7], "[100 rows × 3 columns, 96 not shown]");
+  assert.equal(lines[7], "[100 rows × 3 columns; 96 rows not shown]"); // rows hidden, not columns
+  assert.equal(tableSize(1, 1, 1), "1 row × 1 column; 1 row not shown");
   const html = tableToHtml(log.table(), { maxRows: 100 });
   assert.equal(html.match(/<tr>/g)?.length, 101);
   assert.ok(html.includes('<td style="text-align:right;opacity:0.5;"><i>null</i></td>'), "nulls are muted");

@@ -1,6 +1,6 @@
 /**
  * The KV cache path: prefill + decode (and chunked prefill) against full-sequence recomputation,
- * one submit per step, a ledger that does not grow per step, and the errors a cache can raise.
+ * one submit per step (WebGPU) or one upload and one readback per step (CPU), a ledger that does not grow per step, and the errors a cache can raise.
  */
 import assert from "node:assert/strict";
 import { loadModel } from "../../src/models/load.ts";
@@ -56,8 +56,15 @@ for (const { name, dir, golden } of FIXTURES) {
   });
 }
 
+/**
+ * The decode-step contract on each backend. WebGPU: recording a step submits nothing and reading
+ * its logits is one submit. The CPU backend has no command stream (it never submits or dispatches);
+ * what it guarantees instead is the same host traffic: the step uploads only its token id (one
+ * 4-byte upload), reads nothing back while it runs (routing stays in device storage), and reading
+ * the logits is the step's only readback, of exactly `[1, vocab]` f32. Both leave the ledger as it was.
+ */
 testOnDevices(
-  "CausalLM decode steps are one submit each and leave the ledger where it was",
+  "CausalLM decode steps: one submit each on WebGPU, one upload (the id) and one readback (the logits) on the CPU, ledger unchanged",
   async (device) => {
     for (const name of ["llama-gqa-tied-f32", "qwen2-moe-f32"]) {
       using model = await loadModel(fixture(name).dir, { device });
@@ -68,15 +75,30 @@ testOnDevices(
       const before = device.ledger.current();
       const kv = device.ledger.current("kv");
       for (let i = 0; i < 5; i++) {
-        const submits = device.stats.submits;
+        const start = { ...device.stats };
         const { logits } = model.forward(Int32Array.of(i + 5), { cache });
+        const recorded = { ...device.stats };
         await logits.toArray();
         logits.dispose();
+        const done = device.stats;
+        const what = `${name} step ${i}`;
+        assert.equal(recorded.readbacks - start.readbacks, 0, `${what}: readbacks while recording the step`);
+        assert.equal(recorded.submits - start.submits, 0, `${what}: submits while recording the step`);
+        assert.equal(done.readbacks - start.readbacks, 1, `${what}: readbacks per step`);
+        assert.equal(
+          done.readbackBytes - start.readbackBytes,
+          model.config.vocabSize * 4,
+          `${what}: bytes read`,
+        );
         if (device.kind === "webgpu") {
+          assert.equal(done.submits - start.submits, 1, `${what}: submits per step`);
+        } else {
+          assert.equal(done.uploads - start.uploads, 1, `${what}: uploads per step (the token id)`);
+          assert.equal(done.uploadBytes - start.uploadBytes, 4, `${what}: bytes uploaded per step`);
           assert.equal(
-            device.stats.submits - submits,
-            1,
-            `${name}: submits per step`,
+            done.submits + done.dispatches,
+            0,
+            `${what}: the CPU backend neither submits nor dispatches`,
           );
         }
         assert.equal(device.ledger.current(), before, `${name}: bytes in use after step ${i}`);

@@ -134,7 +134,10 @@ Deno.test("parseModelConfig refuses what it cannot compute exactly", () => {
     () => parseModelConfig({ ...SMALL, model_type: "mixtral", num_local_experts: 2, num_experts_per_tok: 3 }),
     /num_experts_per_tok: must be at most the 2 experts \(received 3\)/,
   );
-  assert.throws(() => parseModelConfig("llama"), /unsupported no model_type: expected one of llama, mistral/);
+  assert.throws(
+    () => parseModelConfig("llama"),
+    /config.json has no model_type: expected one of llama, mistral/,
+  );
   assert.throws(() => parseModelConfig({ model_type: "phi3" }), /unsupported model_type "phi3"/);
 });
 

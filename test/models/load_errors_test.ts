@@ -102,7 +102,7 @@ Deno.test("loadModel refuses an unsupported model_type, listing the supported on
       delete c.model_type;
     }),
     ConfigError,
-    /unsupported no model_type/,
+    /config.json has no model_type/,
   );
 });
 

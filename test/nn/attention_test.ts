@@ -101,7 +101,7 @@ testOnDevices("Attention checks its weights, options and cache room", (dev) => {
         vProj: lin(Hkv * D, C),
         oProj: lin(C, H * D),
       }, opts),
-    /Cannot create Attention: k_proj\.weight must be f32 of shape \[16,16\]: received f32\[32,16\]/,
+    /Cannot create Attention: k_proj\.weight must be \[16,16\] \(out, in\): received \[32, 16\]/,
   );
   const parts = () => ({
     qProj: lin(H * D, C),

@@ -15,6 +15,9 @@ import { SwiGLU } from "../../src/nn/swiglu.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { assertClose, randn, testOnDevices } from "../_helpers.ts";
 import { trainGradcheck } from "./_train_check.ts";
+import { asDenseLinear } from "../../src/nn/linear_like.ts";
+
+const dense = (l: Parameters<typeof asDenseLinear>[0]) => asDenseLinear(l, "read a test weight");
 
 const [T, C, H, Hkv, D, F] = [5, 8, 4, 2, 2, 12];
 let seed = 1;
@@ -142,13 +145,13 @@ testOnDevices(
         layer,
         x,
         params: [
-          ["mlp.gate_proj", mlp.gateProj.weight],
-          ["mlp.down_proj", mlp.downProj.weight],
+          ["mlp.gate_proj", dense(mlp.gateProj).weight],
+          ["mlp.down_proj", dense(mlp.downProj).weight],
           [
             "post_attention_layernorm",
             layer.postNorm.weight,
           ],
-          ["q_proj", layer.attention.qProj.weight],
+          ["q_proj", dense(layer.attention.qProj).weight],
           ["x", x],
         ] as [string, Tensor][],
         run: async (ctx: TrainContext) => (await layer.forwardTrain(ctx.v(x), ctx)).x,

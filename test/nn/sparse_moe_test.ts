@@ -136,7 +136,7 @@ testOnDevices("SparseMoE checks its parts and options", (dev) => {
         topK: K,
         normTopkProb: true,
       }),
-    /Cannot create SparseMoE: gate\.weight must be f32 of shape \[5,12\]: received f32\[6,12\]/,
+    /Cannot create SparseMoE: gate\.weight must be \[5,12\] \(out, in\): received \[6, 12\]/,
   );
   assert.throws(
     () =>

@@ -94,11 +94,11 @@ testOnDevices(
       }
       return Tensor.fromArray(dev, w, stack.shape);
     };
-    const gate = await mergeInto(merged.moe.experts.gateProj, 1, c.lora[0], c.lora[1]);
-    const down = await mergeInto(merged.moe.experts.downProj, 3, c.lora[2], c.lora[3]);
+    const gate = await mergeInto((merged.moe.experts as SwiGLUExperts).gateProj, 1, c.lora[0], c.lora[1]);
+    const down = await mergeInto((merged.moe.experts as SwiGLUExperts).downProj, 3, c.lora[2], c.lora[3]);
     using ref = new SparseMoE({
       router: merged.moe.router,
-      experts: new SwiGLUExperts(gate, merged.moe.experts.upProj, down),
+      experts: new SwiGLUExperts(gate, (merged.moe.experts as SwiGLUExperts).upProj, down),
     }, { topK: K, normTopkProb: true });
     const want = ref.forward(c.x);
     const got = c.moe.forward(c.x);
@@ -113,8 +113,8 @@ testOnDevices(
     assert.ok(out.selected.includes(1) && out.selected.includes(3), "the adapted experts get tokens");
     assert.ok(!out.selected.every((e) => e === 1 || e === 3), "so do experts without adapters");
     for (const v of [...Object.values(want), ...Object.values(got)]) v.dispose();
-    merged.moe.experts.gateProj.dispose();
-    merged.moe.experts.downProj.dispose();
+    (merged.moe.experts as SwiGLUExperts).gateProj.dispose();
+    (merged.moe.experts as SwiGLUExperts).downProj.dispose();
     merged.x.dispose();
     c.dispose();
     for (const dropout of [0, 0.3]) {

@@ -164,3 +164,32 @@ testOnDevices("matmul rejects mismatched shapes with both shapes in the message"
   using i = Tensor.zeros(dev, [3, 5], { dtype: "i32" });
   assert.throws(() => matmul(a, i), /b must be f32: received i32/);
 });
+
+testOnDevices("matmul with transA equals the product with a transposed first", async (dev) => {
+  // [B, M, N, K] with a stored [K, M] (or [B, K, M]); b shared or batched, plain or transB.
+  for (const [B, M, N, K] of [[1, 1, 1, 1], [1, 5, 17, 63], [1, 65, 3, 130], [3, 7, 9, 5]]) {
+    for (const bBatched of B > 1 ? [true, false] : [false]) {
+      for (const transB of [false, true]) {
+        const seed = 7 * B + M + N + K;
+        const a = randn(B * M * K, seed); // [B, K, M]
+        const b = randn((bBatched ? B : 1) * N * K, seed + 1);
+        const at = new Float32Array(a.length); // [B, M, K]
+        for (let z = 0; z < B; z++) {
+          for (let k = 0; k < K; k++) {
+            for (let m = 0; m < M; m++) at[z * M * K + m * K + k] = a[z * M * K + k * M + m];
+          }
+        }
+        const want = new Float32Array(B * M * N);
+        matmulRef(at, b, want, B, M, N, K, transB, bBatched);
+        using ta = Tensor.fromArray(dev, a, B > 1 ? [B, K, M] : [K, M]);
+        using tb = Tensor.fromArray(dev, b, [...(bBatched ? [B] : []), ...(transB ? [N, K] : [K, N])]);
+        using y = matmul(ta, tb, { transA: true, transB });
+        assert.deepEqual(y.shape, B > 1 ? [B, M, N] : [M, N]);
+        assertClose(await y.toArray(), want, {
+          ...tol(K),
+          what: `[${ta.shape}]ᵀ x [${tb.shape}]${transB ? "ᵀ" : ""}`,
+        });
+      }
+    }
+  }
+});

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import * as arrow from "apache-arrow";
 import { MetricLog } from "../../src/metrics/metric_log.ts";
 import {
   barChart,
@@ -74,4 +75,32 @@ Deno.test("writeReport writes one offline HTML file atomically with tables, figu
   assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["report.html"]); // no temporary left
   const plain = await reportHtml("No figures", [{ text: "x" }]);
   assert.ok(plain.length < 5000, "no library without figures");
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("writeReport creates the report's folder when it is missing", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = await writeReport(`${dir}/runs/new/report.html`, "Nested", [{ text: "x" }]);
+  assert.match(await Deno.readTextFile(path), /<h1>Nested<\/h1>/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("reportHtml shows a run's id once, not on every row", async () => {
+  const a = new MetricLog({ runId: "run-a" }).log({ step: 0, loss: 2 }).log({ step: 1, loss: 1 });
+  const b = new MetricLog({ runId: "run-a" }).log({ kind: "quantize", bits: 2 });
+  const one = await reportHtml("One run", [{ table: a }, { table: b }]);
+  assert.equal(one.match(/run-a/g)?.length, 1);
+  assert.match(one, /<h1>One run<\/h1>\n<p><small>run_id run-a<\/small><\/p>/);
+  assert.doesNotMatch(one, />run_id</); // no column header
+
+  const c = new MetricLog({ runId: "run-c" }).log({ step: 0, loss: 3 });
+  const two = await reportHtml("Two runs", [{ table: a }, { table: c }]);
+  assert.equal(two.match(/run-a/g)?.length, 1);
+  assert.equal(two.match(/run-c/g)?.length, 1);
+  assert.ok(two.indexOf("run_id run-a") < two.indexOf("run_id run-c"), "each id above its table");
+
+  const mixed = arrow.tableFromArrays({ run_id: ["x", "y"], loss: new Float64Array([1, 2]) });
+  const kept = await reportHtml("Mixed", [{ table: mixed }]);
+  assert.match(kept, />run_id</); // rows of several runs keep the column
+  assert.match(kept, /<td>x<\/td>/);
 });

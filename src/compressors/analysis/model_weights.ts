@@ -19,7 +19,9 @@
  * @module
  */
 import type { CausalLM } from "../../models/causal_lm.ts";
+import { asDenseExperts } from "../../nn/experts.ts";
 import type { Linear } from "../../nn/linear.ts";
+import { asDenseLinear } from "../../nn/linear_like.ts";
 import { SparseMoE } from "../../nn/sparse_moe.ts";
 import type { Tensor } from "../../tensor/tensor.ts";
 import { decoderLinears } from "../prune/calibration.ts";
@@ -61,7 +63,7 @@ export async function modelSweepWeights(
   };
   for (const i of layers) {
     const mlp = model.layers[i].mlp;
-    if (mlp instanceof SparseMoE) hook(`${i}.moe`, mlp.router, i);
+    if (mlp instanceof SparseMoE) hook(`${i}.moe`, asDenseLinear(mlp.router, "capture MoE inputs"), i);
   }
   for (const { name, linear } of decoderLinears(model)) {
     const i = Number(name.split(".")[2]);
@@ -139,11 +141,12 @@ async function expertWeights(
   selected: Int32Array[],
   maxTokens: number,
 ): Promise<SweepWeight[]> {
-  const [E, F, C] = moe.experts.gateProj.shape;
+  const experts = asDenseExperts(moe.experts, "read expert weights");
+  const [E, F, C] = experts.gateProj.shape;
   const K = moe.config.topK;
-  const gate = await moe.experts.gateProj.toArray() as Float32Array; // [E, F, C]
-  const up = await moe.experts.upProj.toArray() as Float32Array; // [E, F, C]
-  const down = await moe.experts.downProj.toArray() as Float32Array; // [E, C, F]
+  const gate = await experts.gateProj.toArray() as Float32Array; // [E, F, C]
+  const up = await experts.upProj.toArray() as Float32Array; // [E, F, C]
+  const down = await experts.downProj.toArray() as Float32Array; // [E, C, F]
   const out: SweepWeight[] = [];
   for (let e = 0; e < E; e++) {
     const rows: Float32Array[] = [];

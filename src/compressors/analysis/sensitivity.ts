@@ -24,6 +24,7 @@
 import type { CausalLM } from "../../models/causal_lm.ts";
 import { perplexity } from "../../models/perplexity.ts";
 import { MetricLog } from "../../metrics/metric_log.ts";
+import { asDenseExperts } from "../../nn/experts.ts";
 import { SparseMoE } from "../../nn/sparse_moe.ts";
 import { dequantize } from "../../ops/dequantize.ts";
 import { sliceRows, writeRows } from "../../ops/slice.ts";
@@ -77,7 +78,7 @@ export async function expertProjectionSensitivity(
   log.log(baseRow);
   options.onRow?.(baseRow);
   for (const proj of EXPERT_PROJECTIONS) {
-    const stacks = blocks.map((moe) => moe.experts[proj.key]); // [E, out, in] per MoE layer
+    const stacks = blocks.map((moe) => asDenseExperts(moe.experts, "run the sensitivity study")[proj.key]); // [E, out, in] per MoE layer
     const [E, rows, cols] = stacks[0].shape;
     const originals = await Promise.all(stacks.map((t) => t.toArray() as Promise<Float32Array>));
     for (const s of settings) {

@@ -31,7 +31,9 @@ import { bitsPerParam, disposeQuantized, type QuantBits } from "../../tensor/qua
 import { Tensor } from "../../tensor/tensor.ts";
 import { lowRankFactorize, lowRankProduct } from "../lowrank/low_rank.ts";
 import { type MaskMethod, pruneWeight } from "../prune/masks.ts";
+import { getPruner } from "../prune/pruner.ts";
 import { quantize, quantizedToHost } from "../quant/quantize.ts";
+import { getQuantizer } from "../quant/quantizer.ts";
 import { outputError, relativeError } from "./errors.ts";
 
 /** One weight to sweep. */
@@ -47,14 +49,16 @@ export interface SweepWeight {
   readonly activations?: Float32Array;
 }
 
-/** One quantizer setting. */
-export interface QuantSetting {
-  readonly method: "rtn" | "hqq" | "nf4";
+/** One quantizer setting (a `type`, so it passes as `QuantizeOptions`). */
+export type QuantSetting = {
+  /** A registered quantizer's name. */
+  readonly method: string;
   readonly bits: QuantBits;
   readonly groupSize: number;
   readonly axis: 0 | 1;
+  /** nf4 only. */
   readonly doubleQuant?: boolean;
-}
+};
 
 /** One pruner setting (masks; the weight keeps its shape). */
 export interface PruneSetting {
@@ -74,8 +78,10 @@ export interface SweepOptions {
 }
 
 /**
- * Every valid setting of the cross product. NF4 is kept only at 4 bits on axis 1 (its definition);
- * group sizes that do not divide a weight's dimension are skipped per weight by the sweep.
+ * Every valid setting of the cross product: each method at the bits and axes its quantizer takes
+ * (NF4: 4 bits on axis 1); group sizes that do not divide a weight's dimension are skipped per weight
+ * by the sweep.
+ * @throws {RangeError} on a method that is not registered
  */
 export function quantGrid(grid: {
   methods: readonly QuantSetting["method"][];
@@ -85,9 +91,12 @@ export function quantGrid(grid: {
 }): QuantSetting[] {
   const out: QuantSetting[] = [];
   for (const method of grid.methods) {
-    for (const bits of method === "nf4" ? [4 as const] : grid.bits) {
+    const q = getQuantizer(method);
+    const bitsOf = grid.bits.filter((b) => q.bits.includes(b));
+    const axesOf = grid.axes.filter((a) => q.axes.includes(a));
+    for (const bits of bitsOf.length > 0 ? bitsOf : q.bits.slice(0, 1)) {
       for (const groupSize of grid.groupSizes) {
-        for (const axis of method === "nf4" ? [1 as const] : grid.axes) {
+        for (const axis of axesOf.length > 0 ? axesOf : q.axes.slice(0, 1)) {
           out.push({ method, bits, groupSize, axis });
         }
       }
@@ -161,9 +170,10 @@ export async function compressionSweep(
     for (const s of pruners) {
       bar.update(++step, { extra: { weight: w.name } });
       const t0 = performance.now();
-      if (s.method === "wanda" && !norms) continue;
-      if (s.method === "2:4" && w.shape[1] % 4 !== 0) continue;
-      const inputNorms = s.method === "magnitude" ? undefined : norms;
+      const pruner = getPruner(s.method);
+      if (pruner.inputNorms === "required" && !norms) continue;
+      if (pruner.unfit?.(w.shape)) continue;
+      const inputNorms = pruner.inputNorms === "unused" ? undefined : norms;
       const r = pruneWeight(w.data, w.shape, { method: s.method, sparsity: s.sparsity, inputNorms });
       log.log({
         ...base,

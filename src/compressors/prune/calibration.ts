@@ -27,7 +27,9 @@
  */
 import type { CausalLM } from "../../models/causal_lm.ts";
 import type { Linear } from "../../nn/linear.ts";
+import { asDenseLinear, type LinearLike } from "../../nn/linear_like.ts";
 import { SparseMoE } from "../../nn/sparse_moe.ts";
+import type { SwiGLU } from "../../nn/swiglu.ts";
 import { add, mul } from "../../ops/elementwise.ts";
 import { matmul } from "../../ops/matmul.ts";
 import { Tensor } from "../../tensor/tensor.ts";
@@ -47,6 +49,7 @@ export interface NamedLinear {
  * are not included.
  */
 export function decoderLinears(model: CausalLM): NamedLinear[] {
+  const dense = (l: LinearLike) => asDenseLinear(l, "list the dense Linears of a compressed model");
   const out: NamedLinear[] = [];
   model.layers.forEach((layer, i) => {
     const p = `model.layers.${i}`;
@@ -57,19 +60,19 @@ export function decoderLinears(model: CausalLM): NamedLinear[] {
         a.oProj,
       ]] as const
     ) {
-      out.push({ name: `${p}.self_attn.${n}`, linear: l });
+      out.push({ name: `${p}.self_attn.${n}`, linear: dense(l) });
     }
     const mlp = layer.mlp;
-    const swiglu = (prefix: string, m: { gateProj: Linear; upProj: Linear; downProj: Linear }) => {
-      out.push({ name: `${prefix}.gate_proj`, linear: m.gateProj });
-      out.push({ name: `${prefix}.up_proj`, linear: m.upProj });
-      out.push({ name: `${prefix}.down_proj`, linear: m.downProj });
+    const swiglu = (prefix: string, m: SwiGLU) => {
+      out.push({ name: `${prefix}.gate_proj`, linear: dense(m.gateProj) });
+      out.push({ name: `${prefix}.up_proj`, linear: dense(m.upProj) });
+      out.push({ name: `${prefix}.down_proj`, linear: dense(m.downProj) });
     };
     if (mlp instanceof SparseMoE) {
-      out.push({ name: `${p}.mlp.gate`, linear: mlp.router });
+      out.push({ name: `${p}.mlp.gate`, linear: dense(mlp.router) });
       if (mlp.sharedExpert) swiglu(`${p}.mlp.shared_expert`, mlp.sharedExpert);
       if (mlp.sharedExpertGate) {
-        out.push({ name: `${p}.mlp.shared_expert_gate`, linear: mlp.sharedExpertGate });
+        out.push({ name: `${p}.mlp.shared_expert_gate`, linear: dense(mlp.sharedExpertGate) });
       }
     } else {
       swiglu(`${p}.mlp`, mlp);

@@ -27,25 +27,25 @@
  * @module
  */
 
-/** How to pick the pruned weights. */
-export type MaskMethod = "magnitude" | "wanda" | "2:4";
+import { getPruner, type Pruner, registerPruner, type WeightMask } from "./pruner.ts";
 
-/** A pruning mask of one weight. */
-export interface WeightMask {
-  /** `[rows·cols]` row-major: 1 keeps a weight, 0 prunes it. */
-  readonly mask: Uint8Array;
-  /** `[rows, cols]` (`[out, in]`). */
-  readonly shape: readonly [number, number];
-  /** Fraction of weights pruned (zeros in `mask`). */
-  readonly sparsity: number;
-  /** `"magnitude"`, `"wanda"`, `"2:4"`, or another N:M pattern such as `"4:8"`. */
-  readonly method: MaskMethod | `${number}:${number}`;
-}
+export {
+  getPruner,
+  listPruners,
+  type MaskRequest,
+  type Pruner,
+  registerPruner,
+  type WeightMask,
+} from "./pruner.ts";
+
+/** How to pick the pruned weights: a registered pruner's name (built in: magnitude, wanda, 2:4). */
+export type MaskMethod = string;
 
 /** Options of {@link pruneWeight}. */
 export interface PruneWeightOptions {
+  /** A registered pruner's name (see `listPruners`). */
   method: MaskMethod;
-  /** Fraction to prune, in [0, 1). Required for magnitude and Wanda; 2:4 is always 0.5 (leave it out or pass 0.5). */
+  /** Fraction to prune, in [0, 1). Required unless the pruner fixes it (2:4 is always 0.5: leave it out or pass 0.5). */
   sparsity?: number;
   /** `[cols]` per-input-feature `‖X_j‖₂` (required by Wanda; optional for 2:4, which then scores as Wanda). */
   inputNorms?: Float32Array;
@@ -62,14 +62,14 @@ export interface PruneWeightResult {
 }
 
 /**
- * Prunes one weight: mask (per `method`) and the weight with the mask applied. The plain-function
- * entry point of the CLI.
+ * Prunes one weight: the registered pruner `method`'s mask and the weight with the mask applied.
+ * The plain-function entry point of the CLI and the sweeps.
  *
  * @param w `[rows·cols]` row-major weight (`[out, in]`)
  * @param shape `[rows, cols]`
  * @throws {RangeError} on a sparsity outside [0, 1), Wanda without `inputNorms`, 2:4 with `cols` not
  *   divisible by 4 or a sparsity other than 0.5, norms of the wrong length or negative, a non-finite weight
- * @throws {TypeError} on a shape that does not match `w` or an unknown method
+ * @throws {TypeError} on a shape that does not match `w` or an unknown method (naming the registered ones)
  */
 export function pruneWeight(
   w: Float32Array,
@@ -77,34 +77,40 @@ export function pruneWeight(
   options: PruneWeightOptions,
 ): PruneWeightResult {
   const { method, sparsity, inputNorms } = options;
-  let m: WeightMask;
-  if (method === "magnitude") m = magnitudeMask(w, shape, requireSparsity(method, sparsity));
-  else if (method === "wanda") {
-    if (!inputNorms) {
-      throw new RangeError(
-        "Cannot prune with wanda: inputNorms is required (per-input-feature ‖X_j‖₂ from calibration; " +
-          "see collectInputNorms)",
-      );
-    }
-    m = wandaMask(w, shape, inputNorms, requireSparsity(method, sparsity));
-  } else if (method === "2:4") {
-    if (sparsity !== undefined && sparsity !== 0.5) {
-      throw new RangeError(
-        `Cannot prune with 2:4: it prunes exactly half: sparsity must be 0.5 or left out: received ${sparsity}`,
-      );
-    }
-    m = semiStructuredMask(w, shape, { inputNorms });
-  } else {
-    throw new TypeError(
-      `Cannot prune weight: unknown method ${JSON.stringify(method)}: expected one of magnitude, wanda, 2:4`,
-    );
-  }
+  const pruner = getPruner(method);
+  const m = pruner.mask(w, shape, {
+    sparsity: checkedSparsity(pruner, sparsity),
+    inputNorms: pruner.inputNorms === "unused" ? undefined : requireNorms(pruner, inputNorms),
+  });
   return { pruned: applyMask(w, m), mask: m.mask, sparsity: m.sparsity };
 }
 
-function requireSparsity(method: string, s: number | undefined): number {
-  if (s === undefined) throw new RangeError(`Cannot prune with ${method}: sparsity is required, in [0, 1)`);
-  return s;
+/** The sparsity `pruner` runs at, given the caller's (`undefined`: left out). */
+function checkedSparsity(pruner: Pruner, s: number | undefined): number {
+  const fixed = pruner.fixedSparsity;
+  if (fixed === undefined) {
+    if (s === undefined) {
+      throw new RangeError(`Cannot prune with ${pruner.name}: sparsity is required, in [0, 1)`);
+    }
+    return s;
+  }
+  if (s !== undefined && s !== fixed) {
+    const part = fixed === 0.5 ? "exactly half" : `exactly ${fixed}`;
+    throw new RangeError(
+      `Cannot prune with ${pruner.name}: it prunes ${part}: sparsity must be ${fixed} or left out: received ${s}`,
+    );
+  }
+  return fixed;
+}
+
+function requireNorms(pruner: Pruner, norms: Float32Array | undefined): Float32Array | undefined {
+  if (pruner.inputNorms === "required" && !norms) {
+    throw new RangeError(
+      `Cannot prune with ${pruner.name}: inputNorms is required (per-input-feature ‖X_j‖₂ from calibration; ` +
+        "see collectInputNorms)",
+    );
+  }
+  return norms;
 }
 
 /**
@@ -158,15 +164,11 @@ export function semiStructuredMask(
 ): WeightMask {
   const name = `${n}:${m}`;
   checkWeight(name, w, shape);
-  const [, cols] = shape;
   if (!(Number.isInteger(m) && Number.isInteger(n) && n >= 1 && n < m)) {
     throw new RangeError(`Cannot prune with ${name}: need integers 1 ≤ n < m`);
   }
-  if (cols % m !== 0) {
-    throw new RangeError(
-      `Cannot prune with ${name}: the ${cols} input columns are not divisible by ${m}; use magnitude or wanda`,
-    );
-  }
+  const unfit = nmUnfit(m, shape);
+  if (unfit) throw new RangeError(`Cannot prune with ${name}: ${unfit}; use magnitude or wanda`);
   const scores = inputNorms ? wandaScores(w, shape, inputNorms, name) : Float32Array.from(w, Math.abs);
   const mask = new Uint8Array(w.length);
   const order = Array.from({ length: m }, (_, j) => j);
@@ -262,7 +264,7 @@ function checkSparsity(what: string, s: number): void {
 }
 
 function result(
-  method: WeightMask["method"],
+  method: string,
   mask: Uint8Array,
   shape: readonly [number, number],
 ): WeightMask {
@@ -270,3 +272,31 @@ function result(
   for (const b of mask) zeros += b === 0 ? 1 : 0;
   return { mask, shape: [shape[0], shape[1]], sparsity: zeros / mask.length, method };
 }
+
+/** Why an N:M pattern of run length `m` cannot prune a weight of `shape`, or null. */
+function nmUnfit(m: number, shape: readonly [number, number]): string | null {
+  return shape[1] % m === 0 ? null : `the ${shape[1]} input columns are not divisible by ${m}`;
+}
+
+registerPruner({
+  name: "magnitude",
+  description: "the smallest |W| of the whole matrix (layer-wise)",
+  inputNorms: "unused",
+  mask: (w, shape, { sparsity }) => magnitudeMask(w, shape, sparsity),
+});
+
+registerPruner({
+  name: "wanda",
+  description: "the lowest |W|·‖X‖ of each output row (Wanda)",
+  inputNorms: "required",
+  mask: (w, shape, { sparsity, inputNorms }) => wandaMask(w, shape, inputNorms!, sparsity),
+});
+
+registerPruner({
+  name: "2:4",
+  description: "the 2 highest of every 4 consecutive inputs (by |W|, or the Wanda score given norms)",
+  inputNorms: "optional",
+  fixedSparsity: 0.5,
+  unfit: (shape) => nmUnfit(4, shape),
+  mask: (w, shape, { inputNorms }) => semiStructuredMask(w, shape, { inputNorms }),
+});

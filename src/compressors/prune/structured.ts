@@ -28,6 +28,7 @@
 import { z } from "zod";
 import { parseConfig } from "../../config.ts";
 import type { CausalLM } from "../../models/causal_lm.ts";
+import { asDenseLinear, type LinearLike } from "../../nn/linear_like.ts";
 import { SwiGLU } from "../../nn/swiglu.ts";
 import { mulberry32 } from "../../tensor/random.ts";
 import type { InputNorms } from "./calibration.ts";
@@ -243,8 +244,8 @@ async function layerWeights(model: CausalLM, dims: PlanDims, i: number) {
         `${a.config.kvHeads} KV heads); plan on the unpruned model`,
     );
   }
-  const read = async (l: { weight: { toArray(): Promise<unknown> } }) =>
-    await l.weight.toArray() as Float32Array;
+  const read = async (l: LinearLike) =>
+    await asDenseLinear(l, `score layer ${i}`).weight.toArray() as Float32Array;
   return {
     q: await read(a.qProj), // [H·D, C]
     k: await read(a.kProj), // [Hkv·D, C]

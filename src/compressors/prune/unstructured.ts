@@ -27,6 +27,7 @@
 import type { CausalLM } from "../../models/causal_lm.ts";
 import { decoderLinears, type InputNorms } from "./calibration.ts";
 import { type MaskMethod, pruneWeight } from "./masks.ts";
+import { getPruner } from "./pruner.ts";
 
 /** Options of {@link pruneLinears}. */
 export interface PruneLinearsOptions {
@@ -68,15 +69,11 @@ export async function pruneLinears(
   options: PruneLinearsOptions,
 ): Promise<PruneLinearsResult> {
   const { method, sparsity, norms, filter = (n: string) => !ROUTER.test(n) } = options;
+  const pruner = getPruner(method);
   const targets = decoderLinears(model).filter((m) => filter(m.name));
-  if (method === "2:4") {
-    const odd = targets.find((m) => m.linear.inFeatures % 4 !== 0);
-    if (odd) {
-      throw new RangeError(
-        `Cannot prune with 2:4: ${odd.name} has ${odd.linear.inFeatures} inputs, not divisible by 4; ` +
-          `leave it out with filter`,
-      );
-    }
+  for (const { name, linear } of targets) {
+    const why = pruner.unfit?.([linear.outFeatures, linear.inFeatures]);
+    if (why) throw new RangeError(`Cannot prune with ${method}: ${name}: ${why}; leave it out with filter`);
   }
   const wrong = targets.find((m) => norms?.has(m.name) && norms.get(m.name)!.length !== m.linear.inFeatures);
   if (wrong) {
@@ -85,11 +82,11 @@ export async function pruneLinears(
         `expected ${wrong.linear.inFeatures}`,
     );
   }
-  if (method === "wanda") {
+  if (pruner.inputNorms === "required") {
     const missing = targets.filter((m) => !norms?.has(m.name)).map((m) => m.name);
     if (missing.length > 0) {
       throw new RangeError(
-        `Cannot prune with wanda: no input norms for ${missing.slice(0, 3).join(", ")}${
+        `Cannot prune with ${method}: no input norms for ${missing.slice(0, 3).join(", ")}${
           missing.length > 3 ? ` and ${missing.length - 3} more` : ""
         }; collect them with collectInputNorms(model, sequences)`,
       );

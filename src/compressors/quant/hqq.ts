@@ -45,10 +45,10 @@
  * ```
  * @module
  */
-import f16 from "../../../kernels/f16.wgsl" with { type: "text" };
+import { z } from "zod";
 import kernel from "../../../kernels/hqq.wgsl" with { type: "text" };
 import { groupSpan } from "../../ops/dequantize_ref.ts";
-import { gpuOf, grid1d, params } from "../../ops/_kernel.ts";
+import { dispatchKernel, F16_WGSL, grid1d, params } from "../../ops/kernel.ts";
 import type { QuantizedTensor } from "../../tensor/quantized_tensor.ts";
 import { Tensor } from "../../tensor/tensor.ts";
 import {
@@ -62,9 +62,10 @@ import {
   groupStart,
   roundHalfEven,
 } from "./rtn.ts";
+import { registerQuantizer } from "./quantizer.ts";
 
 /** hqq.wgsl with the shared f16 bit conversions. */
-const code = f16 + kernel;
+const code = F16_WGSL + kernel;
 
 /** HQQ solver settings (hqq's `opt_params` plus the early stop switch). */
 export interface HqqOptions {
@@ -248,7 +249,6 @@ export async function quantizeHqq(
     const r = hqqRef(weight.host(), layout, options);
     return { ...affineFromHost(device, "hqq", layout, r.codes, r.scale, r.zero), info: r.info };
   }
-  const gpu = gpuOf(device);
   const grid = grid1d(Math.ceil(groups / AFFINE_WG));
   const slots = grid[0] * grid[1];
   using invBeta = Tensor.fromArray(device, hqqInverseBetas(options), undefined, { label: "hqq.invBeta" });
@@ -256,8 +256,8 @@ export async function quantizeHqq(
   const meta = Tensor.empty(device, [groups], { dtype: "u32", category: "weights", label: "quant.meta" });
   const spec = { name: "hqq", code, entryPoint: "hqq_iterate" };
   const run = (iters: number, mode: 0 | 1) =>
-    gpu.dispatch(spec, {
-      bindings: [weight.storage, invBeta.storage, errs.storage, meta.storage],
+    dispatchKernel(spec, {
+      bindings: [weight, invBeta, errs, meta],
       params: hqqParams(layout, options.lpNorm, iters, mode),
       workgroups: grid,
       constants: { WG: AFFINE_WG },
@@ -280,3 +280,24 @@ export async function quantizeHqq(
     info: { iterations: kept, meanAbsError: errors[kept] },
   };
 }
+
+/** HQQ solver options of `quantize(w, { method: "hqq", hqq: { … } })` (defaults: {@link HQQ_DEFAULTS}). */
+export const HqqOptionsSchema = z.strictObject({
+  /** Maximum zero-point updates; 0 keeps the min/max start. */
+  iterations: z.number().int().min(0).max(10_000).default(HQQ_DEFAULTS.iterations),
+  /** p of the lp objective, in (0, 1]. */
+  lpNorm: z.number().gt(0).max(1).default(HQQ_DEFAULTS.lpNorm),
+  /** Initial half-quadratic penalty β. */
+  beta: z.number().positive().default(HQQ_DEFAULTS.beta),
+  /** Growth of β per iteration (> 1). */
+  kappa: z.number().gt(1).default(HQQ_DEFAULTS.kappa),
+  /** Stop at the first iteration that does not lower the mean |W − Ŵ| (the best zero is kept either way). */
+  earlyStop: z.boolean().default(HQQ_DEFAULTS.earlyStop),
+});
+
+registerQuantizer<{ hqq: HqqOptions | undefined }>({
+  name: "hqq",
+  description: "affine with HQQ's half-quadratic zero-point refinement",
+  options: { hqq: HqqOptionsSchema.optional() },
+  quantize: (weight, layout, o) => quantizeHqq(weight, layout, o.hqq ?? HQQ_DEFAULTS),
+});

@@ -31,10 +31,12 @@
  * ```
  * @module
  */
+import { z } from "zod";
 import { nf4AbsmaxRef } from "../../ops/dequantize_ref.ts";
 import { DYNAMIC8, nearestCode, NF4 } from "../../tensor/codebooks.ts";
 import { packCodes, type QuantizedTensor } from "../../tensor/quantized_tensor.ts";
 import { Tensor } from "../../tensor/tensor.ts";
+import { registerQuantizer } from "./quantizer.ts";
 
 /** bitsandbytes' block of absmax values for double quantisation. */
 export const NF4_DQ_BLOCK = 256;
@@ -152,3 +154,12 @@ export function nf4EffectiveAbsmax(
   if (meta2 === undefined) return meta as Float32Array;
   return nf4AbsmaxRef(meta as Uint32Array, meta2, offset ?? 0, groups);
 }
+
+registerQuantizer<{ doubleQuant: boolean }>({
+  name: "nf4",
+  description: "QLoRA's NormalFloat-4 codebook times a block absmax (bitsandbytes)",
+  bits: [4],
+  axes: [1], // bitsandbytes' blocks run along the flat tensor, i.e. the rows
+  options: { doubleQuant: z.boolean().default(false) },
+  quantize: (weight, layout, o) => quantizeNf4(weight, layout.groupSize, o.doubleQuant),
+});

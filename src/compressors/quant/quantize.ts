@@ -3,14 +3,18 @@
  * axis, … })` returns a {@link QuantizedTensor} on the weight's device, in the layout of
  * `src/tensor/quantized_tensor.ts`.
  *
+ * Methods are objects in a registry (`quantizer.ts`): the built-ins below register themselves, and
+ * `registerQuantizer` adds one; an unknown `method` fails listing the registered names.
+ *
  * | method | scheme | bits | grouping | where it runs |
  * | --- | --- | --- | --- | --- |
  * | `"rtn"` | affine min/max, round to nearest (`rtn.ts`) | 2, 3, 4, 8 | `groupSize` along `axis` | kernels/rtn.wgsl or the CPU reference |
  * | `"hqq"` | affine, HQQ-optimised zero (`hqq.ts`) | 2, 3, 4, 8 | `groupSize` along `axis` | kernels/hqq.wgsl + rtn.wgsl, or the CPU reference |
  * | `"nf4"` | NF4 codebook × absmax (`nf4.ts`) | 4 | `groupSize` blocks of a row (axis 1) | host (uploads the result) |
  *
- * Options are one zod strict schema ({@link QuantizeOptionsSchema}): a typo fails with the allowed
- * keys. {@link quantizedToHost} reads a result back with its metadata unpacked to f32 per group, the
+ * Options are a zod strict schema of the shared keys plus the chosen method's own
+ * ({@link parseQuantizeOptions}): a typo fails with the allowed keys, another method's option names
+ * its method. {@link quantizedToHost} reads a result back with its metadata unpacked to f32 per group, the
  * input of `dequantizeRef` (`src/ops/dequantize_ref.ts`).
  *
  * @example
@@ -37,72 +41,117 @@ import { parseConfig } from "../../config.ts";
 import { type HostQuantized, unpackAffineMeta } from "../../ops/dequantize_ref.ts";
 import { checkQuantLayout, type QuantBits, type QuantizedTensor } from "../../tensor/quantized_tensor.ts";
 import type { Tensor } from "../../tensor/tensor.ts";
-import { HQQ_DEFAULTS, quantizeHqq } from "./hqq.ts";
-import { nf4EffectiveAbsmax, quantizeNf4 } from "./nf4.ts";
-import { quantizeRtn } from "./rtn.ts";
+// The built-in methods register themselves when loaded, in this order.
+import "./rtn.ts";
+import "./hqq.ts";
+import { nf4EffectiveAbsmax } from "./nf4.ts";
+import { getQuantizer, listQuantizers, type QuantLayout, type RegisteredQuantizer } from "./quantizer.ts";
 
-/** HQQ solver options (defaults from hqq: 20 iterations, p = 0.7, β = 10, κ = 1.01, early stop). */
-export const HqqOptionsSchema = z.strictObject({
-  /** Maximum zero-point updates; 0 keeps the min/max start. */
-  iterations: z.number().int().min(0).max(10_000).default(HQQ_DEFAULTS.iterations),
-  /** p of the lp objective, in (0, 1]. */
-  lpNorm: z.number().gt(0).max(1).default(HQQ_DEFAULTS.lpNorm),
-  /** Initial half-quadratic penalty β. */
-  beta: z.number().positive().default(HQQ_DEFAULTS.beta),
-  /** Growth of β per iteration (> 1). */
-  kappa: z.number().gt(1).default(HQQ_DEFAULTS.kappa),
-  /** Stop at the first iteration that does not lower the mean |W − Ŵ| (the best zero is kept either way). */
-  earlyStop: z.boolean().default(HQQ_DEFAULTS.earlyStop),
-});
+export { HqqOptionsSchema } from "./hqq.ts";
+export {
+  getQuantizer,
+  listQuantizers,
+  type Quantizer,
+  type QuantLayout,
+  type RegisteredQuantizer,
+  registerQuantizer,
+} from "./quantizer.ts";
 
-/** Options of {@link quantize}; cross-field rules in the refinement (NF4 is 4-bit, axis 1). */
-export const QuantizeOptionsSchema = z.strictObject({
-  /** `"rtn"` (min/max, round to nearest), `"hqq"` (HQQ zero-point), `"nf4"` (QLoRA NormalFloat). */
-  method: z.enum(["rtn", "hqq", "nf4"]),
-  /** Code width; NF4 is 4 (the default for every method). */
+/** The keys every method shares, with their defaults. */
+const COMMON = {
+  /** A registered quantizer's name: `"rtn"`, `"hqq"`, `"nf4"`, or one added with `registerQuantizer`. */
+  method: z.string(),
+  /** Code width (default 4); a method may take only some widths (NF4: 4). */
   bits: z.literal([2, 3, 4, 8]).default(4),
   /** Values per group (NF4: per absmax block); must divide the grouped dimension. */
   groupSize: z.number().int().positive().default(64),
-  /** 1: groups run along a row (input features); 0: down a column. NF4 takes 1 only. */
+  /** 1: groups run along a row (input features); 0: down a column. A method may take one axis only (NF4: 1). */
   axis: z.literal([0, 1]).default(1),
-  /** NF4 only: quantise the absmax values to 8 bits (bitsandbytes' double quantisation). */
-  doubleQuant: z.boolean().default(false),
-  /** HQQ only: solver settings. */
-  hqq: HqqOptionsSchema.optional(),
-}).superRefine((o, ctx) => {
-  // `input` is what the message reports as received.
-  const issue = (path: string, message: string, input: unknown) =>
-    ctx.addIssue({ code: "custom", path: [path], message, input });
-  if (o.method === "nf4" && o.bits !== 4) {
-    issue("bits", "nf4 is a 4-bit code: leave bits out or pass 4", o.bits);
-  }
-  if (o.method === "nf4" && o.axis !== 1) {
-    issue("axis", "nf4 blocks run along the rows, as in bitsandbytes: leave axis out or pass 1", o.axis);
-  }
-  if (o.method !== "nf4" && o.doubleQuant) {
-    issue(
-      "doubleQuant",
-      `double quantisation is an nf4 option, not one of method "${o.method}"`,
-      o.doubleQuant,
-    );
-  }
-  if (o.method !== "hqq" && o.hqq !== undefined) {
-    issue("hqq", `hqq solver options apply to method "hqq" only, not "${o.method}"`, o.hqq);
-  }
-});
+};
 
-/** What callers pass to {@link quantize}. */
-export type QuantizeOptions = z.input<typeof QuantizeOptionsSchema>;
+/** What callers pass to {@link quantize}: the shared keys, plus the options of the chosen method. */
+export interface QuantizeOptions {
+  /** A registered quantizer's name (see {@link listQuantizers}). */
+  readonly method: string;
+  readonly bits?: QuantBits;
+  readonly groupSize?: number;
+  readonly axis?: 0 | 1;
+  /** The chosen method's own options, e.g. `doubleQuant` (nf4) or `hqq` (hqq's solver settings). */
+  readonly [option: string]: unknown;
+}
 
 /** Parsed options with defaults filled in (JSON; goes into run folders). */
-export type ParsedQuantizeOptions = z.output<typeof QuantizeOptionsSchema>;
+export interface ParsedQuantizeOptions extends QuantizeOptions {
+  readonly bits: QuantBits;
+  readonly groupSize: number;
+  readonly axis: 0 | 1;
+}
+
+/**
+ * The zod schema of {@link quantize}'s options for method `q` (or, without one, for an unknown
+ * method, which it refuses listing the registered ones): the shared keys, `q`'s own options, and
+ * the other methods' options refused by name.
+ */
+function optionsSchema(q: RegisteredQuantizer | undefined) {
+  const names = listQuantizers();
+  const own = q?.options ?? {};
+  const others: Record<string, z.ZodType> = {};
+  const owners = new Map<string, string[]>();
+  for (const name of names) {
+    for (const key of Object.keys(getQuantizer(name).options ?? {})) {
+      if (key in own) continue;
+      others[key] = z.unknown().optional();
+      owners.set(key, [...owners.get(key) ?? [], name]);
+    }
+  }
+  const method = q ? z.literal(q.name) : z.enum(names as [string, ...string[]], {
+    error: `no quantizer of that name is registered (registerQuantizer adds one): expected one of ${
+      names.map((n) => JSON.stringify(n)).join("|")
+    }`,
+  });
+  return z.strictObject({ ...COMMON, method, ...others, ...own }).superRefine((o, ctx) => {
+    if (!q) return;
+    // `input` is what the message reports as received.
+    const issue = (path: string, message: string, input: unknown) =>
+      ctx.addIssue({ code: "custom", path: [path], message, input });
+    const rec = o as Record<string, unknown>;
+    for (const [key, methods] of owners) {
+      if (rec[key] === undefined) continue;
+      const list = methods.map((m) => `"${m}"`).join(", ");
+      issue(key, `an option of method ${list}, not of "${q.name}"`, rec[key]);
+    }
+    if (!q.bits.includes(o.bits)) {
+      const one = q.bits.length === 1;
+      const list = q.bits.join(", ");
+      const pass = one ? `pass ${list}` : `pass one of ${list}`;
+      const fix = q.bits.includes(4) ? `leave bits out or ${pass}` : pass;
+      issue("bits", `${q.name} ${one ? `is a ${list}-bit code` : `takes ${list} bits`}: ${fix}`, o.bits);
+    }
+    if (!q.axes.includes(o.axis)) {
+      const fix = q.axes.includes(1) ? "leave axis out or pass 1" : "pass 0";
+      issue("axis", `${q.name} groups along axis ${q.axes[0]} only: ${fix}`, o.axis);
+    }
+  });
+}
+
+/**
+ * Validates {@link quantize}'s options against the shared keys and the chosen method's own, with
+ * defaults filled in (frozen).
+ * @throws {ConfigError} naming each bad key, the value and the choices (an unknown method lists the
+ *   registered ones; another method's option names its method)
+ */
+export function parseQuantizeOptions(options: QuantizeOptions): ParsedQuantizeOptions {
+  const name = (options as { method?: unknown } | null)?.method;
+  const q = typeof name === "string" && listQuantizers().includes(name) ? getQuantizer(name) : undefined;
+  return parseConfig("quantize", optionsSchema(q), options) as ParsedQuantizeOptions;
+}
 
 /**
  * Quantizes a 2-D f32 weight `[rows, cols]` (HF `[out, in]`); the result's tensors live on
  * `weight.device` in the ledger's `"weights"` category. The weight is not modified or disposed.
  *
  * @param weight `[rows, cols]` f32 (typed as any tensor: the dtype is checked at run time).
- * @param options See {@link QuantizeOptionsSchema}.
+ * @param options `method`, `bits`, `groupSize`, `axis` and the method's own options (see {@link parseQuantizeOptions}).
  * @returns Packed codes plus metadata; HQQ adds `info` (iterations kept, mean |W − Ŵ|).
  * @throws {ConfigError} For unknown keys or values out of range (bits 5, axis 2, nf4 with bits 2, …).
  * @throws {TypeError} When the weight is not f32.
@@ -110,24 +159,29 @@ export type ParsedQuantizeOptions = z.output<typeof QuantizeOptionsSchema>;
  * @see https://mobiusml.github.io/hqq_blog/ (HQQ), https://arxiv.org/abs/2305.14314 (NF4)
  */
 export async function quantize(weight: Tensor, options: QuantizeOptions): Promise<QuantizedTensor> {
-  const o = parseConfig("quantize", QuantizeOptionsSchema, options);
+  const o = parseQuantizeOptions(options);
+  const quantizer = getQuantizer(o.method);
   const what = `quantize weight with ${o.method}`;
   if (weight.dtype !== "f32") {
     throw new TypeError(`Cannot ${what}: the weight must be f32: received ${weight.dtype}; cast it first`);
   }
   checkQuantLayout(what, weight.shape, o.bits, o.groupSize, o.axis);
-  const layout = {
+  const layout: QuantLayout = {
     shape: [weight.shape[0], weight.shape[1]] as const,
-    bits: o.bits as QuantBits,
+    bits: o.bits,
     groupSize: o.groupSize,
     axis: o.axis,
   };
   if (weight.size === 0) throw new RangeError(`Cannot ${what}: the weight [${weight.shape}] is empty`);
   const w = weight as Tensor<"f32">;
   await checkFinite(w, what);
-  if (o.method === "rtn") return quantizeRtn(w, layout);
-  if (o.method === "hqq") return await quantizeHqq(w, layout, { ...HQQ_DEFAULTS, ...o.hqq });
-  return await quantizeNf4(w, o.groupSize, o.doubleQuant);
+  const q = await quantizer.quantize(w, layout, o);
+  if (q.method !== quantizer.name) {
+    throw new TypeError(
+      `quantizer "${quantizer.name}" returned a QuantizedTensor with method "${q.method}": it must carry its own name`,
+    );
+  }
+  return q;
 }
 
 /**

@@ -36,10 +36,9 @@
  * ```
  * @module
  */
-import f16 from "../../../kernels/f16.wgsl" with { type: "text" };
 import kernel from "../../../kernels/rtn.wgsl" with { type: "text" };
 import { groupSpan, packAffineMeta } from "../../ops/dequantize_ref.ts";
-import { gpuOf, grid1d, params } from "../../ops/_kernel.ts";
+import { dispatchKernel, F16_WGSL, grid1d, params } from "../../ops/kernel.ts";
 import {
   codesPerWord,
   packCodes,
@@ -49,9 +48,10 @@ import {
 } from "../../tensor/quantized_tensor.ts";
 import type { Device } from "../../device/device.ts";
 import { Tensor } from "../../tensor/tensor.ts";
+import { type QuantLayout, registerQuantizer } from "./quantizer.ts";
 
 /** rtn.wgsl with the shared f16 bit conversions. */
-const code = f16 + kernel;
+const code = F16_WGSL + kernel;
 
 /** Invocations per workgroup of the `rtn.wgsl` and `hqq.wgsl` kernels. */
 export const AFFINE_WG = 64;
@@ -65,12 +65,7 @@ export interface AffineMeta {
 }
 
 /** Shape, bits and grouping of one quantisation: the fields every quantizer stage needs. */
-export interface AffineLayout {
-  readonly shape: readonly [number, number];
-  readonly bits: QuantBits;
-  readonly groupSize: number;
-  readonly axis: 0 | 1;
-}
+export type AffineLayout = QuantLayout;
 
 /** `Math.round` with ties to even, as `torch.round` and WGSL `round`. */
 export function roundHalfEven(x: number): number {
@@ -179,8 +174,8 @@ export function affinePackGpu(
     category: "weights",
     label: "quant.codes",
   });
-  gpuOf(weight.device).dispatch({ name: "rtn", code, entryPoint: "affine_pack" }, {
-    bindings: [weight.storage, meta.storage, codes.storage],
+  dispatchKernel({ name: "rtn", code, entryPoint: "affine_pack" }, {
+    bindings: [weight, meta, codes],
     params: affineParams(layout),
     workgroups: grid1d(Math.ceil(words / AFFINE_WG)),
     constants: { WG: AFFINE_WG },
@@ -189,7 +184,7 @@ export function affinePackGpu(
 }
 
 /** The fields every affine result shares. */
-export function affineBase(method: "rtn" | "hqq", layout: AffineLayout) {
+export function affineBase(method: string, layout: AffineLayout) {
   const { shape, bits, groupSize, axis } = layout;
   return { method, scheme: "affine", bits, groupSize, axis, shape: [shape[0], shape[1]] } as const;
 }
@@ -197,7 +192,7 @@ export function affineBase(method: "rtn" | "hqq", layout: AffineLayout) {
 /** An affine QuantizedTensor on `device` from host codes and f32 step/zero (packed as f16 pairs). */
 export function affineFromHost(
   device: Device,
-  method: "rtn" | "hqq",
+  method: string,
   layout: AffineLayout,
   codes: Uint32Array,
   scale: Float32Array,
@@ -226,11 +221,17 @@ export function quantizeRtn(weight: Tensor<"f32">, layout: AffineLayout): Quanti
     return affineFromHost(device, "rtn", layout, codes, scale, zero);
   }
   const meta = Tensor.empty(device, [groups], { dtype: "u32", category: "weights", label: "quant.meta" });
-  gpuOf(device).dispatch({ name: "rtn", code, entryPoint: "rtn_meta" }, {
-    bindings: [weight.storage, meta.storage],
+  dispatchKernel({ name: "rtn", code, entryPoint: "rtn_meta" }, {
+    bindings: [weight, meta],
     params: affineParams(layout),
     workgroups: grid1d(Math.ceil(groups / AFFINE_WG)),
     constants: { WG: AFFINE_WG },
   });
   return { ...affineBase("rtn", layout), codes: affinePackGpu(weight, meta, layout), meta };
 }
+
+registerQuantizer({
+  name: "rtn",
+  description: "round to nearest, asymmetric min/max per group",
+  quantize: (weight, layout) => quantizeRtn(weight, layout),
+});

@@ -25,7 +25,7 @@ async function main(): Promise<void> {
     checkpointEvery: Number(checkpointEvery),
     runDir,
     seed: 7,
-    progress: false,
+    progress: true, // lines on stderr (not a terminal): the resumed run says where it resumed from
   });
   const data = tinyBlocks(24, 9, 3);
   const evalData = tinyBlocks(4, 9, 4);
