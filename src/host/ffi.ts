@@ -55,7 +55,7 @@ export function ffiRuntime(): "deno" | "bun" | null {
  * Opens the first of `candidates` that loads and binds `symbols`. Throws an `Error` that lists
  * each candidate and why it failed (not found, FFI not permitted, a symbol missing).
  */
-export async function openLibrary<T extends Record<string, FfiSymbol>>(
+export async function openLibrary<const T extends Record<string, FfiSymbol>>(
   candidates: readonly string[],
   symbols: T,
 ): Promise<NativeLibrary<T>> {

@@ -15,8 +15,8 @@
  * const b = Tensor.fromArray(dev, [2, 4], [1, 2]);
  * const dy = Tensor.fromArray(dev, [1, 1], [1, 2]);
  * const { da, db } = siluMulBackward(a, b, dy); // [1, 2] each
- * assert.deepEqual(await da.toArray(), [1, 2]);
- * assert.deepEqual(await db.toArray(), [0, 0]);
+ * assert.deepEqual([...await da.toArray()], [1, 2]);
+ * assert.deepEqual([...await db.toArray()], [0, 0]);
  * ```
  * @module
  */
