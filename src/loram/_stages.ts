@@ -10,7 +10,7 @@ import type { TrainTask } from "../lora/train_task.ts";
 import { Trainer } from "../lora/trainer.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import type { LoramData } from "./pipeline.ts";
+import type { LoramData } from "./data.ts";
 import type { LoramPruneResult } from "./prune.ts";
 import type { LoramRunConfig } from "./run_config.ts";
 

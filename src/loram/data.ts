@@ -13,7 +13,20 @@
 import { BROWN_GENRES, type BrownDocument, type BrownGenre, loadBrown } from "../data/brown.ts";
 import { type TokenEncoder, tokenizeAndPack, tokenStream } from "../data/pack.ts";
 import { splitDocuments } from "../data/splits.ts";
-import type { LoramData } from "./pipeline.ts";
+
+/** The token data of a run (blocks are `T + 1` ids, as the Trainer reads them). */
+export interface LoramData {
+  /** General text: alignment and calibration blocks. */
+  readonly align: readonly Int32Array[];
+  /** In-domain training blocks. */
+  readonly train: readonly Int32Array[];
+  /** In-domain held-out ids (a token stream). */
+  readonly evalIn: Int32Array;
+  /** Out-of-domain held-out ids. */
+  readonly evalOut: Int32Array;
+  /** In-domain eval blocks for the training curve (`train.evalEvery`). */
+  readonly evalBlocks?: readonly Int32Array[];
+}
 
 /** Options of {@link brownLoramData}. */
 export interface BrownLoramDataOptions {

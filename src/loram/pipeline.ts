@@ -58,20 +58,8 @@ import { quantizeLinearsNf4 } from "./qloram.ts";
 import { checkPlanFor, recoverAdapterFolder } from "./recover.ts";
 import { align, applyGivenPlan, copyTokenizer, exists, readJson, writeFolder } from "./_stages.ts";
 import { type LoramRunConfig, type LoramRunOptions, parseLoramRunConfig } from "./run_config.ts";
-
-/** The token data of a run (blocks are `T + 1` ids, as the Trainer reads them). */
-export interface LoramData {
-  /** General text: alignment and calibration blocks. */
-  readonly align: readonly Int32Array[];
-  /** In-domain training blocks. */
-  readonly train: readonly Int32Array[];
-  /** In-domain held-out ids (a token stream). */
-  readonly evalIn: Int32Array;
-  /** Out-of-domain held-out ids. */
-  readonly evalOut: Int32Array;
-  /** In-domain eval blocks for the training curve (`train.evalEvery`). */
-  readonly evalBlocks?: readonly Int32Array[];
-}
+import type { LoramData } from "./data.ts";
+export type { LoramData } from "./data.ts";
 
 /** Perplexity in and out of domain. */
 export interface DomainPpl {
