@@ -36,7 +36,8 @@ const PROMPT = 128,
   NEW = 32,
   T = 128,
   BATCH = 2,
-  WARM_STEPS = 2,
+  WARM_STEPS = 4,
+  INFER_WARMUP = 3,
   STEPS = quick ? 3 : 8,
   REPEATS = quick ? 2 : 5;
 const MODELS = ["examples/models/brown-dense", "examples/models/brown-moe"];
@@ -64,7 +65,8 @@ async function measureFerry(device: Device, dir: string, train: boolean) {
   const prefill: number[] = [], decode: number[] = [];
   let lastLogits = new Float32Array(0);
   let greedy: number[] = [];
-  await generate(model, prompt, { maxNewTokens: 2 }); // warm-up at the measured prompt length
+  // Warm-ups at the measured lengths (the JIT settles after a few runs; peers_torch.py does the same).
+  for (let w = 0; w < INFER_WARMUP; w++) await generate(model, prompt, { maxNewTokens: NEW + 1 });
   for (let r = 0; r < REPEATS; r++) {
     // The prefill's token, then NEW decode steps: the same forwards as peers_torch.py's decode.
     const g = await generate(model, prompt, { maxNewTokens: NEW + 1 });
@@ -166,9 +168,8 @@ async function measureTorch(): Promise<Record<string, unknown> | string> {
 
 // ---------------------------------------------------------------------------------------
 
+Deno.env.set("FERRY_BLAS_THREADS", String(THREADS)); // read when the BLAS loads, so the device info shows it
 const device = await createDevice({ backend: "cpu", blas: true });
-const cpu = device as Device & { blas?: { setThreads(n: number): void } | null };
-cpu.blas?.setThreads(THREADS);
 if (!device.info.blas) {
   console.error("bench:peers: no BLAS loaded; Ferry's side runs the TypeScript references");
 }

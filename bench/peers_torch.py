@@ -14,7 +14,7 @@ reported as median / min / max tokens/s:
   decode   32 greedy one-token forwards with that cache, after the prefill
   train    T = 128, batch 2, next-token cross-entropy, AdamW (lr 1e-4, weight_decay 0): full
            fine-tuning and LoRA (r 8, alpha 16 on q,k,v,o,gate,up,down and Mixtral's w1,w2,w3;
-           A kaiming-uniform as in PEFT, B zero); 2 warm-up steps then 8 timed (3 with --quick);
+           A kaiming-uniform as in PEFT, B zero); TRAIN_WARMUP (4) warm-up steps then 8 timed (3 with --quick);
            each timed step is one repeat. MoE models are trained only without --quick.
 For a cross-check it writes the logits row of the last prompt position and the greedy ids: the
 token picked from the prefill, then one per decode step (33 ids, what Ferry's
@@ -41,6 +41,8 @@ except ModuleNotFoundError:  # a python3 on PATH without torch (pyenv): use Debi
     raise SystemExit("peers_torch.py: torch is not importable: install python3-torch (Debian) or PyTorch")
 
 P, DECODE, T_TRAIN, BATCH = 128, 32, 128, 2
+WARMUP = 3  # inference warm-ups, as bench/peers.ts (a JIT needs a few runs to settle)
+TRAIN_WARMUP = 4  # training warm-up steps, as bench/peers.ts
 LORA_R, LORA_ALPHA = 8, 16
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "w1", "w2", "w3")
 
@@ -204,7 +206,7 @@ def infer(model, vocab, repeats):
     prompt = torch.tensor([[(i * 7919 + 17) % vocab for i in range(P)]])  # [1, P]
     prefill, decode = [], []
     with torch.inference_mode():
-        for r in range(repeats + 1):  # run 0 is the warm-up
+        for r in range(repeats + WARMUP):  # the first WARMUP runs are warm-ups
             cache = model.new_cache(1, P + DECODE)
             t0 = time.perf_counter()
             logits = model.forward(prompt, cache)  # [1, P, V]
@@ -215,7 +217,7 @@ def infer(model, vocab, repeats):
                 step = model.forward(torch.tensor([[ids[-1]]]), cache)  # [1, 1, V]
                 ids.append(int(torch.argmax(step[0, -1])))
             t3 = time.perf_counter()
-            if r > 0:
+            if r >= WARMUP:
                 prefill.append(P / (t1 - t0))
                 decode.append(DECODE / (t3 - t2))
     return stats(prefill), stats(decode), logits[0, -1].tolist(), ids
@@ -227,7 +229,7 @@ def train(cfg, weights, vocab, lora, steps):
     params = model.add_lora(torch.Generator().manual_seed(0)) if lora else list(W.values())
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
     rates, losses = [], []
-    for s in range(2 + steps):  # 2 warm-up steps
+    for s in range(TRAIN_WARMUP + steps):  # warm-up steps first
         ids = torch.tensor([[((s * BATCH + b) * 131 + i * 7919) % vocab for i in range(T_TRAIN + 1)]
                             for b in range(BATCH)])  # [B, T + 1]
         t0 = time.perf_counter()
@@ -238,7 +240,7 @@ def train(cfg, weights, vocab, lora, steps):
         opt.step()
         dt = time.perf_counter() - t0
         losses.append(loss.item())
-        if s >= 2:
+        if s >= TRAIN_WARMUP:
             rates.append(BATCH * T_TRAIN / dt)
     out = stats(rates)
     out["overall"] = len(rates) * BATCH * T_TRAIN / sum(BATCH * T_TRAIN / r for r in rates)

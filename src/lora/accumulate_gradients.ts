@@ -100,10 +100,10 @@ export async function accumulateGradients<E>(
       tape.backward(scale(out.loss, n)); // nₘ·Lₘ: []
       const grads: NamedGrad[] = [];
       for (const [name, t] of params) {
-        const g = ctx.grad(t);
+        const g = ctx.takeGrad(t); // the accumulator owns it from here
         if (g) grads.push({ name, grad: g });
       }
-      options.accumulator.add(grads);
+      options.accumulator.addOwned(grads);
     }
     sums.add("loss", out.loss.value, n);
     for (const [key, v] of Object.entries(out.extra ?? {})) {

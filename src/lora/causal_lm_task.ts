@@ -5,10 +5,12 @@
  * or optimizer memory).
  *
  * One example is a block of `T + 1` token ids (`tokenizeAndPack` with `blockSize: T + 1`): the
- * model reads `T` and predicts the next token at each position. A micro-batch of several blocks
- * records one forward per block on the same tape and averages their losses token-weighted, so
- * the loss is the mean over every target of the micro-batch. MoE models add
- * `routerAuxLossCoef · auxLoss` (the load-balancing loss, see `src/models/train_forward.ts`).
+ * model reads `T` and predicts the next token at each position. A micro-batch of blocks of one
+ * length runs as one packed forward (each block attends only within itself; every projection is one
+ * GEMM over all rows); blocks of different lengths run one forward each on the same tape, their
+ * losses averaged token-weighted. Either way the loss is the mean over every target of the
+ * micro-batch. MoE models add `routerAuxLossCoef · auxLoss` (the load-balancing loss, see
+ * `src/models/train_forward.ts`; pooled over the packed micro-batch, as HF pools a batch).
  *
  * @example One full-model training step's loss on a golden checkpoint
  * ```ts
@@ -57,7 +59,12 @@ export function causalLmTask(model: CausalLM, options: CausalLmTaskOptions = {})
     async loss(ctx: TrainContext, batch: readonly Int32Array[]): Promise<TaskLoss> {
       if (batch.length === 0) throw new RangeError("Cannot compute the loss of an empty micro-batch");
       const parts: LossTrainResult[] = [];
-      for (const ids of batch) parts.push(await model.lossTrain(ctx, ids, { routerAuxLossCoef }));
+      if (batch.every((b) => b.length === batch[0].length)) {
+        // One packed forward over the whole micro-batch (larger GEMMs, one pass per op).
+        parts.push(await model.lossTrain(ctx, batch, { routerAuxLossCoef }));
+      } else {
+        for (const ids of batch) parts.push(await model.lossTrain(ctx, ids, { routerAuxLossCoef }));
+      }
       const tokens = parts.reduce((s, p) => s + p.tokens, 0);
       const weighted = (pick: (p: LossTrainResult) => Var | undefined): Var | undefined => {
         let acc: Var | undefined;

@@ -305,12 +305,16 @@ export class CausalLM {
    * `*ForCausalLM(input_ids=ids, labels=ids)`. All `T + 1` ids run through the model (the last
    * one's logits predict nothing, but its routing counts in the aux loss, as in HF).
    *
+   * Given a batch of blocks of one length, it runs them as one packed forward (each block attends
+   * only within itself) and the loss is the mean over all the batch's targets, as HF's batched call.
+   *
    * @param ctx the step's {@link TrainContext}
-   * @param ids `[T + 1]` token ids, at least 2
+   * @param ids `[T + 1]` token ids, at least 2; or a batch of such blocks, all of one length
    * @param options `routerAuxLossCoef` (default: config.json's `router_aux_loss_coef`, else 0),
    *   `ignoreIndex` (targets equal to it are skipped; default −100)
    * @returns `loss`, `lmLoss`, `auxLoss` (MoE) as `[]` Vars and the number of counted targets
-   * @throws {RangeError} on fewer than 2 ids, an id outside the vocabulary, or a negative coefficient
+   * @throws {RangeError} on fewer than 2 ids, blocks of different lengths, an id outside the vocabulary, or a
+   *   negative coefficient
    * @example One gradient of the final norm
    * ```ts
    * import assert from "node:assert/strict";
@@ -326,7 +330,11 @@ export class CausalLM {
    * assert.ok(tokens === 3 && ctx.grad(model.norm.weight)!.shape[0] === model.config.hidden);
    * ```
    */
-  lossTrain(ctx: TrainContext, ids: Int32Array, options: LossTrainOptions = {}): Promise<LossTrainResult> {
+  lossTrain(
+    ctx: TrainContext,
+    ids: Int32Array | readonly Int32Array[],
+    options: LossTrainOptions = {},
+  ): Promise<LossTrainResult> {
     return lossTrain(this, ctx, ids, options);
   }
 

@@ -89,18 +89,22 @@ function checkIds(ids: Int32Array, V: number, what: string): void {
   }
 }
 
-/** See `CausalLM.forwardTrain`. */
+/**
+ * See `CausalLM.forwardTrain`. With `segment`, `ids` holds `T / segment` sequences packed one after
+ * another, each at positions `0..segment-1` and attending only within itself.
+ */
 export async function forwardTrain(
   model: TrainForwardModel,
   ctx: TrainContext,
   ids: Int32Array,
+  segment?: number,
 ): Promise<TrainForwardResult> {
   const what = "CausalLM.forwardTrain";
   checkIds(ids, model.config.vocabSize, what);
   const T = ids.length;
   if (T === 0) throw new RangeError(`Cannot run ${what}: ids is empty: pass at least one token id`);
   const window = model.config.slidingWindow;
-  if (window !== null && T > window) {
+  if (window !== null && (segment ?? T) > window) {
     throw new RangeError(
       `Cannot run ${what}: ${T} tokens exceed the sliding window of ${window}; sliding-window attention ` +
         `is not supported yet, so train on sequences within the window`,
@@ -110,7 +114,7 @@ export async function forwardTrain(
   let x = model.embedTokens.forwardTrain(idsT, ctx); // [T] -> [T, C]
   const routing: LayerRouting[] = [];
   for (const layer of model.layers) {
-    const out = await layer.forwardTrain(x, ctx); // [T, C] -> [T, C]
+    const out = await layer.forwardTrain(x, ctx, segment); // [T, C] -> [T, C]
     x = out.x;
     if (out.router) routing.push(out.router);
   }
@@ -126,18 +130,34 @@ export function defaultRouterAuxLossCoef(model: TrainForwardModel): number {
   return typeof c === "number" && Number.isFinite(c) ? c : 0;
 }
 
-/** See `CausalLM.lossTrain`. */
+/**
+ * See `CausalLM.lossTrain`. A batch of blocks of one length runs as one packed forward (every
+ * projection over all `B·(T+1)` rows, attention within each block); the loss is the mean over all
+ * the batch's targets, and a MoE model's aux loss pools the router over all its tokens (as HF pools
+ * a batch).
+ */
 export async function lossTrain(
   model: TrainForwardModel,
   ctx: TrainContext,
-  ids: Int32Array,
+  ids: Int32Array | readonly Int32Array[],
   options: LossTrainOptions = {},
 ): Promise<LossTrainResult> {
   const what = "CausalLM.lossTrain";
-  if (ids.length < 2) {
+  const blocks = ids instanceof Int32Array ? [ids] : ids;
+  const L = blocks[0]?.length ?? 0;
+  if (blocks.length === 0) {
+    throw new RangeError(`Cannot run ${what}: the batch is empty: pass at least one block`);
+  }
+  if (blocks.some((b) => b.length !== L)) {
+    throw new RangeError(
+      `Cannot run ${what}: a batch's blocks must have one length: received ${blocks.map((b) => b.length)}; ` +
+        "pass blocks of different lengths one call each",
+    );
+  }
+  if (L < 2) {
     throw new RangeError(
       `Cannot run ${what}: ids must hold at least 2 tokens (inputs ids[0..T-1], targets ids[1..T]): ` +
-        `received ${ids.length}`,
+        `received ${L}`,
     );
   }
   const ignoreIndex = options.ignoreIndex ?? -100;
@@ -147,14 +167,18 @@ export async function lossTrain(
       `Cannot run ${what}: routerAuxLossCoef must be a finite number ≥ 0: received ${coef}`,
     );
   }
-  // As HF: run all T+1 tokens, targets shifted left with ignoreIndex after the last one.
-  const { logits, auxLoss } = await forwardTrain(model, ctx, ids); // [T+1, V]
-  const targets = new Int32Array(ids.length);
-  targets.set(ids.subarray(1));
-  targets[ids.length - 1] = ignoreIndex;
+  const packed = new Int32Array(blocks.length * L);
+  blocks.forEach((b, i) => packed.set(b, i * L));
+  // As HF: run all T+1 tokens of a block, targets shifted left with ignoreIndex after its last one.
+  const { logits, auxLoss } = await forwardTrain(model, ctx, packed, blocks.length > 1 ? L : undefined); // [B·(T+1), V]
+  const targets = new Int32Array(packed.length);
+  for (let i = 0; i < blocks.length; i++) {
+    targets.set(blocks[i].subarray(1), i * L);
+    targets[(i + 1) * L - 1] = ignoreIndex;
+  }
   const tokens = targets.reduce((n, t) => n + (t === ignoreIndex ? 0 : 1), 0);
-  const targetsT = ctx.tape.keep(Tensor.fromArray(model.device, targets, [ids.length], { dtype: "i32" })); // [T+1]
-  const lmLoss = crossEntropy(logits, targetsT, { ignoreIndex }); // [T+1, V] -> []
+  const targetsT = ctx.tape.keep(Tensor.fromArray(model.device, targets, [packed.length], { dtype: "i32" })); // [B·(T+1)]
+  const lmLoss = crossEntropy(logits, targetsT, { ignoreIndex }); // [B·(T+1), V] -> []
   if (!auxLoss) return { loss: lmLoss, lmLoss, tokens };
   const loss = coef === 0 ? lmLoss : add(lmLoss, scale(auxLoss, coef)); // []
   return { loss, lmLoss, auxLoss, tokens };

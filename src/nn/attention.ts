@@ -28,6 +28,7 @@
  */
 import { z } from "zod";
 import { reshape } from "../autograd/reshape.ts";
+import { concatRows, sliceRows } from "../autograd/slice.ts";
 import type { Var } from "../autograd/tape.ts";
 import type { TrainContext } from "../autograd/train_context.ts";
 import { attention as attentionV, rope as ropeV } from "../autograd/transformer.ts";
@@ -35,7 +36,7 @@ import { parseConfig } from "../config.ts";
 import { attention } from "../ops/attention.ts";
 import type { KvCache } from "../ops/kv_cache.ts";
 import { rope } from "../ops/rope.ts";
-import type { Tensor } from "../tensor/tensor.ts";
+import { Tensor } from "../tensor/tensor.ts";
 import { expectLinear, type LinearLike } from "./linear_like.ts";
 import { addPrefixed, expectParameter, type Module, type NamedParameters } from "./module.ts";
 import type { RMSNorm } from "./rms_norm.ts";
@@ -168,11 +169,15 @@ export class Attention implements Module {
 
   /**
    * The training forward: one sequence at positions `0..T-1`, causal, no cache, recorded on the
-   * tape (q/k norms, biases, GQA and RoPE as in {@link Attention.forward}).
+   * tape (q/k norms, biases, GQA and RoPE as in {@link Attention.forward}); or, with `segment`,
+   * `T / segment` sequences packed row after row, each at positions `0..segment-1` and attending
+   * only within itself (a batch in one pass: every projection runs once over all rows).
    *
    * @param x `[T, C]`
    * @param ctx the step's {@link TrainContext}
+   * @param segment rows per packed sequence (a divisor of `T`); default `T` (one sequence)
    * @returns `[T, C]`
+   * @throws {RangeError} when `segment` does not divide `T`
    * @example
    * ```ts
    * import assert from "node:assert/strict";
@@ -192,9 +197,15 @@ export class Attention implements Module {
    * assert.ok(ctx.grad(vProj.weight)!.shape.join() === "4,8" && ctx.grad(qProj.weight) === null);
    * ```
    */
-  forwardTrain(x: Var, ctx: TrainContext): Var {
+  forwardTrain(x: Var, ctx: TrainContext, segment?: number): Var {
     const { heads: H, kvHeads: Hkv, headDim: D, ropeTheta: theta, qkNorm } = this.config;
     const T = x.shape[0];
+    const S = segment ?? T;
+    if (!(Number.isInteger(S) && S > 0 && T % S === 0)) {
+      throw new RangeError(
+        `Cannot run Attention.forwardTrain: segment ${segment} must be a positive divisor of the ${T} rows`,
+      );
+    }
     let q = this.qProj.forwardTrain(x, ctx); // [T, C] -> [T, H·D]
     let k = this.kProj.forwardTrain(x, ctx); // [T, C] -> [T, Hkv·D]
     const v = reshape(this.vProj.forwardTrain(x, ctx), [T, Hkv, D]); // [T, C] -> [T, Hkv, D]
@@ -208,9 +219,26 @@ export class Attention implements Module {
       q = this.qNorm!.forwardTrain(q, ctx); // [T, H, D]
       k = this.kNorm!.forwardTrain(k, ctx); // [T, Hkv, D]
     }
-    q = ropeV(q, 0, { theta }); // [T, H, D]
-    k = ropeV(k, 0, { theta }); // [T, Hkv, D]
-    const o = attentionV(q, k, v, { pos: 0 }); // [T, H, D] over [T, Hkv, D]
+    if (S === T) {
+      q = ropeV(q, 0, { theta }); // [T, H, D]
+      k = ropeV(k, 0, { theta }); // [T, Hkv, D]
+      const o = attentionV(q, k, v, { pos: 0 }); // [T, H, D] over [T, Hkv, D]
+      return this.oProj.forwardTrain(reshape(o, [T, H * D]), ctx); // [T, H·D] -> [T, C]
+    }
+    // T / S sequences of S tokens, packed: positions restart at each segment, attention stays inside it.
+    const positions = ctx.tape.keep(
+      Tensor.fromArray(x.value.device, Int32Array.from({ length: T }, (_, i) => i % S), [T], {
+        dtype: "i32",
+      }),
+    ); // [T]
+    q = ropeV(q, positions, { theta }); // [T, H, D]
+    k = ropeV(k, positions, { theta }); // [T, Hkv, D]
+    const parts: Var[] = [];
+    for (let s0 = 0; s0 < T; s0 += S) {
+      // [S, H, D] over [S, Hkv, D]
+      parts.push(attentionV(sliceRows(q, s0, S), sliceRows(k, s0, S), sliceRows(v, s0, S), { pos: 0 }));
+    }
+    const o = concatRows(parts); // [T, H, D]
     return this.oProj.forwardTrain(reshape(o, [T, H * D]), ctx); // [T, H·D] -> [T, C]
   }
 

@@ -119,6 +119,7 @@ export class DecoderLayer implements Module {
    *
    * @param x `[T, C]`
    * @param ctx the step's {@link TrainContext}
+   * @param segment rows per packed sequence (see {@link Attention.forwardTrain}); default `T`
    * @returns `x [T, C]` and, for MoE layers, the routing (`routerLogits`, `probs` `[T, E]`, `selected`)
    * @example
    * ```ts
@@ -144,8 +145,8 @@ export class DecoderLayer implements Module {
    * assert.ok(ctx.grad(layer.postNorm.weight)!.shape.join() === "8");
    * ```
    */
-  async forwardTrain(x: Var, ctx: TrainContext): Promise<DecoderLayerTrainOutput> {
-    const a = this.attention.forwardTrain(this.inputNorm.forwardTrain(x, ctx), ctx); // [T, C]
+  async forwardTrain(x: Var, ctx: TrainContext, segment?: number): Promise<DecoderLayerTrainOutput> {
+    const a = this.attention.forwardTrain(this.inputNorm.forwardTrain(x, ctx), ctx, segment); // [T, C]
     const h = addV(x, a); // [T, C] residual
     const n2 = this.postNorm.forwardTrain(h, ctx); // [T, C]
     if (this.mlp instanceof SparseMoE) {

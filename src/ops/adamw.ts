@@ -107,14 +107,20 @@ export function adamwRef(
   s: AdamWScalars,
 ): void {
   const { gradScale, decay, beta1, beta2, stepSize, bc2Sqrt, eps } = s;
-  for (let i = 0; i < p.length; i++) {
+  const a1 = 1 - beta1;
+  const a2 = 1 - beta2;
+  // stepSize · m / (√v / bc2 + eps) = (stepSize · bc2) · m / (√v + eps · bc2): one division
+  const step = stepSize * bc2Sqrt;
+  const epsB = eps * bc2Sqrt;
+  const n = p.length;
+  for (let i = 0; i < n; i++) {
     const gi = g[i] * gradScale;
-    const pi = p[i] * decay;
-    const mi = m[i] + (gi - m[i]) * (1 - beta1);
-    const vi = v[i] * beta2 + (1 - beta2) * gi * gi;
+    const m0 = m[i];
+    const mi = m0 + (gi - m0) * a1;
+    const vi = v[i] * beta2 + a2 * gi * gi;
     m[i] = mi;
     v[i] = vi;
-    p[i] = pi - stepSize * (mi / (Math.sqrt(vi) / bc2Sqrt + eps));
+    p[i] = p[i] * decay - step * mi / (Math.sqrt(vi) + epsB);
   }
 }
 

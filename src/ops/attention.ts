@@ -25,6 +25,7 @@
  * ```
  * @module
  */
+import { exp } from "./_exp.ts";
 import code from "../../kernels/attention.wgsl" with { type: "text" };
 import { Tensor } from "../tensor/tensor.ts";
 import { blasOf } from "./_blas.ts";
@@ -89,7 +90,7 @@ export function attentionRef(
       acc.fill(0);
       let sum = 0;
       for (let j = 0; j < len; j++) {
-        const w = Math.exp(scores[j] - max);
+        const w = exp(scores[j] - max);
         sum += w;
         const vb = (j * Hkv + kvh) * D;
         for (let d = 0; d < D; d++) acc[d] += w * v[vb + d];

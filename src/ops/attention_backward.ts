@@ -32,6 +32,7 @@
  * ```
  * @module
  */
+import { exp } from "./_exp.ts";
 import code from "../../kernels/attention_backward.wgsl" with { type: "text" };
 import { Tensor } from "../tensor/tensor.ts";
 import { blasOf } from "./_blas.ts";
@@ -112,7 +113,7 @@ export function attentionBackwardRef(
         if (probs[j] > max) max = probs[j];
       }
       let sum = 0;
-      for (let j = 0; j < len; j++) sum += probs[j] = Math.exp(probs[j] - max);
+      for (let j = 0; j < len; j++) sum += probs[j] = exp(probs[j] - max);
       let delta = 0;
       for (let j = 0; j < len; j++) delta += (probs[j] /= sum) * dprobs[j];
       gq.fill(0);

@@ -18,6 +18,7 @@
  * Legend: `T` queries, `S` key rows, `Hq`/`Hkv` heads, `D` head dim, `G = Hq / Hkv`, `n = pos + T`.
  * @module
  */
+import { exp } from "./_exp.ts";
 import code from "../../kernels/attention_probs.wgsl" with { type: "text" };
 import { Tensor } from "../tensor/tensor.ts";
 import { gpuOf, grid1d, params } from "./_kernel.ts";
@@ -57,7 +58,7 @@ export function attentionProbsRef(s: Float32Array, dp: Float32Array | null, dims
     let max = -Infinity;
     for (let j = 0; j < len; j++) max = Math.max(max, scale * s[b + j]);
     let sum = 0;
-    for (let j = 0; j < len; j++) sum += e[j] = Math.exp(scale * s[b + j] - max);
+    for (let j = 0; j < len; j++) sum += e[j] = exp(scale * s[b + j] - max);
     let delta = 0;
     for (let j = 0; j < len; j++) delta += (e[j] /= sum) * (dp ? dp[b + j] : 0);
     for (let j = 0; j < n; j++) {

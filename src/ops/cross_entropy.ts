@@ -27,6 +27,7 @@
  * ```
  * @module
  */
+import { exp } from "./_exp.ts";
 import code from "../../kernels/cross_entropy.wgsl" with { type: "text" };
 import { Tensor } from "../tensor/tensor.ts";
 import { expectDType, expectRank, gpuOf, params, sameDevice } from "./_kernel.ts";
@@ -62,7 +63,7 @@ function logSumExp(x: Float32Array, o: number, v: number): number {
   let m = -Infinity;
   for (let j = 0; j < v; j++) m = Math.max(m, x[o + j]);
   let s = 0;
-  for (let j = 0; j < v; j++) s += Math.exp(x[o + j] - m);
+  for (let j = 0; j < v; j++) s += exp(x[o + j] - m);
   return m + Math.log(s);
 }
 
@@ -125,7 +126,7 @@ export function crossEntropyBackwardRef(
     let m = -Infinity;
     for (let j = 0; j < v; j++) m = Math.max(m, logits[o + j]);
     let sum = 0;
-    for (let j = 0; j < v; j++) sum += e[j] = Math.exp(logits[o + j] - m);
+    for (let j = 0; j < v; j++) sum += e[j] = exp(logits[o + j] - m);
     const inv = 1 / sum;
     for (let j = 0; j < v; j++) dx[o + j] = (e[j] * inv - (j === t ? 1 : 0)) * coef;
   }

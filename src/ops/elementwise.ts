@@ -16,6 +16,7 @@
  * ```
  * @module
  */
+import { exp } from "./_exp.ts";
 import code from "../../kernels/elementwise.wgsl" with { type: "text" };
 import { Tensor } from "../tensor/tensor.ts";
 import { expectDType, gpuOf, grid1d, params, sameDevice } from "./_kernel.ts";
@@ -61,7 +62,7 @@ export function siluMulRef(a: Float32Array, b: Float32Array, y: Float32Array): v
     const n = Math.min(nb, a.length - o);
     for (let j = 0; j < n; j++) {
       const x = a[o + j];
-      y[o + j] = x / (1 + Math.exp(-x)) * b[j];
+      y[o + j] = x / (1 + exp(-x)) * b[j];
     }
   }
 }
@@ -73,12 +74,12 @@ export function scaleRef(a: Float32Array, y: Float32Array, alpha: number, beta =
 
 /** SiLU (swish): x · σ(x). */
 export function siluScalar(x: number): number {
-  return x / (1 + Math.exp(-x));
+  return x / (1 + exp(-x));
 }
 
 /** Logistic sigmoid: 1 / (1 + e^-x). */
 export function sigmoidScalar(x: number): number {
-  return 1 / (1 + Math.exp(-x));
+  return 1 / (1 + exp(-x));
 }
 
 /** GELU, exact erf form. */
@@ -124,12 +125,12 @@ function unaryRef(f: (x: number) => number) {
 export function siluRef(a: Float32Array, y: Float32Array): void {
   for (let i = 0; i < a.length; i++) {
     const x = a[i];
-    y[i] = x / (1 + Math.exp(-x));
+    y[i] = x / (1 + exp(-x));
   }
 }
 /** y = sigmoid(a) */
 export function sigmoidRef(a: Float32Array, y: Float32Array): void {
-  for (let i = 0; i < a.length; i++) y[i] = 1 / (1 + Math.exp(-a[i]));
+  for (let i = 0; i < a.length; i++) y[i] = 1 / (1 + exp(-a[i]));
 }
 /** y = gelu(a), erf form */
 export const geluRef: (a: Float32Array, y: Float32Array) => void = unaryRef(geluScalar);

@@ -26,6 +26,7 @@ import code from "../../kernels/reduce.wgsl" with { type: "text" };
 import type { Storage } from "../device/device.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { expectDType, gpuOf, params } from "./_kernel.ts";
+import { mul } from "./elementwise.ts";
 import { rowLaunch } from "./_rows.ts";
 
 /** Elements per partial sum in the first passes of `sumAll` on WebGPU. */
@@ -167,4 +168,28 @@ export function sumAll(x: Tensor): Tensor<"f32"> {
  */
 export function meanAll(x: Tensor): Tensor<"f32"> {
   return allReduce("meanAll", x, true);
+}
+
+/** Reference `Σ x²` in float64. */
+export function sumSquaresRef(x: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i] * x[i];
+  return s;
+}
+
+/**
+ * Sum of the squares of every element (a gradient norm's partial): one pass and no temporary on
+ * the CPU backend; `mul` then {@link sumAll} on WebGPU.
+ *
+ * @param x `[...]` f32, any rank.
+ * @returns `[]` f32 scalar tensor (`0` for an empty `x`).
+ * @throws {TypeError} when `x` is not f32.
+ */
+export function sumSquaresAll(x: Tensor): Tensor<"f32"> {
+  expectDType("sumSquaresAll", "x", x, "f32");
+  if (x.device.kind === "cpu") {
+    return Tensor.fromArray(x.device, new Float32Array([sumSquaresRef(x.host() as Float32Array)]), []);
+  }
+  using sq = mul(x, x); // [...] -> [...]
+  return sumAll(sq); // [...] -> []
 }

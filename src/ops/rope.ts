@@ -61,11 +61,11 @@ export function ropeRef(
   r = d,
 ): void {
   const half = r / 2;
+  const { cos, sin } = angles(theta, r, positions); // [T, R/2] each
   for (let t = 0; t < positions.length; t++) {
     for (let i = 0; i < half; i++) {
-      const angle = positions[t] * Math.pow(theta, -2 * i / r);
-      const c = Math.cos(angle);
-      const s = Math.sin(angle);
+      const c = cos[t * half + i];
+      const s = sin[t * half + i];
       for (let k = (t * h) * d + i; k < (t + 1) * h * d; k += d) {
         const x1 = x[k];
         const x2 = x[k + half];
@@ -77,6 +77,66 @@ export function ropeRef(
       for (let j = r; j < d; j++) y[k + j] = x[k + j];
     }
   }
+}
+
+/** Positions below this come from a cached table per `(θ, R)`; others are computed per call. */
+const TABLE_POSITIONS = 8192;
+/** `cos`/`sin` of `p · θ^(−2i/R)` at `[p, i]`, `p < n`, per `"θ,R"`; grown on demand. */
+const TABLES = new Map<string, { n: number; cos: Float64Array; sin: Float64Array }>();
+
+function angleRows(
+  theta: number,
+  r: number,
+  ps: ArrayLike<number>,
+): { cos: Float64Array; sin: Float64Array } {
+  const half = r / 2;
+  const cos = new Float64Array(ps.length * half);
+  const sin = new Float64Array(ps.length * half);
+  for (let t = 0; t < ps.length; t++) {
+    for (let i = 0; i < half; i++) {
+      const angle = ps[t] * Math.pow(theta, -2 * i / r);
+      cos[t * half + i] = Math.cos(angle);
+      sin[t * half + i] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
+}
+
+/**
+ * `[T, R/2]` float64 `cos`/`sin` of each position's angles: rows copied from the cached table for
+ * integer positions in `(−TABLE_POSITIONS, TABLE_POSITIONS)` (`cos(−a) = cos(a)`, `sin(−a) = −sin(a)`),
+ * computed otherwise. Either way the same float64 values as computing each angle afresh.
+ */
+function angles(
+  theta: number,
+  r: number,
+  positions: ArrayLike<number>,
+): { cos: Float64Array; sin: Float64Array } {
+  let need = 1;
+  for (let t = 0; t < positions.length; t++) {
+    const p = positions[t];
+    if (!(Number.isInteger(p) && Math.abs(p) < TABLE_POSITIONS)) return angleRows(theta, r, positions);
+    need = Math.max(need, Math.abs(p) + 1);
+  }
+  const key = `${theta},${r}`;
+  let table = TABLES.get(key);
+  if (!table || table.n < need) {
+    const n = Math.min(TABLE_POSITIONS, Math.max(need, 2 * (table?.n ?? 0), 256));
+    table = { n, ...angleRows(theta, r, Array.from({ length: n }, (_, p) => p)) };
+    TABLES.set(key, table);
+  }
+  const half = r / 2;
+  const cos = new Float64Array(positions.length * half);
+  const sin = new Float64Array(positions.length * half);
+  for (let t = 0; t < positions.length; t++) {
+    const p = positions[t];
+    const from = Math.abs(p) * half;
+    cos.set(table.cos.subarray(from, from + half), t * half);
+    const s = table.sin.subarray(from, from + half);
+    if (p >= 0) sin.set(s, t * half);
+    else for (let i = 0; i < half; i++) sin[t * half + i] = -s[i];
+  }
+  return { cos, sin };
 }
 
 /** `[R/2, 2]` (hi, lo) split of the turns per position `θ^(-2i/R) / 2π`; hi has 12 significant bits. */

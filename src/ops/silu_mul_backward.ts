@@ -20,6 +20,7 @@
  * ```
  * @module
  */
+import { exp } from "./_exp.ts";
 import code from "../../kernels/silu_mul_backward.wgsl" with { type: "text" };
 import { Tensor } from "../tensor/tensor.ts";
 import { expectDType, gpuOf, grid1d, params, sameDevice } from "./_kernel.ts";
@@ -37,7 +38,7 @@ export function siluMulBackwardRef(
 ): void {
   for (let i = 0; i < a.length; i++) {
     const x = a[i];
-    const s = 1 / (1 + Math.exp(-x));
+    const s = 1 / (1 + exp(-x));
     const g = dy[i];
     da[i] = g * b[i] * s * (1 + x * (1 - s));
     db[i] = g * x * s;

@@ -17,6 +17,7 @@
  * ```
  * @module
  */
+import { exp } from "./_exp.ts";
 import code from "../../kernels/softmax.wgsl" with { type: "text" };
 import { Tensor } from "../tensor/tensor.ts";
 import { expectDType, expectRank, gpuOf, params } from "./_kernel.ts";
@@ -36,8 +37,8 @@ export function softmaxRef(x: Float32Array, y: Float32Array, c: number): void {
     let m = -Infinity;
     for (let j = 0; j < c; j++) m = Math.max(m, x[o + j]);
     let s = 0;
-    for (let j = 0; j < c; j++) s += Math.exp(x[o + j] - m);
-    for (let j = 0; j < c; j++) y[o + j] = Math.exp(x[o + j] - m) / s;
+    for (let j = 0; j < c; j++) s += exp(x[o + j] - m);
+    for (let j = 0; j < c; j++) y[o + j] = exp(x[o + j] - m) / s;
   }
 }
 

@@ -2,7 +2,7 @@
  * Global gradient-norm clipping with `torch.nn.utils.clip_grad_norm_` semantics:
  * `norm = ‖concat(grads)‖₂`, `scale = min(1, maxNorm / (norm + 1e-6))`.
  *
- * The norm is reduced on the device (`mul`, `sumAll`, `add`) and read back once. Ferry tensors
+ * The norm is reduced on the device (`sumSquaresAll`, `add`) and read back once. Ferry tensors
  * are immutable, so instead of scaling the gradients in place as torch does,
  * {@linkcode clipGradNorm} returns the `scale`; pass it to `AdamW.step(params, { gradScale })`,
  * which folds it into the update kernel (no extra pass or copy). {@linkcode scaleGrads} returns
@@ -22,8 +22,8 @@
  * ```
  * @module
  */
-import { add, mul, scale as scaleOp } from "../ops/elementwise.ts";
-import { sumAll } from "../ops/reduce.ts";
+import { add, scale as scaleOp } from "../ops/elementwise.ts";
+import { sumSquaresAll } from "../ops/reduce.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 
 /** What {@link clipGradNorm} measured. */
@@ -47,8 +47,7 @@ export async function gradNorm(grads: readonly Tensor[]): Promise<number> {
       throw new TypeError("Cannot compute gradient norm: gradients live on different devices");
     }
     if (g.size === 0) continue;
-    using sq = mul(g, g); // [...] -> [...]
-    const s = sumAll(sq); // [...] -> []
+    const s = sumSquaresAll(g); // [...] -> []
     if (total === undefined) total = s;
     else {
       const next = add(total, s); // [] + [] -> []

@@ -55,13 +55,38 @@ export class GradAccumulator implements Disposable {
    * @throws {TypeError} When a gradient's shape differs from its buffer's.
    */
   add(grads: readonly NamedGrad[]): void {
+    for (const { name, grad } of grads) this.#accumulate(name, grad);
+    this.#micro++;
+  }
+
+  #accumulate(name: string, grad: Tensor): void {
+    let sum = this.#sums.get(name);
+    if (sum === undefined) {
+      sum = Tensor.zeros(grad.device, grad.shape, { category: "grads", label: `grad_sum ${name}` });
+      this.#sums.set(name, sum);
+    }
+    axpyInPlace(sum, grad, 1);
+  }
+
+  /**
+   * As {@link add}, but the accumulator takes ownership of `grads` (f32, ledger category `grads`,
+   * e.g. from `TrainContext.takeGrad`): a name seen for the first time keeps its gradient as the
+   * sum (no zero-fill, no copy); otherwise the gradient is added and freed.
+   *
+   * @throws {TypeError} When a gradient's shape differs from its buffer's.
+   */
+  addOwned(grads: readonly NamedGrad[]): void {
     for (const { name, grad } of grads) {
-      let sum = this.#sums.get(name);
-      if (sum === undefined) {
-        sum = Tensor.zeros(grad.device, grad.shape, { category: "grads", label: `grad_sum ${name}` });
-        this.#sums.set(name, sum);
+      const sum = this.#sums.get(name);
+      if (sum === undefined && grad.dtype === "f32") {
+        this.#sums.set(name, grad as Tensor<"f32">);
+        continue;
       }
-      axpyInPlace(sum, grad, 1);
+      try {
+        this.#accumulate(name, grad);
+      } finally {
+        grad.dispose();
+      }
     }
     this.#micro++;
   }

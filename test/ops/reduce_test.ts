@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Tensor } from "../../src/tensor/tensor.ts";
-import { mean, meanAll, sum, sumAll } from "../../src/ops/reduce.ts";
+import { mean, meanAll, sum, sumAll, sumSquaresAll } from "../../src/ops/reduce.ts";
 import { randn, testOnDevices } from "../_helpers.ts";
 
 /** Asserts |got − exact| <= 1e-6 · Σ|x| per row: the stated tolerance, against float64 sums. */
@@ -101,4 +101,17 @@ testOnDevices("sumAll() takes three passes past 4096² values and frees its part
     assert.deepEqual([...await s.toArray()], [1]);
   }
   assert.equal(dev.ledger.current(), before);
+});
+
+testOnDevices("sumSquaresAll equals Σ x² on odd sizes, and 0 for an empty tensor", async (dev) => {
+  for (const n of [1, 7, 1023, 70_001]) {
+    const x = randn(n, n);
+    using t = Tensor.fromArray(dev, x);
+    using s = sumSquaresAll(t);
+    const want = x.reduce((a, v) => a + v * v, 0);
+    assert.ok(Math.abs((await s.toArray())[0] - want) <= 1e-5 * want, `n = ${n}`);
+  }
+  using e = sumSquaresAll(Tensor.zeros(dev, [0]));
+  assert.equal((await e.toArray())[0], 0);
+  assert.throws(() => sumSquaresAll(Tensor.zeros(dev, [2], { dtype: "i32" })), /sumSquaresAll/);
 });

@@ -44,3 +44,21 @@ testOnDevices("GradAccumulator sums micro-batches into 'grads' buffers", async (
   assert.equal(acc.microSteps, 0);
   assert.equal(dev.ledger.current("grads"), before);
 });
+
+testOnDevices(
+  "GradAccumulator.addOwned keeps a first gradient as the sum and frees the later ones",
+  async (dev) => {
+    const before = dev.ledger.current("grads");
+    using acc = new GradAccumulator();
+    const parts = [randn(129, 4), randn(129, 5)];
+    const owned = parts.map((p) => Tensor.fromArray(dev, p, [129], { category: "grads" }));
+    acc.addOwned([{ name: "w", grad: owned[0] }]);
+    assert.equal(acc.get("w"), owned[0]); // taken over, not copied
+    acc.addOwned([{ name: "w", grad: owned[1] }]);
+    assert.equal(acc.microSteps, 2);
+    assert.equal(dev.ledger.current("grads") - before, 129 * 4); // the second was freed after adding
+    assertClose(await acc.get("w")!.toArray(), parts[0].map((x, i) => x + parts[1][i]), { what: "sum" });
+    acc.reset();
+    assert.equal(dev.ledger.current("grads"), before);
+  },
+);
