@@ -124,3 +124,23 @@ testOnDevices("rope() leaves no frequency table behind in the ledger", async (de
   }
   assert.equal(dev.ledger.current(), before);
 });
+
+Deno.test("ropeRef: cached angle rows (negative positions too) and positions past the cache equal angles computed afresh", () => {
+  const [H, D, theta] = [2, 6, 500];
+  const positions = [0, 3, -3, 8191, 8192, 9001, -9001, 17];
+  const x = randn(positions.length * H * D, 11);
+  const y = new Float32Array(x.length);
+  ropeRef(x, positions, y, H, D, theta);
+  const want = new Float32Array(x.length);
+  positions.forEach((p, t) => {
+    for (let h = 0; h < H; h++) {
+      for (let i = 0; i < D / 2; i++) {
+        const a = p * Math.pow(theta, -2 * i / D);
+        const k = (t * H + h) * D + i;
+        want[k] = x[k] * Math.cos(a) - x[k + D / 2] * Math.sin(a);
+        want[k + D / 2] = x[k + D / 2] * Math.cos(a) + x[k] * Math.sin(a);
+      }
+    }
+  });
+  assert.deepEqual(y, want);
+});
