@@ -68,7 +68,22 @@ export function printTable(title: string, rows: BenchRow[]): void {
   for (const b of body) console.log(line(b));
 }
 
-/** Writes `{ meta, rows }` as pretty JSON to `path` (temporary name, then rename). */
+/** The machine a result was measured on: what a reader needs to compare it with their own. */
+export async function machineFacts(): Promise<Record<string, unknown>> {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
+  return {
+    os: `${Deno.build.os} ${Deno.build.arch}`,
+    cpu: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1]?.trim() ?? "unknown",
+    cores: navigator.hardwareConcurrency,
+    deno: Deno.version.deno,
+  };
+}
+
+/**
+ * Writes `{ meta, rows }` as pretty JSON to `path` (temporary name, then rename). `meta` gains the
+ * date, the command that reproduces the file and the machine ({@link machineFacts}) unless it
+ * already has them.
+ */
 export async function writeJson(
   path: string,
   meta: Record<string, unknown>,
@@ -76,5 +91,25 @@ export async function writeJson(
 ): Promise<void> {
   const dir = path.slice(0, path.lastIndexOf("/"));
   if (dir) await Deno.mkdir(dir, { recursive: true });
-  await writeFileAtomic(path, JSON.stringify({ meta, rows }, null, 2) + "\n");
+  const full = {
+    date: new Date().toISOString(),
+    command: benchCommand(),
+    machine: await machineFacts(),
+    ...meta,
+  };
+  await writeFileAtomic(path, JSON.stringify({ meta: full, rows }, null, 2) + "\n");
+}
+
+/** `deno task bench:NAME ARGS…` when run through a task, else `deno run -A FILE ARGS…`. */
+export function benchCommand(): string {
+  const file = new URL(Deno.mainModule).pathname.split("/").slice(-2).join("/"); // bench/x.ts
+  const task: Record<string, string> = {
+    "bench/kernels.ts": "deno task bench",
+    "bench/models.ts": "deno task bench:models",
+    "bench/training.ts": "deno task bench:training",
+    "bench/peers.ts": "deno task bench:peers",
+    "bench/quant.ts": "deno task bench:quant",
+    "bench/quantize.ts": "deno task bench:quant",
+  };
+  return [task[file] ?? `deno run -A ${file}`, ...Deno.args].join(" ");
 }
