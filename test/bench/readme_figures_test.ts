@@ -27,7 +27,7 @@ for (const { id, text } of readmeBlocks(readme)) {
   Deno.test(`README block "${id}" equals its committed results (${BLOCKS[id]?.file})`, async () => {
     assert.ok(BLOCKS[id], `unknown block ${id}: register it in bench/readme.ts`);
     assert.ok(
-      tracked.has(BLOCKS[id].file),
+      await committed(BLOCKS[id].file),
       `${BLOCKS[id].file} is not committed: commit the results it cites`,
     );
     assert.equal(
