@@ -55,9 +55,41 @@ function renderPeers({ meta, rows }: BenchResults): string {
   ].join("\n");
 }
 
+/** Full fine-tuning against LoRA, per backend (`bench/training.ts`). */
+function renderTraining({ meta, rows }: BenchResults): string {
+  const get = (name: string) => rows.find((r) => r.name === name);
+  const kinds = [...new Set(rows.map((r) => /\[(\w+)\]/.exec(r.name)?.[1]).filter((k) => k))] as string[];
+  const line = (k: string) => {
+    const full = get(`full [${k}]`), lora = get(`lora r=8 [${k}]`);
+    const fullMem = get(`full [${k}] peak ledger`), loraMem = get(`lora r=8 [${k}] peak ledger`);
+    const saving = get(`LoRA saving [${k}]`);
+    const tps = (r?: BenchRow) => r ? int(r.value) : "—";
+    const mem = (r?: BenchRow) => r ? `${r.value.toFixed(1)} MiB` : "—";
+    return `| ${k} | ${tps(full)} | ${tps(lora)} | ${mem(fullMem)} | ${mem(loraMem)} | ${
+      saving ? `${saving.value.toFixed(2)}×` : "—"
+    } |`;
+  };
+  const byCategory = kinds.flatMap((k) =>
+    ["full", "lora r=8"].map((m) => {
+      const r = get(`${m} [${k}] peak ledger`);
+      return r ? `${m === "full" ? "full" : "LoRA"} on ${k}: ${r.note}` : "";
+    }).filter((x) => x)
+  );
+  const devices = (meta.devices as string[] | undefined)?.join("; ") ?? "";
+  return [
+    "| backend | full tokens/s | LoRA r 8 tokens/s | full peak ledger | LoRA peak ledger | LoRA's saving |",
+    "| --- | ---: | ---: | --- | --- | ---: |",
+    ...kinds.map(line),
+    "",
+    `Measured ${day(meta)} by \`${meta.command}\` on ${machine(meta)} (${devices}): T ${meta.block}, batch ` +
+    `${meta.batch}, ${meta.steps} steps of ${meta.model}. Peak ledger by category: ${byCategory.join("; ")}.`,
+  ].join("\n");
+}
+
 /** Every generated block of the README, by id. */
 export const BLOCKS: Record<string, ReadmeBlock> = {
   peers: { file: "bench/results/peers.json", render: renderPeers },
+  training: { file: "bench/results/training.json", render: renderTraining },
 };
 
 /**
