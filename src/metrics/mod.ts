@@ -53,3 +53,11 @@ export {
   type ProgressFields,
   type ProgressMode,
 } from "./progress.ts";
+export {
+  type BootstrapOptions,
+  bootstrapPerplexity,
+  type DocumentScore,
+  type Interval,
+  pairedBootstrap,
+  type PerplexityInterval,
+} from "./bootstrap.ts";

@@ -12,6 +12,12 @@
  * ```
  * @module
  */
+import {
+  type BootstrapOptions,
+  bootstrapPerplexity,
+  type DocumentScore,
+  type PerplexityInterval,
+} from "../metrics/bootstrap.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 
 /** What perplexity needs from a model: a full-sequence forward. `CausalLM` implements it. */
@@ -87,6 +93,44 @@ export async function perplexity(
   }
   const loss = nll / scored;
   return { loss, perplexity: Math.exp(loss), tokens: scored, windows };
+}
+
+/** What {@link documentPerplexity} returns. */
+export interface DocumentPerplexityResult {
+  /** Each document's summed nll and scored tokens (documents under 2 tokens score none). */
+  documents: DocumentScore[];
+  /** The corpus perplexity `exp(Σ nll / Σ tokens)` and its bootstrap interval over documents. */
+  interval: PerplexityInterval;
+}
+
+/**
+ * Perplexity of a corpus scored document by document (each from its own start, sliding windows as
+ * {@link perplexity}), with a bootstrap confidence interval over documents: what a table comparing
+ * methods needs (score every method on the same documents, then `pairedBootstrap`).
+ *
+ * @throws {RangeError} when no document has 2 tokens, or on bad window or bootstrap options
+ */
+export async function documentPerplexity(
+  model: ScoringModel,
+  docs: readonly (Int32Array | readonly number[])[],
+  options: PerplexityOptions & BootstrapOptions,
+): Promise<DocumentPerplexityResult> {
+  const { onProgress, ...rest } = options;
+  const documents: DocumentScore[] = [];
+  const total = docs.reduce((n, d) => n + Math.max(0, d.length - 1), 0);
+  let done = 0;
+  for (const doc of docs) {
+    if (doc.length < 2) {
+      documents.push({ nll: 0, tokens: 0 });
+      continue;
+    }
+    const r = await perplexity(model, doc, rest);
+    documents.push({ nll: r.loss * r.tokens, tokens: r.tokens });
+    done += r.tokens;
+    onProgress?.(done, total);
+  }
+  if (done === 0) throw new RangeError("Cannot compute perplexity: no document has 2 tokens");
+  return { documents, interval: bootstrapPerplexity(documents, options) };
 }
 
 /** log softmax(row)[target] in float64, for the row of length `v` starting at `offset`. */
