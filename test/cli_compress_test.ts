@@ -193,9 +193,21 @@ Deno.test("ferry sweep on an MoE checkpoint prints the summary and writes Arrow 
     ],
   );
   assert.equal(r.code, 0, r.stderr);
-  for (const word of ["w1 (gate)", "w3 (up)", "w2 (down)", "hqq", "magnitude", "svd", "increase_pct"]) {
+  for (
+    const word of [
+      "w1 (gate)",
+      "w3 (up)",
+      "w2 (down)",
+      "hqq",
+      "magnitude",
+      "svd",
+      "increase_pct",
+      "increase_hi_pct",
+    ]
+  ) {
     assert.ok(r.stdout.includes(word), word);
   }
+  assert.match(r.stderr, /sensitivity: w3 \(up\) rtn 2-bit: ppl [\d.]+ \(95% CI [\d.]+–[\d.]+\)/);
   const [run] = [...Deno.readDirSync(`${dir}/new/runs`)];
   const files = [...Deno.readDirSync(`${dir}/new/runs/${run.name}`)].map((e) => e.name).sort();
   assert.deepEqual(files, ["metrics.arrow", "sensitivity.arrow", "summary.arrow"]);

@@ -134,11 +134,11 @@ Deno.test("ferry activations writes each linear's inputs, and prune --method wan
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /wrote \S+acts\.safetensors: 7 tensors/);
 
-    // The same activations through the library: the model on the same calibration ids.
+    // The same activations through the library: the model on the same calibration ids (training split).
     const device = await createDevice({ backend: "cpu" });
     using m = await loadModel(model, { device });
     const tokenizer = await Tokenizer.fromDir(model);
-    const ids = tokenStream(splitDocuments(await loadBrown({ genres: ["cr"] })).validation, tokenizer, {
+    const ids = tokenStream(splitDocuments(await loadBrown({ genres: ["cr"] })).train, tokenizer, {
       addEos: true,
       maxTokens: 40,
     });

@@ -27,7 +27,7 @@ import { checkOut, makeOutFolder } from "./_out.ts";
 export const ACTIVATIONS_USAGE =
   `  activations          the inputs every decoder linear receives on Brown text, for Wanda (prune --act)
       --model DIR          HF checkpoint folder with tokenizer.json
-      --data brown:GENRE   calibration text (default brown, validation split)
+      --data brown:GENRE   calibration text (default brown, training split)
       --tokens N           calibration tokens (default 512; each weight keeps at most N rows)
       --layers 0,1         decoder layers (default all)
       --out FILE           .safetensors to write: one F32 [T, in] tensor per weight, named like
@@ -85,7 +85,7 @@ export async function activationsCommand(args: string[]): Promise<number> {
       format: "pt",
       model: dir,
       data,
-      split: "validation",
+      split: "train",
       tokens: String(ids.length),
       backend: device.info.backend,
     });

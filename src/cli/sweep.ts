@@ -28,13 +28,13 @@ import {
   UsageError,
   writeErr,
 } from "./_common.ts";
-import { calibrationIds, parseBrownData } from "./_calibration.ts";
+import { calibrationIds, evaluationDocuments, parseBrownData } from "./_calibration.ts";
 import { checkOut } from "./_out.ts";
 
 export const SWEEP_USAGE =
   `  sweep                compression sweep of a checkpoint's weights (and FloE's sensitivity study)
       --model DIR          HF checkpoint folder with tokenizer.json
-      --data brown:GENRE   calibration text (default brown, validation split)
+      --data brown:GENRE   calibration text (default brown, training split)
       --tokens N           calibration tokens (default 1024; the sensitivity study scores these too)
       --layers 0,1         decoder layers (default all)
       --methods LIST       quantizers among rtn,hqq,nf4 (default all)
@@ -127,14 +127,17 @@ export async function sweepCommand(args: string[]): Promise<number> {
     if (values.sensitivity === true) {
       if (model.moeLayers.length === 0) throw new UsageError(`${cmd}: --sensitivity needs an MoE checkpoint`);
       const settings = quantGrid({ methods, bits, groupSizes: [groupSizes[0]], axes: [1] });
-      const study = await expertProjectionSensitivity(model, ids, settings, {
+      // Evaluated on whole validation documents (never the calibration text), with bootstrap intervals.
+      const docs = await evaluationDocuments(cmd, dir, config, genres, tokens);
+      const study = await expertProjectionSensitivity(model, docs, settings, {
         blockSize: block,
         runId: log.runId,
         onRow: (r) =>
           writeErr(
             `sensitivity: ${r.projection} ${r.method} ${r.bits}-bit: ppl ${
               Number(r.perplexity).toFixed(2)
-            }\n`,
+            } ` +
+              `(95% CI ${Number(r.perplexity_lo).toFixed(2)}–${Number(r.perplexity_hi).toFixed(2)})\n`,
           ),
       });
       console.log(study.format({ maxRows: 200 }));

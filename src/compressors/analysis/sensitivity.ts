@@ -22,7 +22,8 @@
  * @module
  */
 import type { CausalLM } from "../../models/causal_lm.ts";
-import { perplexity } from "../../models/perplexity.ts";
+import { documentPerplexity, perplexity } from "../../models/perplexity.ts";
+import { type DocumentScore, pairedBootstrap } from "../../metrics/bootstrap.ts";
 import { MetricLog } from "../../metrics/metric_log.ts";
 import { asDenseExperts } from "../../nn/experts.ts";
 import { SparseMoE } from "../../nn/sparse_moe.ts";
@@ -41,11 +42,15 @@ export const EXPERT_PROJECTIONS = [
 
 /**
  * One row per (projection, setting) plus an unquantized baseline row: perplexity on `ids`, its
- * increase over the baseline in percent, and the stored bits per parameter.
+ * increase over the baseline in percent, and the stored bits per parameter. Given documents
+ * (`Int32Array[]`, each scored from its own start), the rows also carry a 95% bootstrap interval
+ * over documents for the perplexity (`perplexity_lo`, `perplexity_hi`) and a paired one for the
+ * increase over the baseline (`increase_lo_pct`, `increase_hi_pct`): an effect is resolved when its
+ * interval excludes 0.
  */
 export async function expertProjectionSensitivity(
   model: CausalLM,
-  ids: Int32Array,
+  ids: Int32Array | readonly Int32Array[],
   settings: readonly QuantSetting[],
   options: { blockSize: number; runId?: string; onRow?: (row: Record<string, unknown>) => void },
 ): Promise<MetricLog> {
@@ -64,15 +69,39 @@ export async function expertProjectionSensitivity(
       bits_per_param: "float64",
       perplexity: "float64",
       increase_pct: "float64",
+      ...(ids instanceof Int32Array ? {} : {
+        perplexity_lo: "float64",
+        perplexity_hi: "float64",
+        increase_lo_pct: "float64",
+        increase_hi_pct: "float64",
+      } as const),
     },
   });
-  const base = (await perplexity(model, ids, { blockSize: options.blockSize })).perplexity;
+  // Perplexity of the current weights: on one stream, or per document with intervals against `baseDocs`.
+  let baseDocs: DocumentScore[] | undefined;
+  const measure = async () => {
+    if (ids instanceof Int32Array) {
+      return { perplexity: (await perplexity(model, ids, { blockSize: options.blockSize })).perplexity };
+    }
+    const r = await documentPerplexity(model, ids, { blockSize: options.blockSize });
+    baseDocs ??= r.documents;
+    const inc = pairedBootstrap(r.documents, baseDocs);
+    return {
+      perplexity: r.interval.perplexity,
+      perplexity_lo: r.interval.lo,
+      perplexity_hi: r.interval.hi,
+      increase_lo_pct: 100 * (inc.lo - 1),
+      increase_hi_pct: 100 * (inc.hi - 1),
+    };
+  };
+  const baseline = await measure();
+  const base = baseline.perplexity;
   const baseRow = {
     projection: "none",
     method: "f32",
     bits: 32,
     bits_per_param: 32,
-    perplexity: base,
+    ...baseline,
     increase_pct: 0,
   };
   log.log(baseRow);
@@ -104,7 +133,8 @@ export async function expertProjectionSensitivity(
             }
           }
         }
-        const ppl = (await perplexity(model, ids, { blockSize: options.blockSize })).perplexity;
+        const measured = await measure();
+        const ppl = measured.perplexity;
         const row = {
           projection: proj.name,
           method: s.method + (s.doubleQuant ? "+dq" : ""),
@@ -112,7 +142,7 @@ export async function expertProjectionSensitivity(
           group_size: s.groupSize,
           axis: s.axis,
           bits_per_param: bpp,
-          perplexity: ppl,
+          ...measured,
           increase_pct: 100 * (ppl / base - 1),
         };
         log.log(row);
