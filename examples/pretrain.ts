@@ -11,6 +11,11 @@
  * validation perplexity per genre is measured at the end and written to `eval.json` next to the
  * weights, with the unigram baseline it must beat.
  *
+ * The larger test beds (`--model dense-12m`, `moe-28m`: ≥ 10 and 8 layers, so LoRAM's layer range
+ * and FloE's channel sparsity have room) train on Brown plus the State of the Union addresses
+ * (`--data brown+sotu`, train splits of both) for `--epochs` passes; their validation perplexity
+ * is reported per Brown genre and for SOTU.
+ *
  * Reproduce (one model per command; the run folder keeps checkpoints, so a killed run resumes):
  * ```sh
  * deno run -A examples/pretrain.ts --model dense --backend webgpu --steps 1500
@@ -26,9 +31,11 @@ import {
   createDevice,
   loadBrown,
   loadModel,
+  loadSotu,
   perplexity,
   saveModel,
   splitDocuments,
+  type TextDocument,
   tokenizeAndPack,
   Tokenizer,
   writeFileAtomic,
@@ -49,6 +56,28 @@ const ARCHS: Record<string, Record<string, unknown>> = {
     num_hidden_layers: 8,
     num_attention_heads: 6,
     num_key_value_heads: 2,
+  },
+  "dense-12m": {
+    architectures: ["LlamaForCausalLM"],
+    model_type: "llama",
+    hidden_size: 320,
+    intermediate_size: 896,
+    num_hidden_layers: 10,
+    num_attention_heads: 5,
+    num_key_value_heads: 1,
+  },
+  "moe-28m": {
+    architectures: ["MixtralForCausalLM"],
+    model_type: "mixtral",
+    hidden_size: 256,
+    intermediate_size: 512,
+    num_hidden_layers: 8,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    num_local_experts: 8,
+    num_experts_per_tok: 2,
+    router_aux_loss_coef: 0.01,
+    output_router_logits: false,
   },
   moe: {
     architectures: ["MixtralForCausalLM"],
@@ -71,6 +100,8 @@ const { values: args } = parseArgs({
     model: { type: "string", default: "dense" },
     backend: { type: "string", default: "auto" },
     steps: { type: "string", default: "1500" },
+    epochs: { type: "string" },
+    data: { type: "string", default: "brown" },
     block: { type: "string", default: "128" },
     batch: { type: "string", default: "4" },
     lr: { type: "string", default: "2e-3" },
@@ -87,7 +118,10 @@ const name = `brown-${args.model}`;
 const out = args.out ?? `examples/models/${name}`;
 const runDir = args["run-dir"] ?? `runs/pretrain-${name}`;
 const T = Number(args.block);
-const steps = Number(args.steps);
+if (args.data !== "brown" && args.data !== "brown+sotu") {
+  throw new TypeError(`--data must be brown or brown+sotu: received ${args.data}`);
+}
+const withSotu = args.data === "brown+sotu";
 
 const tokenizer = await Tokenizer.fromDir(TOKENIZER_DIR);
 const hf = {
@@ -104,11 +138,18 @@ const hf = {
 };
 
 const splits = splitDocuments(await loadBrown());
-const train = tokenizeAndPack(splits.train, tokenizer, { blockSize: T + 1, stride: T });
+const sotu = withSotu ? splitDocuments(await loadSotu()) : undefined;
+const trainDocs: TextDocument[] = [...splits.train, ...(sotu?.train ?? [])];
+const train = tokenizeAndPack(trainDocs, tokenizer, { blockSize: T + 1, stride: T });
 const valid = tokenizeAndPack(splits.validation, tokenizer, { blockSize: T + 1, stride: T });
+const batch = Number(args.batch);
+const steps = args.epochs === undefined
+  ? Number(args.steps)
+  : Math.ceil((Number(args.epochs) * train.blocks.length) / batch);
 console.log(
-  `${name}: ${train.blocks.length} train blocks of ${T + 1} ids (${train.nTokens} tokens), ` +
-    `${valid.blocks.length} validation blocks`,
+  `${name}: ${train.blocks.length} train blocks of ${T + 1} ids (${train.nTokens} tokens, ${args.data}), ` +
+    `${valid.blocks.length} validation blocks; ${steps} steps of ${batch} blocks ` +
+    `(${((steps * batch) / train.blocks.length).toFixed(2)} epochs)`,
 );
 
 const device = await createDevice({ backend: args.backend as "auto" });
@@ -126,7 +167,7 @@ const lr = Number(args.lr);
 using trainer = new Trainer(causalLmTask(model), {
   optimizer: { lr, weightDecay: 0.1, betas: [0.9, 0.95] },
   schedule: { totalSteps: steps, warmupSteps: Math.min(100, Math.floor(steps / 10)), minLr: lr / 10 },
-  batch: Number(args.batch),
+  batch,
   accumulation: 1,
   maxGradNorm: 1,
   evalEvery: 250,
@@ -162,6 +203,13 @@ for (const genre of [...BROWN_GENRES, "all"]) {
   console.log(`${genre.padEnd(4)} ppl ${r.perplexity.toFixed(1).padStart(8)}  (${r.tokens} tokens)`);
 }
 
+if (sotu) {
+  const ids = tokenizeAndPack(sotu.validation, tokenizer, { blockSize: 1, addEos: true }).data;
+  const r = await perplexity(model, ids, { blockSize: T });
+  perGenre.push({ genre: "sotu", name: "State of the Union", tokens: r.tokens, perplexity: r.perplexity });
+  console.log(`sotu ppl ${r.perplexity.toFixed(1).padStart(8)}  (${r.tokens} tokens)`);
+}
+
 await saveModel(model, out);
 for (const f of ["tokenizer.json", "tokenizer_config.json"]) {
   await Deno.copyFile(`${TOKENIZER_DIR}/${f}`, `${out}/${f}`);
@@ -177,8 +225,9 @@ await writeFileAtomic(
       parameters: counts,
       steps: fit.step,
       block: T,
-      batch: Number(args.batch),
-      train_tokens_seen: fit.step * Number(args.batch) * T,
+      batch,
+      data: args.data,
+      train_tokens_seen: fit.step * batch * T,
       train_loss: fit.loss,
       eval_loss: fit.evalLoss,
       validation: perGenre,
