@@ -9,6 +9,7 @@ import { writeFileAtomic } from "../src/io/atomic.ts";
 export interface BenchRow {
   group: string;
   name: string;
+  /** The measurement; for repeated timings, the median of the runs. */
   value: number;
   unit: string;
   /** The machine's limit (or a peer) measured in the same run, in the same unit. */
@@ -16,14 +17,41 @@ export interface BenchRow {
   limitName?: string;
   /** Target from the issue, in the same unit, when one exists. */
   target?: number;
+  /** Spread of a repeated measurement: the smallest and largest run, in `unit`, and how many runs. */
+  min?: number;
+  max?: number;
+  runs?: number;
   note?: string;
 }
 
-/** Median wall time in ms of `fn` (after `warmup` calls), repeating for at least `minMs`. */
-export async function timeMs(
+/** Median, smallest and largest of repeated measurements, and how many there were. */
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+  runs: number;
+}
+
+/** The {@link Spread} of `xs` (the upper median for an even count). */
+export function spread(xs: readonly number[]): Spread {
+  if (xs.length === 0) throw new RangeError("spread of no measurements: run the timed code at least once");
+  const s = [...xs].sort((a, b) => a - b);
+  return { median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1], runs: s.length };
+}
+
+/** Options of {@link timeStats}: warm-up calls, then at least `minRuns` and `minMs`, at most `maxRuns`. */
+export interface TimeOptions {
+  warmup?: number;
+  minRuns?: number;
+  minMs?: number;
+  maxRuns?: number;
+}
+
+/** Wall times in ms of `fn` (after `warmup` calls), repeating for at least `minMs`: their {@link Spread}. */
+export async function timeStats(
   fn: () => unknown | Promise<unknown>,
-  { warmup = 1, minRuns = 3, minMs = 300, maxRuns = 50 } = {},
-): Promise<number> {
+  { warmup = 1, minRuns = 3, minMs = 300, maxRuns = 50 }: TimeOptions = {},
+): Promise<Spread> {
   for (let i = 0; i < warmup; i++) await fn();
   const times: number[] = [];
   const start = performance.now();
@@ -32,8 +60,72 @@ export async function timeMs(
     await fn();
     times.push(performance.now() - t0);
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  return spread(times);
+}
+
+/** Median wall time in ms of `fn` (after `warmup` calls), repeating for at least `minMs`. */
+export async function timeMs(
+  fn: () => unknown | Promise<unknown>,
+  options: TimeOptions = {},
+): Promise<number> {
+  return (await timeStats(fn, options)).median;
+}
+
+/**
+ * Wall times in ms of several functions measured in turns: each round runs every function once, in
+ * order, so all of them see the same machine state (load, clocks, caches) instead of one of them
+ * getting a quiet minute and another a busy one. Each function is called `warmup` times first.
+ */
+export async function timeAlternating<K extends string>(
+  fns: Record<K, () => unknown | Promise<unknown>>,
+  { warmup = 1, rounds = 5 } = {},
+): Promise<Record<K, Spread>> {
+  const keys = Object.keys(fns) as K[];
+  for (let i = 0; i < warmup; i++) for (const k of keys) await fns[k]();
+  const times = Object.fromEntries(keys.map((k) => [k, [] as number[]])) as Record<K, number[]>;
+  for (let r = 0; r < rounds; r++) {
+    for (const k of keys) {
+      const t0 = performance.now();
+      await fns[k]();
+      times[k].push(performance.now() - t0);
+    }
+  }
+  return Object.fromEntries(keys.map((k) => [k, spread(times[k])])) as Record<K, Spread>;
+}
+
+/** max |got − want| / max |want|: one number for how far an output is from its reference. */
+export function maxRelErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  if (got.length !== want.length) {
+    throw new RangeError(`output has ${got.length} values, its reference ${want.length}`);
+  }
+  let err = 0, mag = 0;
+  for (let i = 0; i < want.length; i++) {
+    const d = Math.abs(got[i] - want[i]);
+    err = d > err || Number.isNaN(d) ? d : err;
+    mag = Math.max(mag, Math.abs(want[i]));
+  }
+  return mag === 0 ? err : err / mag;
+}
+
+/**
+ * Checks a benchmarked output against its TypeScript reference and returns {@link maxRelErr}; a
+ * wrong (or NaN) output throws, so a broken kernel fails the benchmark instead of timing garbage.
+ */
+export function checkOutput(
+  what: string,
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  tolerance: number,
+): number {
+  const err = maxRelErr(got, want);
+  if (!(err <= tolerance)) {
+    throw new Error(
+      `Benchmark check failed: ${what} is off its TypeScript reference by ${err} (max |got − want| / ` +
+        `max |want|; allowed ${tolerance}). The kernel is wrong on this input: run its op tests ` +
+        `(deno test -A test/ops/) and fix it before trusting any timing.`,
+    );
+  }
+  return err;
 }
 
 function fmt(v: number | undefined): string {
@@ -49,7 +141,7 @@ export function printTable(title: string, rows: BenchRow[]): void {
   const body = rows.map((r) => [
     r.group,
     r.name,
-    fmt(r.value),
+    fmt(r.value) + (r.min !== undefined && r.max !== undefined ? ` (${fmt(r.min)}–${fmt(r.max)})` : ""),
     r.unit,
     r.limit !== undefined ? `${fmt(r.limit)} (${r.limitName ?? "limit"})` : "",
     r.limit ? `${(100 * r.value / r.limit).toFixed(1)}%` : "",

@@ -5,17 +5,25 @@
  * (the memory-bound ceiling), and the issue's targets (≥ 2× at 4 bits, ≥ 3× at 2 bits); then the
  * prefill product `qmatmul` against `matmul(x, W, { transB: true })` at T = 16.
  *
- * Run: `deno run -A bench/quant.ts` (add `--quick` for a short run). Writes bench/results/quant.json.
+ * Each packed kernel and its f32 baseline run in turns in one loop ({@link timeAlternating}), so
+ * both see the same machine state; the figures are medians of those rounds, with their spread.
+ * Every output is checked against the TypeScript references (`qgemvRef`, `gemvRef`, `qmatmulRef`,
+ * `matmulRef`): a wrong kernel fails the benchmark.
+ *
+ * Run: `deno task bench:quant` (add `--quick` for a short run). Writes bench/results/quant.json;
+ * `deno task bench:readme` renders the README's packed-GEMV table from it. Then runs
+ * `bench/quantize.ts` with the same arguments (a task passes its arguments to its last command
+ * only, so this script starts the second one itself).
  * @module
  */
 import { createDevice } from "../src/device/create_device.ts";
 import type { WebGpuDevice } from "../src/device/webgpu_device.ts";
-import { dequantize } from "../src/ops/dequantize.ts";
+import { quantizedToHost } from "../src/compressors/quant/quantize.ts";
 import { packAffineMeta } from "../src/ops/dequantize_ref.ts";
-import { gemv } from "../src/ops/gemv.ts";
-import { matmul } from "../src/ops/matmul.ts";
-import { qgemv } from "../src/ops/qgemv.ts";
-import { qmatmul } from "../src/ops/qmatmul.ts";
+import { gemv, gemvRef } from "../src/ops/gemv.ts";
+import { matmul, matmulRef } from "../src/ops/matmul.ts";
+import { qgemv, qgemvRef } from "../src/ops/qgemv.ts";
+import { qmatmul, qmatmulRef } from "../src/ops/qmatmul.ts";
 import {
   disposeQuantized,
   type QuantBits,
@@ -25,7 +33,14 @@ import {
 } from "../src/tensor/quantized_tensor.ts";
 import { mulberry32, randn } from "../src/tensor/random.ts";
 import { Tensor } from "../src/tensor/tensor.ts";
-import { type BenchRow, printTable, timeMs, writeJson } from "./_harness.ts";
+import {
+  type BenchRow,
+  checkOutput,
+  printTable,
+  type Spread,
+  timeAlternating,
+  writeJson,
+} from "./_harness.ts";
 
 const quick = Deno.args.includes("--quick");
 const N = 4096;
@@ -35,13 +50,27 @@ const REPS = quick ? 8 : 24; // calls per submit, so the ~12 ms flush is a small
 const gpu = await createDevice({ backend: "webgpu" }) as WebGpuDevice;
 console.log(`device: ${gpu.info.adapter} (${gpu.info.backend}); ${navigator.hardwareConcurrency} cores`);
 
-/** Median ms of one call of `op` (REPS calls per submit). */
-function perCall(op: () => Tensor, reps = REPS): Promise<number> {
-  return timeMs(async () => {
-    const outs = Array.from({ length: reps }, op);
-    await gpu.flush();
-    for (const o of outs) o.dispose();
-  }, { minRuns: quick ? 2 : 3, minMs: quick ? 100 : 400 }).then((ms) => ms / reps);
+const ROUNDS = quick ? 5 : 9; // alternating rounds of (f32, packed) per configuration
+/** Allowed max |got − want| / max |want| against the float64-accumulating references. */
+const TOL = 1e-3;
+
+/** `reps` calls of `op` recorded into one submit, then waited for: one timed unit. */
+const batch = (op: () => Tensor, reps: number) => async () => {
+  const outs = Array.from({ length: reps }, op);
+  await gpu.flush();
+  for (const o of outs) o.dispose();
+};
+
+/** ms per call of the f32 baseline and the packed op, measured in turns (`reps` calls per submit). */
+async function perCall(f32: () => Tensor, packed: () => Tensor, reps = REPS) {
+  const t = await timeAlternating({ f32: batch(f32, reps), packed: batch(packed, reps) }, { rounds: ROUNDS });
+  const per = (s: Spread): Spread => ({
+    ...s,
+    median: s.median / reps,
+    min: s.min / reps,
+    max: s.max / reps,
+  });
+  return { f32: per(t.f32), packed: per(t.packed) };
 }
 
 /** A random `[N, N]` quantized weight in the contract's layout (random codes and metadata). */
@@ -89,17 +118,6 @@ function randomWeight(scheme: "affine" | "nf4", bits: QuantBits, dq: boolean, se
   };
 }
 
-/** max |a − b| / max |b|: a sanity check printed next to the timings. */
-async function relErr(a: Tensor, b: Tensor): Promise<number> {
-  const [x, y] = [await a.toArray(), await b.toArray()];
-  let err = 0, mag = 0;
-  for (let i = 0; i < x.length; i++) {
-    err = Math.max(err, Math.abs(x[i] - y[i]));
-    mag = Math.max(mag, Math.abs(y[i]));
-  }
-  return err / mag;
-}
-
 const rows: BenchRow[] = [];
 const configs = [
   { name: "2-bit", scheme: "affine", bits: 2, dq: false, target: 3 },
@@ -115,32 +133,45 @@ const results: Record<string, unknown>[] = [];
 // GEMV, 4096 × 4096: each packed kernel timed right after the f32 GEMV (same run, same x).
 
 {
-  const wf = Tensor.fromArray(gpu, randn(N * N, 1, 0.02), [N, N], { category: "weights" });
-  const x = Tensor.fromArray(gpu, randn(N, 2));
+  const hw = randn(N * N, 1, 0.02); // [N, N]
+  const hx = randn(N, 2); // [N]
+  const wf = Tensor.fromArray(gpu, hw, [N, N], { category: "weights" });
+  const x = Tensor.fromArray(gpu, hx);
   const f32Bytes = N * N * 4;
+  {
+    const want = new Float32Array(N); // [N, N] · [N] -> [N]
+    gemvRef(hw, hx, want, N, N);
+    using got = gemv(wf, x);
+    checkOutput(`f32 gemv ${N}²`, await got.toArray(), want, TOL);
+  }
   let seed = 10;
   for (const c of configs) {
     const q = randomWeight(c.scheme, c.bits, c.dq, seed++);
     const bytes = quantizedBytes(q).total;
-    const fMs = await perCall(() => gemv(wf, x));
-    const qMs = await perCall(() => qgemv(q, x));
-    const fMs2 = await perCall(() => gemv(wf, x));
-    const f32Ms = (fMs + fMs2) / 2;
-    using wd = dequantize(q);
-    using want = gemv(wd, x);
-    using got = qgemv(q, x);
-    const err = await relErr(got, want);
+    const want = new Float32Array(N); // Ŵ [N, N] · [N] -> [N]
+    qgemvRef(await quantizedToHost(q), hx, want);
+    let err: number;
+    {
+      using got = qgemv(q, x);
+      err = checkOutput(`qgemv ${c.name} ${N}²`, await got.toArray(), want, TOL);
+    }
+    const t = await perCall(() => gemv(wf, x), () => qgemv(q, x));
+    const [f32Ms, qMs] = [t.f32.median, t.packed.median];
     const speedup = f32Ms / qMs;
     const ratio = f32Bytes / bytes;
     const group = `qgemv ${N}² g${G}`;
     rows.push({
       group,
-      name: `${c.name}: packed bytes per second`,
-      value: bytes / (qMs * 1e6),
-      unit: "GB/s",
-      note: `${qMs.toFixed(2)} ms (f32 ${f32Ms.toFixed(2)} ms, ${
-        (f32Bytes / (f32Ms * 1e6)).toFixed(1)
-      } GB/s)`,
+      name: `${c.name}: ms per call`,
+      value: qMs,
+      unit: "ms",
+      min: t.packed.min,
+      max: t.packed.max,
+      runs: t.packed.runs,
+      limit: f32Ms,
+      limitName: "f32 gemv",
+      note: `f32 ${f32Ms.toFixed(2)} ms (${t.f32.min.toFixed(2)}–${t.f32.max.toFixed(2)}), ` +
+        `${(f32Bytes / (f32Ms * 1e6)).toFixed(1)} GB/s; packed ${(bytes / (qMs * 1e6)).toFixed(1)} GB/s`,
     });
     rows.push({
       group,
@@ -150,9 +181,23 @@ const results: Record<string, unknown>[] = [];
       limit: ratio,
       limitName: "byte ratio",
       target: "target" in c ? c.target : undefined,
-      note: `max rel err vs dequantize+gemv ${err.toExponential(1)}`,
+      note: `max rel err vs qgemvRef ${err.toExponential(1)}`,
     });
-    results.push({ kernel: "qgemv", config: c.name, ms: qMs, f32Ms, bytes, speedup, byteRatio: ratio, err });
+    results.push({
+      kernel: "qgemv",
+      config: c.name,
+      ms: qMs,
+      msMin: t.packed.min,
+      msMax: t.packed.max,
+      f32Ms,
+      f32MsMin: t.f32.min,
+      f32MsMax: t.f32.max,
+      rounds: ROUNDS,
+      bytes,
+      speedup,
+      byteRatio: ratio,
+      err,
+    });
     disposeQuantized(q);
   }
   wf.dispose();
@@ -163,18 +208,29 @@ const results: Record<string, unknown>[] = [];
 // Prefill: qmatmul vs matmul(x, W, { transB: true }) at T tokens.
 
 {
-  const wf = Tensor.fromArray(gpu, randn(N * N, 3, 0.02), [N, N], { category: "weights" });
-  const x = Tensor.fromArray(gpu, randn(T * N, 4), [T, N]);
+  const hw = randn(N * N, 3, 0.02); // [N, N]
+  const hx = randn(T * N, 4); // [T, N]
+  const wf = Tensor.fromArray(gpu, hw, [N, N], { category: "weights" });
+  const x = Tensor.fromArray(gpu, hx, [T, N]);
   const flops = 2 * T * N * N;
+  {
+    const want = new Float32Array(T * N); // [T, N] x [N, N]ᵀ -> [T, N]
+    matmulRef(hx, hw, want, 1, T, N, N, true, false);
+    using got = matmul(x, wf, { transB: true });
+    checkOutput(`f32 matmul T=${T} ${N}²`, await got.toArray(), want, TOL);
+  }
   let seed = 40;
   for (const c of configs.filter((c) => c.bits !== 3 && c.bits !== 8)) {
     const q = randomWeight(c.scheme, c.bits, c.dq, seed++);
-    const fMs = await perCall(() => matmul(x, wf, { transB: true }), 4);
-    const qMs = await perCall(() => qmatmul(x, q), 4);
-    using wd = dequantize(q);
-    using want = matmul(x, wd, { transB: true });
-    using got = qmatmul(x, q);
-    const err = await relErr(got, want);
+    const want = new Float32Array(T * N); // [T, N] x Ŵ[N, N]ᵀ -> [T, N]
+    qmatmulRef(hx, await quantizedToHost(q), want, T);
+    let err: number;
+    {
+      using got = qmatmul(x, q);
+      err = checkOutput(`qmatmul ${c.name} T=${T} ${N}²`, await got.toArray(), want, TOL);
+    }
+    const t = await perCall(() => matmul(x, wf, { transB: true }), () => qmatmul(x, q), 4);
+    const [fMs, qMs] = [t.f32.median, t.packed.median];
     rows.push({
       group: `qmatmul T=${T} ${N}²`,
       name: `${c.name}: GFLOP/s`,
@@ -182,9 +238,19 @@ const results: Record<string, unknown>[] = [];
       unit: "GFLOP/s",
       limit: flops / (fMs * 1e6),
       limitName: "f32 matmul",
-      note: `${qMs.toFixed(1)} ms vs f32 ${fMs.toFixed(1)} ms; max rel err ${err.toExponential(1)}`,
+      note: `${qMs.toFixed(1)} ms (${t.packed.min.toFixed(1)}–${t.packed.max.toFixed(1)}) vs f32 ` +
+        `${fMs.toFixed(1)} ms; max rel err vs qmatmulRef ${err.toExponential(1)}`,
     });
-    results.push({ kernel: "qmatmul", config: c.name, T, ms: qMs, f32Ms: fMs, speedup: fMs / qMs, err });
+    results.push({
+      kernel: "qmatmul",
+      config: c.name,
+      T,
+      ms: qMs,
+      f32Ms: fMs,
+      rounds: ROUNDS,
+      speedup: fMs / qMs,
+      err,
+    });
     disposeQuantized(q);
   }
   wf.dispose();
@@ -193,7 +259,6 @@ const results: Record<string, unknown>[] = [];
 
 printTable("Ferry packed-weight benchmark", rows);
 const meta = {
-  date: new Date().toISOString(),
   adapter: gpu.info.adapter,
   backend: gpu.info.backend,
   deno: Deno.version.deno,
@@ -207,3 +272,11 @@ const meta = {
 await writeJson("bench/results/quant.json", meta, rows);
 console.log("\nwrote bench/results/quant.json");
 gpu.destroy();
+
+// The quantizer timings, in a fresh process (its own devices) with the same arguments.
+const quantizeBench = await new Deno.Command(Deno.execPath(), {
+  args: ["run", "--allow-all", new URL("./quantize.ts", import.meta.url).pathname, ...Deno.args],
+  stdout: "inherit",
+  stderr: "inherit",
+}).output();
+if (!quantizeBench.success) Deno.exit(quantizeBench.code || 1);

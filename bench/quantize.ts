@@ -8,7 +8,9 @@
  * The weight is heavy-tailed (Student-t with 3 degrees of freedom, like trained weights with
  * outliers) so HQQ's early stop behaves as on real matrices.
  *
- * Run: `deno run -A bench/quantize.ts` (`--quick`: 1024 × 1024). Writes bench/results/quantize.json.
+ * Run: `deno task bench:quant` (after bench/quant.ts) or `deno run -A bench/quantize.ts` (`--quick`:
+ * 1024 × 1024). Writes bench/results/quantize.json; `deno task bench:readme` renders the README's
+ * quantize timings from it.
  * @module
  */
 import { relativeError } from "../src/compressors/analysis/errors.ts";
@@ -46,6 +48,9 @@ const SETTINGS: [string, QuantizeOptions][] = [
 ];
 
 const rows: BenchRow[] = [];
+/** One entry per device and setting: what the README's quantize table shows. */
+const details: { device: string; setting: string; seconds: number; relError: number; iterations?: number }[] =
+  [];
 const cpuMs = new Map<string, number>();
 for (const device of devices) {
   const rtnMs = new Map<number, number>();
@@ -72,6 +77,13 @@ for (const device of devices) {
         (q.info ? `, ${q.info.iterations} iterations kept` : "") +
         (options.method === "hqq" && rtn ? `, ${(ms / rtn).toFixed(1)}× RTN's time` : ""),
     });
+    details.push({
+      device: device.kind,
+      setting: name,
+      seconds: ms / 1000,
+      relError: err,
+      ...(q.info ? { iterations: q.info.iterations } : {}),
+    });
     disposeQuantized(q);
   }
 }
@@ -79,8 +91,9 @@ for (const device of devices) {
 printTable(`Quantize time, ${N} × ${N} (HQQ: 20 iterations, early stop)`, rows);
 await writeJson("bench/results/quantize.json", {
   n: N,
+  groupSize: 64,
   devices: devices.map((d) => d.info),
-  date: new Date().toISOString(),
+  details,
 }, rows);
 console.log("\nwrote bench/results/quantize.json");
 for (const d of devices) d.destroy();

@@ -2,7 +2,7 @@
  * The README's performance figures, generated from the committed results in `bench/results/`: one
  * source of truth. Each figure block in `README.md` sits between `<!-- bench:ID -->` and
  * `<!-- /bench:ID -->` and is exactly what {@link renderBlock} makes of its results file;
- * `test/bench_readme_test.ts` fails when a block differs from its file or the file is missing.
+ * `test/bench/readme_figures_test.ts` fails when a block differs from its file or the file is missing.
  *
  * Run: `deno task bench:readme` (after a benchmark) rewrites the blocks from the results.
  * @module
@@ -86,10 +86,154 @@ function renderTraining({ meta, rows }: BenchResults): string {
   ].join("\n");
 }
 
+/** `x` to 3 significant digits, thousands separated: 11.3, 0.141, 90.6, 2,620. */
+const sig = (x: number) =>
+  Math.abs(x) >= 1000
+    ? int(x)
+    : Number(x.toPrecision(3)).toLocaleString("en-US", { maximumFractionDigits: 6 });
+
+/** The row of `rows` whose name starts with `prefix`; a clear error when the results lack it. */
+function rowStarting(rows: BenchRow[], prefix: string, file: string): BenchRow {
+  const r = rows.find((x) => x.name.startsWith(prefix));
+  if (!r) throw new RangeError(`${file} has no row "${prefix}…": rerun its benchmark`);
+  return r;
+}
+
+/** Submit-and-wait against batched dispatches (`bench/kernels.ts`). */
+function renderBatching({ meta, rows }: BenchResults): string {
+  const file = "bench/results/kernels.json";
+  const chain = meta.chain as number;
+  const wait = rowStarting(rows, "empty submit-and-wait", file);
+  const batched = rowStarting(rows, `per dispatch, ${chain} in one submit`, file);
+  const each = rowStarting(rows, "per dispatch, submit-and-wait each", file);
+  const speedup = rowStarting(rows, `batched speed-up, chain of ${chain}`, file);
+  return [
+    `On ${meta.adapter}, ${machine(meta)}, an empty submit-and-wait costs ${sig(wait.value)} ms, while a ` +
+    `dispatch inside a batch costs ${
+      sig(batched.value)
+    } ms (the chain's one submit-and-wait included), so a ` +
+    `chain of ${chain} small ops runs ${sig(speedup.value)}× faster batched than with a sync per op ` +
+    `(${sig(each.value)} ms per op). Measured ${
+      day(meta)
+    } by \`${meta.command}\`; medians of repeated runs, ` +
+    `each output checked against its TypeScript reference.`,
+  ].join("\n");
+}
+
+/** One packed-GEMV measurement as `bench/quant.ts` records it in `meta.results`. */
+interface QgemvResult {
+  kernel: string;
+  config: string;
+  ms: number;
+  msMin: number;
+  msMax: number;
+  f32Ms: number;
+  f32MsMin: number;
+  f32MsMax: number;
+  rounds: number;
+  speedup: number;
+  byteRatio: number;
+}
+
+/** Packed GEMV against the f32 GEMV on the same weight (`bench/quant.ts`). */
+function renderQgemv({ meta }: BenchResults): string {
+  const all = (meta.results as QgemvResult[] | undefined) ?? [];
+  const res = all.filter((r) => r.kernel === "qgemv");
+  if (res.length === 0) {
+    throw new RangeError("bench/results/quant.json has no qgemv results: rerun bench:quant");
+  }
+  const [rows, cols] = meta.shape as number[];
+  const range = (lo: number, hi: number) => `${sig(lo)}–${sig(hi)}`;
+  const line = (label: string, cell: (r: QgemvResult) => string) =>
+    `| ${label} | ${res.map(cell).join(" | ")} |`;
+  return [
+    `| packed GEMV, ${rows} × ${cols}, g = ${meta.groupSize} | ${res.map((r) => r.config).join(" | ")} |`,
+    `| --- | ${res.map(() => "---:").join(" | ")} |`,
+    line("packed ms, median", (r) => sig(r.ms)),
+    line("packed ms, min–max", (r) => range(r.msMin, r.msMax)),
+    line("f32 GEMV ms, same rounds", (r) => sig(r.f32Ms)),
+    line("speed-up over f32", (r) => `${r.speedup.toFixed(2)}×`),
+    line("byte ratio (memory-bound ceiling)", (r) => `${r.byteRatio.toFixed(1)}×`),
+    "",
+    `Measured ${day(meta)} by \`${meta.command}\` on ${machine(meta)}, adapter ${meta.adapter}: each ` +
+    `packed kernel and the f32 GEMV run in turns in one loop, ${
+      res[0].rounds
+    } rounds after a warm-up, and every output ` +
+    `matches its TypeScript reference (\`qgemvRef\`, \`gemvRef\`).`,
+  ].join("\n");
+}
+
+/** One quantize timing as `bench/quantize.ts` records it in `meta.details`. */
+interface QuantizeDetail {
+  device: string;
+  setting: string;
+  seconds: number;
+  relError: number;
+  iterations?: number;
+}
+
+/** Quantize time per method and backend (`bench/quantize.ts`). */
+function renderQuantize({ meta }: BenchResults): string {
+  const details = (meta.details as QuantizeDetail[] | undefined) ?? [];
+  if (details.length === 0) {
+    throw new RangeError("bench/results/quantize.json has no details: rerun bench:quant");
+  }
+  const settings = [...new Set(details.map((d) => d.setting))];
+  const devices = [...new Set(details.map((d) => d.device))];
+  const get = (device: string, setting: string) =>
+    details.find((d) => d.device === device && d.setting === setting);
+  const cell = (d?: QuantizeDetail) =>
+    d ? `${sig(d.seconds)} s${d.iterations !== undefined ? ` (${d.iterations} it.)` : ""}` : "—";
+  const infos = (meta.devices as { backend?: string; adapter?: string }[] | undefined) ?? [];
+  return [
+    `| quantize ${meta.n} × ${meta.n}, g = ${meta.groupSize} | ${settings.join(" | ")} |`,
+    `| --- | ${settings.map(() => "---:").join(" | ")} |`,
+    ...devices.map((dev) => `| ${dev} | ${settings.map((s) => cell(get(dev, s))).join(" | ")} |`),
+    `| relative weight error | ${
+      settings.map((s) => sig(get(devices[0], s)?.relError ?? NaN)).join(" | ")
+    } |`,
+    "",
+    `Measured ${day(meta)} by \`${meta.command}\` on ${machine(meta)} (${
+      infos.map((i) => `${i.backend}: ${i.adapter}`).join("; ")
+    }): one timed run after a warm-up run of the same setting, on a heavy-tailed (Student-t) weight; ` +
+    `"it." is the HQQ iterations kept by its early stop.`,
+  ].join("\n");
+}
+
+/** Embedded and random models' prefill and decode speed (`bench/models.ts`). */
+function renderModels({ meta, rows }: BenchResults): string {
+  const names = rows.filter((r) => r.group === "prefill").map((r) => r.name);
+  const get = (group: string, name: string) => rows.find((r) => r.group === group && r.name === name);
+  const tps = (r?: BenchRow) =>
+    r ? `${int(r.value)} (${int(r.min ?? r.value)}–${int(r.max ?? r.value)})` : "—";
+  const label = (name: string) => {
+    const m = /^(.*) \[(\w+)\]$/.exec(name);
+    return m ? `${m[1]} | ${m[2]}` : `${name} | ?`;
+  };
+  const devices = (meta.devices as string[] | undefined)?.join("; ") ?? "";
+  return [
+    `| model | backend | prefill tokens/s (P ${meta.prompt}) | decode tokens/s | submits per token |`,
+    "| --- | --- | ---: | ---: | ---: |",
+    ...names.map((n) =>
+      `| ${label(n)} | ${tps(get("prefill", n))} | ${tps(get("decode", n))} | ${
+        sig(get("decode", `${n} submits per token`)?.value ?? NaN)
+      } |`
+    ),
+    "",
+    `Measured ${day(meta)} by \`${meta.command}\` on ${machine(meta)} (${devices}): median (min–max) of ` +
+    `${meta.repeats} runs of a ${meta.prompt}-token prompt and ${meta.newTokens} new tokens, after ` +
+    `${meta.warmup} warm-up runs of the same lengths.`,
+  ].join("\n");
+}
+
 /** Every generated block of the README, by id. */
 export const BLOCKS: Record<string, ReadmeBlock> = {
   peers: { file: "bench/results/peers.json", render: renderPeers },
   training: { file: "bench/results/training.json", render: renderTraining },
+  models: { file: "bench/results/models.json", render: renderModels },
+  qgemv: { file: "bench/results/quant.json", render: renderQgemv },
+  quantize: { file: "bench/results/quantize.json", render: renderQuantize },
+  batching: { file: "bench/results/kernels.json", render: renderBatching },
 };
 
 /**

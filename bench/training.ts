@@ -16,7 +16,7 @@ import { writeRandomCheckpoint } from "../src/models/random.ts";
 import { applyLora } from "../src/lora/lora_model.ts";
 import { causalLmTask } from "../src/lora/causal_lm_task.ts";
 import { Trainer } from "../src/lora/trainer.ts";
-import { type BenchRow, printTable, writeJson } from "./_harness.ts";
+import { type BenchRow, printTable, spread, writeJson } from "./_harness.ts";
 
 const quick = Deno.args.includes("--quick");
 const STEPS = quick ? 3 : 8;
@@ -74,7 +74,7 @@ for (const device of devices) {
       const fit = await trainer.fit(data);
       // The first step compiles pipelines; report the median of the rest.
       const tps = fit.log.table().getChild("tokens_per_s")!.toArray() as Float64Array;
-      const steady = [...tps.slice(1)].sort((a, b) => a - b)[Math.floor((tps.length - 1) / 2)];
+      const steady = spread([...tps.slice(1)]).median;
       const name = `${mode} [${device.kind}]`;
       const peak = device.ledger.peak();
       peaks[name] = peak;

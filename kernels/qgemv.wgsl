@@ -38,16 +38,15 @@
 // No barriers. Loads past the last row clamp and their stores are skipped. No runtime branch in the
 // hot loops either (llvmpipe runs both sides of a branch under a lane mask): SCHEME and BITS are
 // overrides, and groups that straddle load units are handled by the prep's masks.
-// Measured on llvmpipe (LLVM 15, 2 cores), 4096 x 4096, g = 64, axis 1, R = 32, WG = 16, against the
-// f32 GEMV in the same run (8.6-9.2 ms there, 7.5-7.8 GB/s): 2-bit 2.5 ms (3.6x), 3-bit 5.6 ms
-// (1.6x; rows1, W = 410), 4-bit 3.1 ms (3.0x), 8-bit 4.7 ms (1.9x), NF4 5.7 ms (1.5x: the codebook
-// gather costs ~3 instructions per lane per code), NF4 + double quant 6.7 ms (1.3x: + the absmax
-// decode pass). Byte ratios (the memory-bound ceiling): 12.8x, 8.6x, 7.1x, 3.8x, 7.1x, 7.8x. What
-// limits now: cache misses on the per-lane code and metadata loads (each lane streams R rows; ~25%
-// of samples sit on the first component of those load loops) and the unpack ALU. Earlier versions,
-// 4-bit (CPU-time ratios on a busy machine): v1 one u32 per row step, R = 4: ~1.5x; v2 vec4 words,
-// R = 8: ~2.7x; a column split (lanes share R rows and split their groups, one contiguous stream per
-// row, reduction in workgroup memory) and loading all R code vectors before unpacking were slower.
+// Speed: `deno task bench:quant` times every scheme against the f32 GEMV in the same run; its committed
+// results (bench/results/quant.json) are the README's packed-GEMV table (section "Compressors"), the
+// one place the figures live. NF4 pays for the codebook gather (~3 instructions per lane per code), NF4
+// with double quantisation also for the absmax decode pass. What limits now: cache misses on the
+// per-lane code and metadata loads (each lane streams R rows; about a quarter of profile samples sit on
+// the first component of those load loops) and the unpack ALU. Tried and slower than this layout: one
+// u32 per row step with R = 4, vec4 words with R = 8, a column split (lanes share R rows and split
+// their groups, one contiguous stream per row, reduction in workgroup memory), and loading all R code
+// vectors before unpacking.
 // Dispatch: ceil(O / (R WG)) workgroups, split over x and y (grid1d).
 // Reference: src/ops/qgemv.ts (qgemvRef).
 

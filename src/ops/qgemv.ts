@@ -5,9 +5,9 @@
  * without double quantisation). Kernel: `kernels/qgemv.wgsl` (a small prep pass lays x out per code
  * slot; the main pass streams the codes, R = 32 rows per invocation, dequantising in registers).
  *
- * Measured on llvmpipe (2 cores), 4096 × 4096, g = 64, axis 1, against the f32 `gemv` in the same
- * run (`deno run -A bench/quant.ts`): 2-bit 3.6× faster, 3-bit 1.6×, 4-bit 3.0×, 8-bit 1.9×,
- * NF4 1.5×, NF4 with double quantisation 1.3× (the kernel header has the details).
+ * Speed against the f32 `gemv`: `deno task bench:quant` measures it; the README's packed-GEMV table
+ * (section "Compressors") is generated from its committed results, `bench/results/quant.json` (the
+ * kernel header says what limits it).
  *
  * Groups along columns (axis 0) cost a larger prep: x is scaled per row group, `rows / g` copies of
  * x' (each about `cols` floats), so small groups on axis 0 are slow and use memory.

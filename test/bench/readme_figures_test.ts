@@ -42,3 +42,15 @@ Deno.test("readmeBlocks finds marked blocks and nothing else", () => {
   const md = "a\n<!-- bench:x -->\nfig 1\n<!-- /bench:x -->\nb\n<!-- bench:y -->\nunclosed";
   assert.deepEqual(readmeBlocks(md), [{ id: "x", text: "fig 1" }]);
 });
+
+Deno.test("README prose outside the generated blocks cites no timing or bandwidth figure", () => {
+  const prose = readme.replace(/<!-- bench:([\w-]+) -->[\s\S]*?<!-- \/bench:\1 -->/g, "");
+  const figures = [...prose.matchAll(/[^\n]{0,40}\b\d[\d.,]*\s?(?:ms|GB\/s|GFLOP\/s)(?![\w/])[^\n]{0,20}/g)]
+    .map((m) => m[0]);
+  assert.deepEqual(
+    figures,
+    [],
+    "README.md quotes measured figures outside a <!-- bench:ID --> block: generate them from a " +
+      "bench/results file (bench/readme.ts) or drop them",
+  );
+});
