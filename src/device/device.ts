@@ -31,9 +31,11 @@ export interface DeviceInfo {
 export interface TransferStats {
   uploads: number;
   uploadBytes: number;
+  /** Time to enqueue the uploads; on WebGPU they complete with the next submit (`await device.flush()`). */
   uploadMs: number;
   readbacks: number;
   readbackBytes: number;
+  /** Time of the readbacks to the host, submit and wait included. */
   readbackMs: number;
   submits: number;
   dispatches: number;

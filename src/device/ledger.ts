@@ -20,7 +20,13 @@
  */
 import { OutOfBudgetError } from "../errors.ts";
 
-/** What a device allocation is for. */
+/**
+ * What a device allocation is for: `weights` (dense parameters), `experts` (MoE expert weights, packed
+ * or not), `cache` (device copies of host-resident data), `activations` (intermediate tensors),
+ * `kv` (KV caches), `grads`, `optimizer` (AdamW moments), `lora` (adapters), `staging` (the device's
+ * own transfer memory: readback buffers, upload bytes held by the queue until the next submit, and
+ * the WebGPU backend's uniform ring of kernel parameters).
+ */
 export type MemoryCategory =
   | "weights"
   | "experts"

@@ -25,7 +25,7 @@ import {
   emptyStats,
   type Storage,
 } from "./device.ts";
-import { MemoryLedger } from "./ledger.ts";
+import { type Allocation, MemoryLedger } from "./ledger.ts";
 import { type KernelConstants, type KernelSpec, PipelineCache } from "./pipelines.ts";
 
 /** One kernel launch: storage bindings 0..n-1 in order, then the uniform `params` at binding n. */
@@ -54,6 +54,9 @@ export class WebGpuDevice implements Device {
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
   #params: GPUBuffer;
+  #paramsAllocation: Allocation;
+  /** Ledger entries of the bytes `writeBuffer` holds in its staging memory until the next submit. */
+  #uploadStaging: Allocation[] = [];
   #paramHost = new Uint8Array(PARAM_SLOT * PARAM_SLOTS);
   #paramSlot = 0;
   #slotAlign: number;
@@ -69,6 +72,8 @@ export class WebGpuDevice implements Device {
     this.ledger = new MemoryLedger(options);
     this.pipelines = new PipelineCache(gpu);
     this.#slotAlign = Math.max(PARAM_SLOT, gpu.limits.minUniformBufferOffsetAlignment);
+    // The uniform ring of kernel parameters is device memory too: category "staging".
+    this.#paramsAllocation = this.ledger.allocate(this.#slotAlign * PARAM_SLOTS, "staging", "params ring");
     this.#params = gpu.createBuffer({
       label: "ferry.params",
       size: this.#slotAlign * PARAM_SLOTS,
@@ -114,6 +119,8 @@ export class WebGpuDevice implements Device {
       padded.set(src);
       src = padded;
     }
+    // writeBuffer copies into staging memory that lives until the submit: counted until then.
+    this.#uploadStaging.push(this.ledger.allocate(src.byteLength, "staging", "upload staging"));
     this.gpu.queue.writeBuffer(storage.buffer!, byteOffset, src);
     this.stats.uploads++;
     this.stats.uploadBytes += data.byteLength;
@@ -223,6 +230,8 @@ export class WebGpuDevice implements Device {
     this.gpu.queue.submit(this.#encoder ? [this.#encoder.finish()] : []);
     this.#encoder = null;
     this.#uploadedSinceSubmit = 0;
+    for (const a of this.#uploadStaging) this.ledger.release(a);
+    this.#uploadStaging = [];
     this.stats.submits++;
     for (const b of this.#retired) b.destroy();
     this.#retired = [];
@@ -238,6 +247,9 @@ export class WebGpuDevice implements Device {
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
+    for (const a of this.#uploadStaging) this.ledger.release(a);
+    this.#uploadStaging = [];
+    this.ledger.release(this.#paramsAllocation);
     this.#params.destroy();
     this.gpu.destroy();
   }
