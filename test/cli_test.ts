@@ -408,3 +408,38 @@ Deno.test("ferry info names the CPU backend and the BLAS it loaded", async () =>
     assert.match(r.stdout, /cpu: cpu \(TypeScript reference\)\n {2}blas: none/);
   }
 });
+
+Deno.test("ferry ppl --per-document scores each State of the Union address alone, with a bootstrap interval", async () => {
+  const dir = await checkpointWithTokenizer();
+  try {
+    const r = await ferry("ppl", "--model", dir, "--data", "sotu", "--max-tokens", "600", "--per-document");
+    assert.equal(r.code, 0, r.stderr);
+    const n = Number(/validation: \d+ documents, (\d+) scored/.exec(r.stdout)?.[1]);
+    const ppl = Number(/perplexity\s+(\S+)/.exec(r.stdout)?.[1]);
+    const [lo, hi] = (/95% CI\s+(\S+)–(\S+) \(bootstrap over (\d+) documents\)/.exec(r.stdout) ?? []).slice(
+      1,
+      3,
+    )
+      .map(Number);
+    assert.ok(n >= 1 && lo <= ppl && ppl <= hi, r.stdout);
+
+    // The library on the same documents: the validation split's addresses, each from its own start.
+    const tok = await Tokenizer.fromDir(dir);
+    const { loadSotu, splitDocuments, tokenStream } = await import("../src/mod.ts");
+    const docs = splitDocuments(await loadSotu()).validation;
+    const device = await createDevice({ backend: "cpu" });
+    using model = await loadModel(dir, { device });
+    let left = 600;
+    let nll = 0, tokens = 0;
+    for (const d of docs.slice(0, n)) {
+      const ids = tokenStream([d], tok, { addEos: true, maxTokens: left });
+      left -= ids.length;
+      const p = await perplexity(model, ids, { blockSize: 128 });
+      nll += p.loss * p.tokens;
+      tokens += p.tokens;
+    }
+    assert.ok(Math.abs(Math.exp(nll / tokens) - ppl) < 1e-3 * ppl, `${Math.exp(nll / tokens)} vs ${ppl}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -9,7 +9,8 @@ import { SPLIT_NAMES, splitDocuments, type SplitName } from "../data/splits.ts";
 import { loadJsonl, loadTextFile, type TextDocument } from "../data/text.ts";
 import { Tokenizer } from "../io/tokenizer.ts";
 import { loadModel } from "../models/load.ts";
-import { perplexity } from "../models/perplexity.ts";
+import { documentPerplexity, perplexity } from "../models/perplexity.ts";
+import { loadSotu } from "../data/sotu.ts";
 import {
   fmtInt,
   isFile,
@@ -33,12 +34,15 @@ export const PPL_USAGE =
       --data SOURCE        brown:GENRE[,GENRE] (codes ${BROWN_GENRES[0]}..${
     BROWN_GENRES[BROWN_GENRES.length - 1]
   }, or brown for all),
+                           sotu (State of the Union addresses, a second domain),
                            FILE.txt (one document per paragraph) or FILE.jsonl ("text" field)
       --split S            validation | test | train | all: the documents of that split (by
-                           document id, seed 0, 80/10/10); default validation for brown, all for files
+                           document id, seed 0, 80/10/10); default validation for brown and sotu, all for files
       --block-size N       window length (default 256, or max_position_embeddings if smaller)
       --stride N           step between windows, 1..block size (default: the block size)
       --max-tokens N       score only the first N tokens of the stream
+      --per-document       score each document from its own start and add a 95% bootstrap
+                           interval over documents (documents are the independent units)
       --backend B          auto | webgpu | cpu (default auto)`;
 
 const FLAGS = {
@@ -48,6 +52,7 @@ const FLAGS = {
   "block-size": { type: "string" },
   stride: { type: "string" },
   "max-tokens": { type: "string" },
+  "per-document": { type: "boolean" },
   backend: { type: "string" },
 } as const;
 
@@ -63,7 +68,8 @@ export async function pplCommand(args: string[]): Promise<number> {
   const dir = required(cmd, values, "model", "DIR");
   const data = required(cmd, values, "data", "SOURCE");
   const source = parseSource(data);
-  const splitText = str(values, "split") ?? (source.kind === "brown" ? "validation" : "all");
+  const splitText = str(values, "split") ??
+    (source.kind === "brown" || source.kind === "sotu" ? "validation" : "all");
   if (![...SPLIT_NAMES, "all"].includes(splitText)) {
     throw new UsageError(
       `${cmd}: --split must be one of ${[...SPLIT_NAMES, "all"].join(", ")}: received ${splitText}`,
@@ -104,7 +110,8 @@ export async function pplCommand(args: string[]): Promise<number> {
       `${cmd}: the ${split} split of ${data} has no documents (of ${docs.length}); try --split all`,
     );
   }
-  const ids = tokenStream(chosen, tokenizer, { addEos: tokenizer.eosTokenId !== undefined, maxTokens });
+  const addEos = tokenizer.eosTokenId !== undefined;
+  const ids = tokenStream(chosen, tokenizer, { addEos, maxTokens });
   if (ids.length < 2) throw new UsageError(`${cmd}: ${data} (${split}) has fewer than 2 tokens`);
   let maxId = 0;
   for (const id of ids) maxId = Math.max(maxId, id);
@@ -114,6 +121,18 @@ export async function pplCommand(args: string[]): Promise<number> {
         `tokenizer.json does not belong to this model`,
     );
   }
+  // --per-document: the same tokens, cut at document boundaries (the stream's budget kept).
+  const perDocument = values["per-document"] === true;
+  const documents: Int32Array[] = [];
+  if (perDocument) {
+    let n = 0;
+    for (const doc of chosen) {
+      if (n >= ids.length) break;
+      const d = tokenStream([doc], tokenizer, { addEos, maxTokens: ids.length - n });
+      documents.push(d);
+      n += d.length;
+    }
+  }
 
   const device = await openDevice(backend);
   try {
@@ -121,10 +140,10 @@ export async function pplCommand(args: string[]): Promise<number> {
     const terminal = Deno.stderr.isTerminal();
     let lastTenth = -1;
     const t0 = performance.now();
-    const r = await perplexity(model, ids, {
+    const progress = {
       blockSize,
       ...(stride === undefined ? {} : { stride }),
-      onProgress: (scored, total) => {
+      onProgress: (scored: number, total: number) => {
         const line = `ppl: ${fmtInt(scored)}/${fmtInt(total)} tokens scored`;
         if (terminal) {
           writeErr(`\r${line}`);
@@ -133,36 +152,62 @@ export async function pplCommand(args: string[]): Promise<number> {
           writeErr(`${line}\n`);
         }
       },
-    });
+    };
+    const byDoc = perDocument ? await documentPerplexity(model, documents, progress) : undefined;
+    const r = byDoc
+      ? {
+        tokens: byDoc.interval.tokens,
+        loss: Math.log(byDoc.interval.perplexity),
+        perplexity: byDoc.interval.perplexity,
+        windows: NaN,
+      }
+      : await perplexity(model, ids, progress);
     const ms = performance.now() - t0;
     if (terminal) writeErr("\n");
     writeErr(
-      `${r.windows} windows in ${(ms / 1000).toFixed(2)} s (${
+      `${byDoc ? `${documents.length} documents` : `${r.windows} windows`} in ${(ms / 1000).toFixed(2)} s (${
         (r.tokens / (ms / 1000)).toFixed(0)
       } tokens/s); ` +
         `${device.info.backend}: ${device.info.adapter}\n`,
     );
-    console.log(`data        ${data} (${split}: ${chosen.length} documents)`);
+    console.log(
+      `data        ${data} (${split}: ${chosen.length} documents${
+        byDoc ? `, ${documents.length} scored` : ""
+      })`,
+    );
     console.log(`block size  ${blockSize}, stride ${stride ?? blockSize}`);
     console.log(`tokens      ${r.tokens}`);
     console.log(`loss        ${r.loss.toFixed(4)}`);
     console.log(`perplexity  ${r.perplexity.toFixed(3)}`);
+    if (byDoc) {
+      const { lo, hi, level, documents: n } = byDoc.interval;
+      console.log(
+        `${Math.round(level * 100)}% CI      ${lo.toFixed(3)}–${
+          hi.toFixed(3)
+        } (bootstrap over ${n} documents)`,
+      );
+    }
   } finally {
     device.destroy();
   }
   return 0;
 }
 
-type Source = { kind: "brown"; genres: BrownGenre[] } | { kind: "jsonl" | "text"; path: string };
+type Source =
+  | { kind: "brown"; genres: BrownGenre[] }
+  | { kind: "sotu" }
+  | { kind: "jsonl" | "text"; path: string };
 
 function parseSource(data: string): Source {
   const genres = parseBrownGenres("ppl", data);
   if (genres) return { kind: "brown", genres };
+  if (data === "sotu") return { kind: "sotu" };
   return { kind: /\.jsonl$/i.test(data) ? "jsonl" : "text", path: data };
 }
 
 async function loadDocuments(source: Source): Promise<TextDocument[]> {
   if (source.kind === "brown") return await loadBrown({ genres: source.genres });
+  if (source.kind === "sotu") return await loadSotu();
   if (!(await isFile(source.path))) {
     throw new UsageError(
       `ppl: --data ${source.path}: no such file; pass brown:GENRE, a .txt or a .jsonl file`,
