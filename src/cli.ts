@@ -18,6 +18,7 @@
  * and an input, an existing folder (for a file) or a checkpoint folder's inside is refused. Errors go to stderr as one line, `ferry: <message>`, with exit status 1.
  * @module
  */
+import { args, exit } from "./host/runtime.ts";
 import { FLOE_USAGE, floeCommand } from "./cli/floe.ts";
 import { ACTIVATIONS_USAGE, activationsCommand } from "./cli/activations.ts";
 import { GENERATE_USAGE, generateCommand } from "./cli/generate.ts";
@@ -97,10 +98,10 @@ export function errorLine(err: unknown): string {
 if (import.meta.main) {
   let status: number;
   try {
-    status = await main(Deno.args);
+    status = await main(args());
   } catch (err) {
     console.error(`ferry: ${errorLine(err)}`);
     status = 1;
   }
-  Deno.exit(status);
+  exit(status);
 }

@@ -28,6 +28,8 @@ for (const name of names) {
         "--output-dir",
         out,
       ],
+      // Committed outputs load Plotly from a CDN instead of carrying 5 MB of it (src/plot/display.ts).
+      env: { FERRY_PLOTLY_CDN: "1" },
       stdout: "piped",
       stderr: "piped",
     }).output().catch((err) => {

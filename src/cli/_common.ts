@@ -6,6 +6,7 @@
  * one line, `ferry: <message>`, and exits with status 1.
  * @module
  */
+import { type FileInfo, isNotFound, stat, writeAllSync } from "../host/runtime.ts";
 import { parseArgs } from "node:util";
 import { BROWN_GENRES, type BrownGenre } from "../data/brown.ts";
 import { createDevice } from "../device/create_device.ts";
@@ -210,9 +211,9 @@ export function openDevice(backend: typeof BACKENDS[number]): Promise<Device> {
 /** Whether `path` is a file. */
 export async function isFile(path: string): Promise<boolean> {
   try {
-    return (await Deno.stat(path)).isFile;
+    return (await stat(path)).isFile;
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) return false;
+    if (isNotFound(err)) return false;
     throw err;
   }
 }
@@ -231,18 +232,18 @@ export async function readModelDir(
   command: string,
   dir: string,
 ): Promise<{ hfConfig: Record<string, unknown>; config: ModelConfig }> {
-  let stat: Deno.FileInfo;
+  let info: FileInfo;
   try {
-    stat = await Deno.stat(dir);
+    info = await stat(dir);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
+    if (isNotFound(err)) {
       throw new UsageError(
         `${command}: --model ${dir}: no such folder; pass a Hugging Face checkpoint folder`,
       );
     }
     throw err;
   }
-  if (!stat.isDirectory) {
+  if (!info.isDirectory) {
     throw new UsageError(
       `${command}: --model ${dir} is not a folder; pass a Hugging Face checkpoint folder (config.json and safetensors)`,
     );
@@ -253,16 +254,12 @@ export async function readModelDir(
 
 /** Writes text to stdout now (for streaming). */
 export function writeOut(text: string): void {
-  const bytes = new TextEncoder().encode(text);
-  let at = 0;
-  while (at < bytes.length) at += Deno.stdout.writeSync(bytes.subarray(at));
+  writeAllSync("stdout", new TextEncoder().encode(text));
 }
 
 /** Writes text to stderr now (progress). */
 export function writeErr(text: string): void {
-  const bytes = new TextEncoder().encode(text);
-  let at = 0;
-  while (at < bytes.length) at += Deno.stderr.writeSync(bytes.subarray(at));
+  writeAllSync("stderr", new TextEncoder().encode(text));
 }
 
 /** `1234567` → `"1,234,567"`. */

@@ -33,7 +33,9 @@ export async function infoCommand(args: string[]): Promise<number> {
   }
   if (backends.length === 1) {
     console.log(
-      "no WebGPU adapter: install mesa-vulkan-drivers and set DENO_WEBGPU_BACKEND=vulkan for a software one",
+      (globalThis as { Bun?: unknown }).Bun !== undefined
+        ? "no WebGPU on Bun (it has no navigator.gpu); the CPU backend runs everything, its GEMMs through bun:ffi"
+        : "no WebGPU adapter: install mesa-vulkan-drivers and set DENO_WEBGPU_BACKEND=vulkan for a software one",
     );
   }
   return 0;

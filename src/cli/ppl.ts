@@ -3,6 +3,7 @@
  * tokenized with the checkpoint's own tokenizer. Results on stdout, progress on stderr.
  * @module
  */
+import { isTerminal } from "../host/runtime.ts";
 import { BROWN_GENRES, type BrownGenre, loadBrown } from "../data/brown.ts";
 import { tokenStream } from "../data/pack.ts";
 import { SPLIT_NAMES, splitDocuments, type SplitName } from "../data/splits.ts";
@@ -137,7 +138,7 @@ export async function pplCommand(args: string[]): Promise<number> {
   const device = await openDevice(backend);
   try {
     using model = await loadModel(dir, { device });
-    const terminal = Deno.stderr.isTerminal();
+    const terminal = isTerminal("stderr");
     let lastTenth = -1;
     const t0 = performance.now();
     const progress = {

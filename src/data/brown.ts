@@ -22,6 +22,7 @@
  * @module
  */
 
+import { readDir, readTextFile } from "../host/runtime.ts";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { parseConfig } from "../config.ts";
@@ -100,7 +101,7 @@ export async function loadBrown(options: BrownOptions = {}): Promise<BrownDocume
   const dir = config.dir ?? brownPackageDir();
   const wanted = new Set<string>(config.genres ?? BROWN_GENRES);
   const names: string[] = [];
-  for await (const entry of Deno.readDir(dir)) {
+  for (const entry of await readDir(dir)) {
     if (entry.isFile && FILE_RE.test(entry.name) && wanted.has(entry.name.slice(0, 2))) {
       names.push(entry.name);
     }
@@ -113,7 +114,7 @@ export async function loadBrown(options: BrownOptions = {}): Promise<BrownDocume
   names.sort();
   return await Promise.all(names.map(async (id) => {
     const genre = id.slice(0, 2) as BrownGenre;
-    const { text, wordCount } = detokenizeBrown(await Deno.readTextFile(`${dir}/${id}`));
+    const { text, wordCount } = detokenizeBrown(await readTextFile(`${dir}/${id}`));
     return { id, genre, genreName: GENRES[genre][0], category: GENRES[genre][1], text, wordCount };
   }));
 }

@@ -19,6 +19,7 @@
  * @module
  */
 
+import { readDir, readTextFile } from "../host/runtime.ts";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { parseConfig } from "../config.ts";
@@ -74,7 +75,7 @@ export async function loadSotu(options: SotuOptions = {}): Promise<SotuDocument[
   const dir = config.dir ?? sotuPackageDir();
   const from = config.from ?? -Infinity, to = config.to ?? Infinity;
   const names: string[] = [];
-  for await (const entry of Deno.readDir(dir)) {
+  for (const entry of await readDir(dir)) {
     const m = FILE_RE.exec(entry.name);
     if (entry.isFile && m && Number(m[1]) >= from && Number(m[1]) <= to) names.push(entry.name);
   }
@@ -89,7 +90,7 @@ export async function loadSotu(options: SotuOptions = {}): Promise<SotuDocument[
     const path = `${dir}/${file}`;
     let record: z.infer<typeof RecordSchema>;
     try {
-      record = RecordSchema.parse(JSON.parse(await Deno.readTextFile(path)));
+      record = RecordSchema.parse(JSON.parse(await readTextFile(path)));
     } catch (e) {
       throw new FormatError(
         `Cannot read ${path}: not a {year, name, party, text} record: ${(e as Error).message}`,

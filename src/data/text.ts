@@ -14,6 +14,7 @@
  * @module
  */
 
+import { readTextFile } from "../host/runtime.ts";
 import { z } from "zod";
 import { parseConfig } from "../config.ts";
 import { FormatError } from "../errors.ts";
@@ -79,7 +80,7 @@ export function splitParagraphs(text: string): string[] {
  */
 export async function loadTextFile(path: string, options: TextFileOptions = {}): Promise<TextDocument[]> {
   const { split } = parseConfig("TextFileOptions", TextFileOptionsSchema, options);
-  const text = (await Deno.readTextFile(path)).replace(/^\uFEFF/, "");
+  const text = (await readTextFile(path)).replace(/^\uFEFF/, "");
   const name = baseName(path);
   if (split === "file") return [{ id: name, text }];
   return splitParagraphs(text).map((p, i) => ({ id: `${name}#${i}`, text: p }));
@@ -111,7 +112,7 @@ export async function loadTextFiles(
  * @throws {ConfigError} For an unknown option.
  */
 export async function loadJsonl(path: string, options: JsonlOptions = {}): Promise<TextDocument[]> {
-  return parseJsonl(await Deno.readTextFile(path), options, path);
+  return parseJsonl(await readTextFile(path), options, path);
 }
 
 /**

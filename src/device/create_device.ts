@@ -10,6 +10,8 @@
  * ```
  * @module
  */
+import process from "node:process";
+import { readEnv } from "../host/env.ts";
 import { loadBlas } from "./blas.ts";
 import { CpuDevice } from "./cpu_device.ts";
 import type { BackendKind, Device, DeviceInfo } from "./device.ts";
@@ -105,9 +107,7 @@ async function requestAdapter(powerPreference?: GPUPowerPreference): Promise<GPU
  */
 function quietEglProbe(): void {
   try {
-    if (Deno.build.os === "linux" && !Deno.env.get("XDG_RUNTIME_DIR")) {
-      Deno.env.set("XDG_RUNTIME_DIR", "/tmp");
-    }
+    if (process.platform === "linux" && !process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = "/tmp";
   } catch {
     // no --allow-env: the message is harmless
   }
@@ -115,7 +115,7 @@ function quietEglProbe(): void {
 
 function envBackend(): "auto" | BackendKind | undefined {
   try {
-    const v = Deno.env.get("FERRY_BACKEND");
+    const v = readEnv("FERRY_BACKEND");
     if (v === "cpu" || v === "webgpu" || v === "auto") return v;
     if (v) {
       throw new TypeError(

@@ -5,16 +5,18 @@
  *
  * @module
  */
+import { type FileHandle, open } from "node:fs/promises";
+import { pid, remove, rename } from "../host/runtime.ts";
 
 /** Write every byte of `chunk`, looping over short writes. */
-async function writeAll(file: Deno.FsFile, chunk: Uint8Array): Promise<void> {
+async function writeAll(file: FileHandle, chunk: Uint8Array): Promise<void> {
   let off = 0;
-  while (off < chunk.length) off += await file.write(chunk.subarray(off));
+  while (off < chunk.length) off += (await file.write(chunk, off, chunk.length - off)).bytesWritten;
 }
 
 /** Temporary sibling of `path`: same folder (so the rename stays on one filesystem), unique name. */
 function tempPath(path: string): string {
-  return `${path}.${Deno.pid}-${crypto.randomUUID().slice(0, 8)}.tmp`;
+  return `${path}.${pid()}-${crypto.randomUUID().slice(0, 8)}.tmp`;
 }
 
 /**
@@ -39,17 +41,17 @@ export async function writeChunksAtomic(
   chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
 ): Promise<void> {
   const tmp = tempPath(path);
-  const file = await Deno.open(tmp, { write: true, createNew: true });
+  const file = await open(tmp, "wx"); // created new, never an existing file
   try {
     try {
       for await (const chunk of chunks) await writeAll(file, chunk);
       await file.sync();
     } finally {
-      file.close();
+      await file.close();
     }
-    await Deno.rename(tmp, path);
+    await rename(tmp, path);
   } catch (err) {
-    await Deno.remove(tmp).catch(() => {});
+    await remove(tmp).catch(() => {});
     throw err;
   }
 }

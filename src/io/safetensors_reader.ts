@@ -6,6 +6,7 @@
  * @module
  */
 
+import { RandomAccessFile } from "../host/runtime.ts";
 import { FormatError } from "../errors.ts";
 import {
   HEADER_PREFIX_BYTES,
@@ -17,22 +18,10 @@ import {
   tensorToF32,
 } from "./safetensors_format.ts";
 
-/** Read exactly `into.length` bytes at absolute offset `pos`, or report where the file ended. */
-async function readExactAt(file: Deno.FsFile, pos: number, into: Uint8Array): Promise<number> {
-  await file.seek(pos, Deno.SeekMode.Start);
-  let off = 0;
-  while (off < into.length) {
-    const n = await file.read(into.subarray(off));
-    if (n === null) return off;
-    off += n;
-  }
-  return off;
-}
-
 /**
- * An open safetensors file. Only the header is held in memory; tensors are read on demand.
- * Reads may run concurrently (they are queued on the one file handle). Close it when done, or
- * open it with `using` so it closes itself.
+ * An open safetensors file. Only the header is held in memory; tensors are read on demand, by
+ * positioned reads (no shared cursor, so concurrent reads cannot interleave). Close it when done,
+ * or open it with `using` so it closes itself.
  *
  * @example
  * ```ts
@@ -51,12 +40,10 @@ export class SafetensorsFile implements Disposable {
   readonly path: string;
   /** Size of the file in bytes. */
   readonly byteLength: number;
-  #file: Deno.FsFile | null;
+  #file: RandomAccessFile | null;
   #header: SafetensorsHeader;
-  #queue: Promise<unknown> = Promise.resolve();
-  #pending = 0;
 
-  private constructor(path: string, file: Deno.FsFile, header: SafetensorsHeader, byteLength: number) {
+  private constructor(path: string, file: RandomAccessFile, header: SafetensorsHeader, byteLength: number) {
     this.path = path;
     this.#file = file;
     this.#header = header;
@@ -69,18 +56,18 @@ export class SafetensorsFile implements Disposable {
    *
    * @param path The `.safetensors` file.
    * @throws {FormatError} When the header is malformed (see `parseHeader` for every check).
-   * @throws {Deno.errors.NotFound} When the file does not exist.
+   * @throws {Error} When the file does not exist (`isNotFound(err)` in `src/host/runtime.ts`).
    */
   static async open(path: string | URL): Promise<SafetensorsFile> {
     const shown = path instanceof URL ? decodeURIComponent(path.pathname) : path;
-    const file = await Deno.open(path, { read: true });
+    const file = RandomAccessFile.open(path);
     try {
-      const size = (await file.stat()).size;
+      const size = file.size;
       const prefix = new Uint8Array(Math.min(HEADER_PREFIX_BYTES, size));
-      await readExactAt(file, 0, prefix);
+      file.readAt(prefix, 0);
       const n = readHeaderLength(prefix, size, shown);
       const json = new Uint8Array(n);
-      const got = await readExactAt(file, HEADER_PREFIX_BYTES, json);
+      const got = file.readAt(json, HEADER_PREFIX_BYTES);
       if (got !== n) readHeaderLength(prefix, HEADER_PREFIX_BYTES + got, shown); // shrank since stat: report it
       return new SafetensorsFile(shown, file, parseHeader(json, size, shown), size);
     } catch (err) {
@@ -160,13 +147,10 @@ export class SafetensorsFile implements Disposable {
     return tensorToF32(await this.read(name));
   }
 
-  /** Close the file handle. Reads already started finish first; later reads throw. Idempotent. */
+  /** Close the file handle; later reads throw. Idempotent. */
   close(): void {
-    const file = this.#file;
-    if (file === null) return;
+    this.#file?.close();
     this.#file = null;
-    if (this.#pending === 0) file.close();
-    else this.#queue.finally(() => file.close());
   }
 
   /** Same as {@linkcode close}, for `using`. */
@@ -174,7 +158,7 @@ export class SafetensorsFile implements Disposable {
     this.close();
   }
 
-  #requireOpen(name: string): Deno.FsFile {
+  #requireOpen(name: string): RandomAccessFile {
     if (this.#file === null) {
       throw new TypeError(
         `Cannot read tensor ${JSON.stringify(name)} from ${this.path}: the file is closed; open it again`,
@@ -183,24 +167,21 @@ export class SafetensorsFile implements Disposable {
     return this.#file;
   }
 
-  /** Queue one positioned read; the single handle's seek + read pairs must not interleave. */
+  /** One positioned read of `into.length` bytes at `pos`. */
   #readAt(name: string, pos: number, into: Uint8Array): Promise<void> {
-    const file = this.#requireOpen(name);
-    this.#pending++;
-    const run = this.#queue.then(async () => {
-      const got = await readExactAt(file, pos, into);
-      if (got !== into.length) {
-        throw new FormatError(
+    const got = this.#requireOpen(name).readAt(into, pos);
+    if (got !== into.length) {
+      return Promise.reject(
+        new FormatError(
           `Cannot read tensor ${JSON.stringify(name)} from ${this.path}: the file ends at byte ${
             pos + got
           }, before the tensor's end at byte ${
             pos + into.length
           }; it was truncated after opening, re-save or re-download it`,
           this.path,
-        );
-      }
-    }).finally(() => this.#pending--);
-    this.#queue = run.catch(() => {});
-    return run;
+        ),
+      );
+    }
+    return Promise.resolve();
   }
 }

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { isNotFound, mkdir, readDir, readTextFile, remove, stat } from "../host/runtime.ts";
 import { FormatError } from "../errors.ts";
 import { writeChunksAtomic, writeFileAtomic } from "./atomic.ts";
 import { layoutSafetensors, type TensorInput, type TensorsInput } from "./safetensors.ts";
@@ -36,9 +37,9 @@ const join = (dir: string, name: string) => `${dir.replace(/[\\/]+$/, "")}/${nam
 
 async function exists(path: string): Promise<boolean> {
   try {
-    return (await Deno.stat(path)).isFile;
+    return (await stat(path)).isFile;
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
+    if (isNotFound(err)) return false;
     throw err;
   }
 }
@@ -143,7 +144,7 @@ export class ShardedCheckpoint implements Disposable {
           dir,
         );
       }
-      const { metadata, weightMap } = parseIndex(await Deno.readTextFile(indexPath), indexPath);
+      const { metadata, weightMap } = parseIndex(await readTextFile(indexPath), indexPath);
       for (const [name, file] of weightMap) {
         let st = shards.get(file);
         if (st === undefined) {
@@ -302,7 +303,7 @@ export async function writeShardedCheckpoint(
     ? [SINGLE_NAME]
     : groups.map((_, i) => shardFileName(i + 1, groups.length));
   const layouts = groups.map((g) => layoutSafetensors(new Map(g), metadata)); // validate all before writing
-  await Deno.mkdir(dir, { recursive: true });
+  await mkdir(dir, { recursive: true });
   for (let i = 0; i < groups.length; i++) {
     await writeChunksAtomic(join(dir, names[i]), [layouts[i].header, ...layouts[i].chunks]);
   }
@@ -322,10 +323,10 @@ export async function writeShardedCheckpoint(
     await writeFileAtomic(join(dir, INDEX_NAME), json + "\n");
     keep.add(INDEX_NAME);
   }
-  for await (const entry of Deno.readDir(dir)) {
+  for (const entry of await readDir(dir)) {
     const stale = entry.isFile && !keep.has(entry.name) &&
       (SHARD_RE.test(entry.name) || entry.name === SINGLE_NAME || entry.name === INDEX_NAME);
-    if (stale) await Deno.remove(join(dir, entry.name));
+    if (stale) await remove(join(dir, entry.name));
   }
   return { files: names, totalSize };
 }

@@ -17,6 +17,7 @@
  * @module
  */
 
+import { isNotFound, readTextFile, stat } from "../host/runtime.ts";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { FormatError } from "../errors.ts";
 
@@ -104,15 +105,15 @@ export class Tokenizer {
    * @param dir The folder.
    * @returns The tokenizer.
    * @throws {FormatError} As {@linkcode Tokenizer.fromFile}.
-   * @throws {Deno.errors.NotFound} When the folder has no `tokenizer.json`.
+   * @throws {Error} When the folder has no `tokenizer.json` (`isNotFound(err)` in `src/host/runtime.ts`).
    */
   static async fromDir(dir: string): Promise<Tokenizer> {
     const configPath = join(dir, "tokenizer_config.json");
     let hasConfig = false;
     try {
-      hasConfig = (await Deno.stat(configPath)).isFile;
+      hasConfig = (await stat(configPath)).isFile;
     } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      if (!isNotFound(err)) throw err;
     }
     return await Tokenizer.fromFile(join(dir, "tokenizer.json"), hasConfig ? configPath : undefined);
   }
@@ -241,7 +242,7 @@ function describe(value: unknown): string {
 }
 
 async function readJson(path: string): Promise<unknown> {
-  const text = await Deno.readTextFile(path);
+  const text = await readTextFile(path);
   try {
     return JSON.parse(text);
   } catch (err) {

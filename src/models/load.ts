@@ -20,6 +20,7 @@
  * ```
  * @module
  */
+import { isNotFound, readTextFile } from "../host/runtime.ts";
 import { z } from "zod";
 import { parseConfig } from "../config.ts";
 import type { Device } from "../device/device.ts";
@@ -56,9 +57,9 @@ export async function readHfConfig(dir: string): Promise<Record<string, unknown>
   const path = join(dir, "config.json");
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readTextFile(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) {
+    if (isNotFound(e)) {
       throw new FormatError(
         `Cannot load model from ${dir}: config.json is missing; pass a Hugging Face checkpoint folder`,
         path,

