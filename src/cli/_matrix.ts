@@ -3,6 +3,7 @@
  * (`ferry quantize`, `ferry prune`), with errors that name the file and the tensors it holds.
  * @module
  */
+import { isNotFound } from "../host/runtime.ts";
 import { SafetensorsFile } from "../io/safetensors.ts";
 import { UsageError } from "./_common.ts";
 
@@ -37,7 +38,7 @@ export async function openSafetensors(command: string, flag: string, path: strin
   try {
     return await SafetensorsFile.open(path);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
+    if (isNotFound(err)) {
       throw new UsageError(`${command}: ${flag} ${path}: no such file`);
     }
     throw err;

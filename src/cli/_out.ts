@@ -5,6 +5,7 @@
  * any work, so a refused command writes nothing.
  * @module
  */
+import { type FileInfo, isNotFound, mkdir, realPath, stat } from "../host/runtime.ts";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { UsageError } from "./_common.ts";
 
@@ -14,11 +15,11 @@ export interface OutInput {
   path: string;
 }
 
-async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
+async function statOrNull(path: string): Promise<FileInfo | null> {
   try {
-    return await Deno.stat(path);
+    return await stat(path);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) return null;
+    if (isNotFound(err)) return null;
     throw err;
   }
 }
@@ -27,12 +28,12 @@ async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
  * The nearest existing ancestor of `path` (`path` itself excluded), and `path` with that ancestor
  * resolved through symbolic links (so two spellings of one file compare equal).
  */
-async function locate(path: string): Promise<{ above: string; aboveInfo: Deno.FileInfo; real: string }> {
+async function locate(path: string): Promise<{ above: string; aboveInfo: FileInfo; real: string }> {
   const rest: string[] = [basename(resolve(path))];
   let p = dirname(resolve(path));
   for (;;) {
     const info = await statOrNull(p);
-    if (info) return { above: p, aboveInfo: info, real: join(await Deno.realPath(p), ...rest) };
+    if (info) return { above: p, aboveInfo: info, real: join(await realPath(p), ...rest) };
     rest.unshift(basename(p));
     p = dirname(p); // the root always exists
   }
@@ -56,7 +57,7 @@ export async function checkOut(
   const info = await statOrNull(out);
   const located = await locate(out);
   const { above, aboveInfo } = located;
-  const real = info ? await Deno.realPath(out) : located.real;
+  const real = info ? await realPath(out) : located.real;
   if (!aboveInfo.isDirectory) {
     throw new UsageError(`${command}: --out ${out}: ${above} is a file, not a folder`);
   }
@@ -73,7 +74,7 @@ export async function checkOut(
   for (const input of inputs) {
     const inputInfo = await statOrNull(input.path);
     if (!inputInfo) continue;
-    const inReal = await Deno.realPath(input.path);
+    const inReal = await realPath(input.path);
     if (real === inReal) {
       throw new UsageError(
         `${command}: --out ${out} is the ${input.flag} file; write to another file (inputs are never overwritten)`,
@@ -89,5 +90,5 @@ export async function checkOut(
 
 /** Creates the folder that `out` (a file) goes into, with any missing parents. */
 export async function makeOutFolder(out: string): Promise<void> {
-  await Deno.mkdir(dirname(resolve(out)), { recursive: true });
+  await mkdir(dirname(resolve(out)), { recursive: true });
 }

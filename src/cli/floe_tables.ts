@@ -6,6 +6,7 @@
  * Calibration tokens come from Brown's train split, evaluation tokens from its validation split.
  * @module
  */
+import { mkdir } from "../host/runtime.ts";
 import { checkOut } from "./_out.ts";
 import { tableToIPC } from "apache-arrow";
 import { loadBrown } from "../data/brown.ts";
@@ -100,7 +101,7 @@ export async function floeTablesCommand(args: string[]): Promise<number> {
     { length: Math.ceil(evaluation.length / block) },
     (_, i) => evaluation.subarray(i * block, (i + 1) * block),
   );
-  await Deno.mkdir(out, { recursive: true });
+  await mkdir(out, { recursive: true });
 
   const device = await openDevice(backend);
   try {

@@ -4,6 +4,7 @@
  * safetensors headers are read; no weight goes to a device.
  * @module
  */
+import { type FileInfo, isNotFound, stat } from "../host/runtime.ts";
 import { formatBytes } from "../device/ledger.ts";
 import { ConfigError } from "../errors.ts";
 import { DTYPE_BYTES, SafetensorsFile, type TensorInfo } from "../io/safetensors.ts";
@@ -40,14 +41,14 @@ export async function inspectCommand(args: string[]): Promise<number> {
     throw new UsageError("Cannot inspect: expected one PATH (a .safetensors file or a folder)");
   }
   const path = positionals[0];
-  let stat: Deno.FileInfo;
+  let info: FileInfo;
   try {
-    stat = await Deno.stat(path);
+    info = await stat(path);
   } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    if (!isNotFound(err)) throw err;
     throw new UsageError(`inspect: ${path}: no such file or folder`);
   }
-  if (stat.isDirectory && await isFile(join(path, "config.json"))) {
+  if (info.isDirectory && await isFile(join(path, "config.json"))) {
     const hfConfig = await readHfConfig(path);
     let config: ModelConfig | undefined;
     try {
@@ -67,7 +68,7 @@ export async function inspectCommand(args: string[]): Promise<number> {
       return 0;
     }
   }
-  await listTensors(path, stat.isDirectory, limit);
+  await listTensors(path, info.isDirectory, limit);
   return 0;
 }
 

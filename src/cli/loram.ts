@@ -9,6 +9,7 @@
  * - `loram run`: see `loram_run.ts`.
  * @module
  */
+import { isNotFound } from "../host/runtime.ts";
 import { ConfigError, FormatError } from "../errors.ts";
 import { LORAM_METHODS, type LoramParamCounts, loramParamCounts } from "../loram/param_count.ts";
 import { parseModelConfig } from "../models/config.ts";
@@ -71,7 +72,7 @@ async function loramPlanCommand(args: string[]): Promise<number> {
   try {
     json = JSON.parse(await Deno.readTextFile(file));
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) {
+    if (isNotFound(err)) {
       throw new UsageError(`${cmd}: --config ${path}: no such file (pass a HF config.json)`);
     }
     if (err instanceof SyntaxError) {

@@ -45,6 +45,7 @@
  * ```
  * @module
  */
+import { isNotFound, mkdir, readDir, readTextFile, remove, rename } from "../host/runtime.ts";
 import { basename, dirname, join } from "node:path";
 import { FormatError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
@@ -93,12 +94,12 @@ export async function listCheckpoints(runDir: string): Promise<{ step: number; p
   const dir = join(runDir, CHECKPOINTS_DIR);
   const out: { step: number; path: string }[] = [];
   try {
-    for await (const entry of Deno.readDir(dir)) {
+    for (const entry of await readDir(dir)) {
       const m = entry.isDirectory ? STEP_DIR.exec(entry.name) : null;
       if (m) out.push({ step: Number(m[1]), path: join(dir, entry.name) });
     }
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return [];
+    if (isNotFound(err)) return [];
     throw err;
   }
   return out.sort((a, b) => a.step - b.step);
@@ -126,7 +127,7 @@ export async function saveCheckpoint(
   const name = checkpointName(state.step);
   const final = join(dir, name);
   const tmp = join(dir, `.tmp-${name}-${crypto.randomUUID().slice(0, 8)}`);
-  await Deno.mkdir(tmp, { recursive: true });
+  await mkdir(tmp, { recursive: true });
   try {
     const tensors = new Map<string, TensorInput>();
     for (const [key, t] of params) {
@@ -148,7 +149,7 @@ export async function saveCheckpoint(
     await writeFileAtomic(join(tmp, CHECKPOINT_FILES.state), `${JSON.stringify(state, null, 1)}\n`);
     await replaceDir(tmp, final);
   } catch (err) {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    await remove(tmp, { recursive: true }).catch(() => {});
     throw err;
   }
   await writeFileAtomic(join(dir, LATEST_FILE), `${name}\n`);
@@ -220,7 +221,7 @@ export async function loadCheckpoint(
 export async function pruneCheckpoints(runDir: string, keep: number): Promise<void> {
   const all = await listCheckpoints(runDir);
   for (const { path } of all.slice(0, Math.max(0, all.length - keep))) {
-    await Deno.remove(path, { recursive: true });
+    await remove(path, { recursive: true });
   }
 }
 
@@ -228,13 +229,13 @@ export async function pruneCheckpoints(runDir: string, keep: number): Promise<vo
 export async function removeStaleTemporaries(runDir: string): Promise<void> {
   const dir = join(runDir, CHECKPOINTS_DIR);
   try {
-    for await (const entry of Deno.readDir(dir)) {
+    for (const entry of await readDir(dir)) {
       if (entry.name.startsWith(".tmp-") || entry.name.startsWith(".old-")) {
-        await Deno.remove(join(dir, entry.name), { recursive: true });
+        await remove(join(dir, entry.name), { recursive: true });
       }
     }
   } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    if (!isNotFound(err)) throw err;
   }
 }
 
@@ -243,19 +244,19 @@ async function replaceDir(tmp: string, final: string): Promise<void> {
   const aside = join(dirname(final), `.old-${basename(final)}-${crypto.randomUUID().slice(0, 8)}`);
   let moved = false;
   try {
-    await Deno.rename(final, aside);
+    await rename(final, aside);
     moved = true;
   } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    if (!isNotFound(err)) throw err;
   }
-  await Deno.rename(tmp, final);
-  if (moved) await Deno.remove(aside, { recursive: true });
+  await rename(tmp, final);
+  if (moved) await remove(aside, { recursive: true });
 }
 
 async function readState(file: string): Promise<TrainerState> {
   let state: unknown;
   try {
-    state = JSON.parse(await Deno.readTextFile(file));
+    state = JSON.parse(await readTextFile(file));
   } catch (err) {
     throw new FormatError(`Cannot resume: ${file} is missing or not JSON: ${(err as Error).message}`, file);
   }

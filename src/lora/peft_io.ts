@@ -25,6 +25,7 @@
  * ```
  * @module
  */
+import { mkdir, readTextFile } from "../host/runtime.ts";
 import { ConfigError, FormatError } from "../errors.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { SafetensorsFile, type TensorInput, writeSafetensors } from "../io/safetensors.ts";
@@ -100,7 +101,7 @@ export async function saveAdapter(
     out.set(peftKey(module, "A"), { dtype: "F32", shape: [r, A.length / r], data: A });
     out.set(peftKey(module, "B"), { dtype: "F32", shape: [B.length / r, r], data: B });
   }
-  await Deno.mkdir(dir, { recursive: true });
+  await mkdir(dir, { recursive: true });
   await writeSafetensors(`${dir}/${ADAPTER_WEIGHTS_NAME}`, out, { format: "pt" });
   const json = toPeftJson({ ...config, inferenceMode: true });
   await writeFileAtomic(`${dir}/${ADAPTER_CONFIG_NAME}`, JSON.stringify(json, null, 2));
@@ -119,7 +120,7 @@ export async function loadAdapter(dir: string): Promise<LoadedAdapter> {
   const configPath = `${dir}/${ADAPTER_CONFIG_NAME}`;
   let text: string;
   try {
-    text = await Deno.readTextFile(configPath);
+    text = await readTextFile(configPath);
   } catch (err) {
     throw new FormatError(
       `Cannot load LoRA adapter: cannot read ${configPath}: ${(err as Error).message}`,

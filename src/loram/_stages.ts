@@ -3,6 +3,7 @@
  * plan applied, and the folder and file helpers that make every stage's output appear whole.
  * @module
  */
+import { isNotFound } from "../host/runtime.ts";
 import { applyPlan } from "../compressors/prune/apply_plan.ts";
 import type { PruningPlan } from "../compressors/prune/pruning_plan.ts";
 import { causalLmTask } from "../lora/causal_lm_task.ts";
@@ -76,7 +77,7 @@ export async function align(
 export async function writeFolder(dir: string, write: (tmp: string) => Promise<void>): Promise<void> {
   const tmp = `${dir}.partial`;
   await Deno.remove(tmp, { recursive: true }).catch((e) => {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    if (!isNotFound(e)) throw e;
   });
   await write(tmp);
   await Deno.rename(tmp, dir);
@@ -95,7 +96,7 @@ export async function exists(path: string): Promise<boolean> {
     await Deno.stat(path);
     return true;
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
+    if (isNotFound(e)) return false;
     throw e;
   }
 }

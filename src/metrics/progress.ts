@@ -29,6 +29,7 @@
  * ```
  * @module
  */
+import { isTerminal as stderrIsTerminal, writeAllSync } from "../host/runtime.ts";
 
 /** Where a {@linkcode ProgressBar} draws; see the module doc. */
 export type ProgressMode = "auto" | "tty" | "lines" | "jupyter" | "off";
@@ -206,16 +207,14 @@ function jupyterDisplay(): JupyterDisplayFn | undefined {
 
 function isTerminal(): boolean {
   try {
-    return Deno.stderr.isTerminal();
+    return stderrIsTerminal("stderr");
   } catch {
     return false;
   }
 }
 
 function writeStderr(text: string): void {
-  const bytes = new TextEncoder().encode(text);
-  let off = 0;
-  while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
+  writeAllSync("stderr", new TextEncoder().encode(text));
 }
 
 function bar(fraction: number, width: number): string {

@@ -19,6 +19,7 @@
  * ```
  * @module
  */
+import { isNotFound, mkdir, readFile, readTextFile, stat } from "../host/runtime.ts";
 import * as arrow from "apache-arrow";
 import { basename, dirname, join } from "node:path";
 import { FormatError } from "../errors.ts";
@@ -109,7 +110,7 @@ export async function saveRun(
 ): Promise<string> {
   const runDir = join(dir, validateRunId(runId));
   const json = config === undefined ? undefined : configJson(config);
-  await Deno.mkdir(runDir, { recursive: true });
+  await mkdir(runDir, { recursive: true });
   await writeFileAtomic(join(runDir, METRICS_FILE), arrow.tableToIPC(table, "file"));
   if (json !== undefined) await writeFileAtomic(join(runDir, CONFIG_FILE), json);
   return runDir;
@@ -124,7 +125,7 @@ export async function saveRun(
 export async function saveRunConfig(dir: string, runId: string, config: unknown): Promise<string> {
   const runDir = join(dir, validateRunId(runId));
   const json = configJson(config);
-  await Deno.mkdir(runDir, { recursive: true });
+  await mkdir(runDir, { recursive: true });
   await writeFileAtomic(join(runDir, CONFIG_FILE), json);
   return runDir;
 }
@@ -138,10 +139,10 @@ export async function saveRunConfig(dir: string, runId: string, config: unknown)
  * @throws {FormatError} When the file is not an Arrow IPC file or `config.json` is not JSON.
  */
 export async function loadRun(path: string): Promise<LoadedRun> {
-  const info = await orNotFound(Deno.stat(path), `Cannot load run: ${path} does not exist`);
+  const info = await orNotFound(stat(path), `Cannot load run: ${path} does not exist`);
   const file = info.isDirectory ? join(path, METRICS_FILE) : path;
   const runDir = info.isDirectory ? path : dirname(path);
-  const bytes = await orNotFound(Deno.readFile(file), `Cannot load run: no ${METRICS_FILE} in ${path}`);
+  const bytes = await orNotFound(readFile(file), `Cannot load run: no ${METRICS_FILE} in ${path}`);
   const table = decodeIpc(bytes, file);
   const configPath = info.isDirectory || basename(file) === METRICS_FILE
     ? join(runDir, CONFIG_FILE)
@@ -184,9 +185,9 @@ function decodeIpc(bytes: Uint8Array, file: string): arrow.Table {
 async function readConfig(path: string): Promise<unknown> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readTextFile(path);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return undefined;
+    if (isNotFound(err)) return undefined;
     throw err;
   }
   try {
@@ -209,7 +210,7 @@ async function orNotFound<T>(promise: Promise<T>, message: string): Promise<T> {
   try {
     return await promise;
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) throw new Deno.errors.NotFound(message, { cause: err });
+    if (isNotFound(err)) throw Object.assign(new Error(message, { cause: err }), { code: "ENOENT" });
     throw err;
   }
 }

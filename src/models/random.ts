@@ -17,6 +17,7 @@
  * ```
  * @module
  */
+import { mkdir } from "../host/runtime.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { writeShardedCheckpoint } from "../io/sharded.ts";
 import { f32ToBf16, f32ToF16 } from "../io/dtype_convert.ts";
@@ -53,7 +54,7 @@ export async function writeRandomCheckpoint(
       data: dtype === "f32" ? data : dtype === "bf16" ? f32ToBf16(data) : f32ToF16(data),
     });
   }
-  await Deno.mkdir(dir, { recursive: true });
+  await mkdir(dir, { recursive: true });
   const torchDtype = { f32: "float32", bf16: "bfloat16", f16: "float16" }[dtype];
   await writeFileAtomic(
     `${dir}/config.json`,

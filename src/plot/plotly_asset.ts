@@ -3,6 +3,7 @@
  * HTML: reports and notebooks work offline. Plotly runs in the browser only; Ferry never executes it.
  * @module
  */
+import { readTextFile } from "../host/runtime.ts";
 import { fileURLToPath } from "node:url";
 
 let cached: string | undefined;
@@ -21,6 +22,6 @@ export async function plotlyScript(): Promise<string> {
   if (url.protocol !== "file:") {
     throw new Error(`Cannot find plotly.js-dist-min on disk: it resolved to ${url.href}; ${hint}`);
   }
-  cached = await Deno.readTextFile(fileURLToPath(new URL("plotly.min.js", url)));
+  cached = await readTextFile(fileURLToPath(new URL("plotly.min.js", url)));
   return cached;
 }

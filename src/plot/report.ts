@@ -18,6 +18,7 @@
  * ```
  * @module
  */
+import { mkdir } from "../host/runtime.ts";
 import { dirname } from "node:path";
 import type * as arrow from "apache-arrow";
 import { writeFileAtomic } from "../io/atomic.ts";
@@ -99,7 +100,7 @@ export async function writeReport(
   title: string,
   blocks: readonly ReportBlock[],
 ): Promise<string> {
-  await Deno.mkdir(dirname(path), { recursive: true });
+  await mkdir(dirname(path), { recursive: true });
   await writeFileAtomic(path, await reportHtml(title, blocks));
   return path;
 }

@@ -31,6 +31,7 @@
  * ```
  * @module
  */
+import { readTextFile } from "../../host/runtime.ts";
 import { z } from "zod";
 import { parseConfig } from "../../config.ts";
 import { writeFileAtomic } from "../../io/atomic.ts";
@@ -204,7 +205,7 @@ export async function savePlan(plan: PruningPlan, path: string): Promise<void> {
  * @throws {SyntaxError} on invalid JSON, and as {@link planFromJSON}
  */
 export async function loadPlan(path: string): Promise<PruningPlan> {
-  return planFromJSON(JSON.parse(await Deno.readTextFile(path)));
+  return planFromJSON(JSON.parse(await readTextFile(path)));
 }
 
 /**
