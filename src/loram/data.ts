@@ -44,6 +44,12 @@ export interface BrownLoramDataOptions {
   evalBlocks?: number;
   /** Also build `evalSotu` from the SOTU validation split (default true). */
   sotu?: boolean;
+  /**
+   * Alignment and calibration text: this many of the other genres' training documents, evenly
+   * spaced through them (so every genre contributes); default all of them (about 1M tokens, the
+   * slowest part here). 0 gives no alignment blocks (enough for `rand` without alignment).
+   */
+  alignDocs?: number;
 }
 
 /**
@@ -97,7 +103,10 @@ export async function brownLoramData(
       `Unknown Brown genre ${JSON.stringify(genre)}: expected one of ${BROWN_GENRES.join(", ")}`,
     );
   }
-  const { block = 128, evalTokens = 4096, evalBlocks = 16, sotu = true } = options;
+  const { block = 128, evalTokens = 4096, evalBlocks = 16, sotu = true, alignDocs } = options;
+  if (alignDocs !== undefined && !(Number.isInteger(alignDocs) && alignDocs >= 0)) {
+    throw new RangeError(`alignDocs must be a non-negative integer: received ${alignDocs}`);
+  }
   const splits = splitDocuments(await loadBrown());
   const of = (docs: BrownDocument[], g: string) => docs.filter((d) => d.genre === g);
   const pack = (docs: BrownDocument[]) =>
@@ -105,11 +114,17 @@ export async function brownLoramData(
   const others = BROWN_GENRES.filter((g) => g !== genre);
   const sotuDocs = sotu ? splitDocuments(await loadSotu()).validation : [];
   return {
-    align: pack(splits.train.filter((d) => d.genre !== genre)),
+    align: pack(evenlySpaced(splits.train.filter((d) => d.genre !== genre), alignDocs)),
     train: pack(of(splits.train, genre)),
     evalIn: tokenStream(of(splits.validation, genre), tokenizer, { addEos: true, maxTokens: evalTokens }),
     evalOut: evenStream(others.map((g) => of(splits.validation, g)), tokenizer, evalTokens),
     ...(sotu ? { evalSotu: evenStream(sotuDocs.map((d) => [d]), tokenizer, evalTokens) } : {}),
     evalBlocks: pack(of(splits.validation, genre)).slice(0, evalBlocks),
   };
+}
+
+/** `n` items evenly spaced through `items` (all of them when `n` is undefined or not smaller). */
+function evenlySpaced<T>(items: readonly T[], n: number | undefined): T[] {
+  if (n === undefined || n >= items.length) return [...items];
+  return Array.from({ length: n }, (_, i) => items[Math.floor((i * items.length) / n)]);
 }

@@ -92,7 +92,8 @@ export async function trainLora(
     let tokens = 0;
     let seconds = 0;
     const fit = await trainer.fit(data.train, {
-      evalData: data.evalBlocks,
+      // No eval blocks (`evalBlocks: 0`): no curve, and no end-of-training evaluation.
+      evalData: data.evalBlocks?.length ? data.evalBlocks : undefined,
       onStep: async (r) => {
         tokens += r.tokens;
         seconds += r.tokens / r.tokensPerS;

@@ -36,9 +36,21 @@ Deno.test("brownLoramData: SOTU's validation addresses in equal shares; no held-
   assert.ok(valid(firstOther).startsWith(text(data.evalOut.subarray(0, outShare)).split("\0")[0]));
 });
 
-Deno.test("brownLoramData: sotu: false leaves the SOTU stream out; an unknown genre is refused", async () => {
-  const data = await brownLoramData(chars, "cn", { block: 64, evalTokens: 64, sotu: false });
+Deno.test("brownLoramData: sotu: false leaves the SOTU stream out; alignDocs limits the alignment text; bad input is refused", async () => {
+  const data = await brownLoramData(chars, "cn", { block: 64, evalTokens: 64, sotu: false, alignDocs: 3 });
   assert.equal(data.evalSotu, undefined);
+  // Three training documents of other genres, evenly spaced: the first one's text opens the blocks.
+  const others = splitDocuments(await loadBrown()).train.filter((d) => d.genre !== "cn");
+  const picked = [0, 1, 2].map((i) => others[Math.floor((i * others.length) / 3)]);
+  assert.deepEqual(new Set(picked.map((d) => d.genre)).size, 3);
+  const joined = picked.map((d) => d.text).join("\0");
+  assert.equal(data.align.length, Math.floor((joined.length + 1 - 65) / 64) + 1);
+  assert.equal(String.fromCharCode(...data.align[0]), joined.slice(0, 65));
+  assert.equal((await brownLoramData(chars, "cn", { evalTokens: 64, alignDocs: 0 })).align.length, 0);
+  await assert.rejects(
+    () => brownLoramData(chars, "cn", { alignDocs: -1 }),
+    /alignDocs must be a non-negative integer: received -1/,
+  );
   await assert.rejects(
     () => brownLoramData(chars, "zz" as "cn"),
     /Unknown Brown genre "zz": expected one of ca/,
