@@ -30,6 +30,7 @@ import {
   type LoramMethod,
   loramRun,
   markdownTable,
+  memoryRows,
   parseLoramRunConfig,
   qualityRows,
   runLabel,
@@ -139,11 +140,17 @@ console.log(
 console.log(markdownTable(quality));
 console.log("\nAblation (alignment x inference on the pruned vs the recovered original; in / out / SOTU):\n");
 console.log(markdownTable(ablation));
+console.log("\nParameter memory while LoRA trained (ledger `weights` peak vs the formula, bytes):\n");
+console.log(markdownTable(memoryRows(runs)));
 console.log("\nCentral claim:");
 for (const e of runs) console.log(`  ${centralClaim(e).text}`);
 await writeFileAtomic(
   `${args.out}/table.json`,
-  JSON.stringify({ quality, ablation, claims: runs.map((e) => centralClaim(e)) }, null, 2),
+  JSON.stringify(
+    { quality, ablation, memory: memoryRows(runs), claims: runs.map((e) => centralClaim(e)) },
+    null,
+    2,
+  ),
 );
 const qualityTable = arrow.tableFromJSON(quality as Record<string, unknown>[]);
 await writeFileAtomic(`${args.out}/quality.arrow`, arrow.tableToIPC(qualityTable, "file"));
@@ -155,6 +162,10 @@ const report = await writeReport(`${args.out}/report.html`, `LoRAM on ${args.mod
     table: qualityTable,
   },
   { heading: "Ablation", table: arrow.tableFromJSON(ablation as Record<string, unknown>[]) },
+  {
+    heading: "Parameter memory while LoRA trained (ledger vs formula)",
+    table: arrow.tableFromJSON(memoryRows(runs) as Record<string, unknown>[]),
+  },
   {
     heading: "Training curves",
     figure: trainingCurvesFigure(curves),

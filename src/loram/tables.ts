@@ -7,7 +7,8 @@
  *   merged into the original); perplexity in-domain (the genre trained on) and out-of-domain (the
  *   other Brown genres; the State of the Union addresses), reduction ratio, trainable parameters,
  *   peak ledger bytes by category during training, tokens/s;
- * - ablation: per run, alignment on/off × inference on the pruned vs the recovered original model.
+ * - ablation: per run, alignment on/off × inference on the pruned vs the recovered original model;
+ * - memory: per run, the parameter bytes the ledger held while LoRA trained next to the formula.
  *
  * The training curves (D.2.3) are in `curves.ts`.
  *
@@ -97,6 +98,23 @@ export function ablationRows(runs: readonly LoramEval[]): TableRow[] {
     infer_original_out_ppl: r2(e.ppl.loram.out_of_domain),
     infer_pruned_sotu_ppl: sotu(e.ppl.pruned_lora),
     infer_original_sotu_ppl: sotu(e.ppl.loram),
+  }));
+}
+
+/**
+ * Parameter memory while LoRA trained (B.7): the ledger's `weights` peak next to the formula from
+ * the shapes (f32 `4·N_P`, or NF4 + double-quant bytes of the projections + `4·rest`), the NF4
+ * offsets Ferry keeps on the host, and the config-only counts.
+ */
+export function memoryRows(runs: readonly LoramEval[]): TableRow[] {
+  return runs.map((e) => ({
+    run: runLabel(e),
+    params: e.params.params,
+    pruned_params: e.params.pruned_params,
+    ledger_weight_bytes: e.params.measured_weight_bytes,
+    formula_weight_bytes: e.params.formula_weight_bytes,
+    host_offset_bytes: e.params.host_offset_bytes,
+    match: e.params.measured_weight_bytes + e.params.host_offset_bytes === e.params.formula_weight_bytes,
   }));
 }
 

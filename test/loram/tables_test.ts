@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import type { LoramEval } from "../../src/loram/pipeline.ts";
 import { parseLoramRunConfig } from "../../src/loram/run_config.ts";
-import { ablationRows, centralClaim, markdownTable, qualityRows, runLabel } from "../../src/loram/tables.ts";
+import {
+  ablationRows,
+  centralClaim,
+  markdownTable,
+  memoryRows,
+  qualityRows,
+  runLabel,
+} from "../../src/loram/tables.ts";
 
 const p = (i: number, o: number, sotu: number | null = o + 100) => ({
   in_domain: i,
@@ -107,6 +114,58 @@ Deno.test("qualityRows: a run without a SOTU figure (older eval.json, or no SOTU
   assert.equal(q[2].out_of_domain_sotu_ppl, 405);
   assert.match(markdownTable(q), /\| large w\/o FT \| 200 \| 300 \| – \|/);
   assert.equal(ablationRows([e])[0].infer_original_sotu_ppl, null);
+});
+
+Deno.test("memoryRows: ledger vs formula weight bytes per run; NF4 offsets kept on the host count for the formula", () => {
+  const f = run("rand", false, 0, 195);
+  f.params = {
+    ...f.params,
+    params: 1000,
+    pruned_params: 600,
+    measured_weight_bytes: 2400,
+    formula_weight_bytes: 2400,
+    host_offset_bytes: 0,
+  };
+  const q = run("stru", true, 0, 195);
+  q.params = {
+    ...q.params,
+    params: 1000,
+    pruned_params: 600,
+    measured_weight_bytes: 900,
+    formula_weight_bytes: 956,
+    host_offset_bytes: 56,
+  };
+  const off = run("rand", false, 0, 195);
+  off.params = { ...f.params, measured_weight_bytes: 2404 };
+  assert.deepEqual(memoryRows([f, q, off]), [
+    {
+      run: "LoRAM-Rand",
+      params: 1000,
+      pruned_params: 600,
+      ledger_weight_bytes: 2400,
+      formula_weight_bytes: 2400,
+      host_offset_bytes: 0,
+      match: true,
+    },
+    {
+      run: "QLoRAM-Stru",
+      params: 1000,
+      pruned_params: 600,
+      ledger_weight_bytes: 900,
+      formula_weight_bytes: 956,
+      host_offset_bytes: 56,
+      match: true,
+    },
+    {
+      run: "LoRAM-Rand",
+      params: 1000,
+      pruned_params: 600,
+      ledger_weight_bytes: 2404,
+      formula_weight_bytes: 2400,
+      host_offset_bytes: 0,
+      match: false,
+    },
+  ]);
 });
 
 Deno.test("centralClaim: holds only when LoRAM beats both the large model w/o FT and the small model + LoRA", () => {
