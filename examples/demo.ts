@@ -3,8 +3,10 @@
  * TypeScript reference, one decoder block (prefill then decode with a KV cache) recorded
  * as one submit per step, a Hugging Face checkpoint checked against PyTorch, the two embedded
  * models trained on the Brown corpus generating text, the compressors on the embedded MoE (a sweep of
- * quantizers, pruners and SVD over layer 0's experts, and FloE's INT2 sensitivity study), and the
- * whole run as an Arrow metrics table and an HTML report with Plotly charts in `runs/<id>/`.
+ * quantizers, pruners and SVD over layer 0's experts, and FloE's INT2 sensitivity study), FloE's
+ * compression and quality, a short LoRAM run on the embedded dense model (perplexity before and
+ * after), and the whole run as an Arrow metrics table and an HTML report with Plotly charts in
+ * `runs/<id>/`.
  *
  * Run: `npx -y deno@2.9.6 task demo` (`DENO_WEBGPU_BACKEND=vulkan` picks Mesa's lavapipe
  * on machines without a GPU). Twin notebook: notebooks/00_tour.ipynb.
@@ -14,6 +16,7 @@ import {
   add,
   attention,
   barChart,
+  brownLoramData,
   cast,
   compressionSweep,
   compressionTable,
@@ -29,6 +32,7 @@ import {
   KvCache,
   loadBrown,
   loadModel,
+  loramRun,
   matmul,
   MetricLog,
   modelSweepWeights,
@@ -396,6 +400,69 @@ let floeQuality: MetricLog | undefined;
 }
 
 // ---------------------------------------------------------------------------------------
+// LoRAM on the embedded dense model: prune layers 1-6 at p = 0.65 (random channels and KV heads),
+// a few LoRA steps on Brown genre cn with the pruned model, recover, merge into the original;
+// perplexity before and after on held-out text (examples/loram.ts runs the paper's whole table).
+
+let loramPpl: MetricLog | undefined;
+{
+  const dir = new URL("./models/brown-dense/", import.meta.url).pathname;
+  const cpu = devices[0];
+  const tokenizer = await Tokenizer.fromDir(dir);
+  // Random plans need no calibration text, so no alignment documents are tokenized.
+  const data = await brownLoramData(tokenizer, "cn", { evalTokens: 512, evalBlocks: 0, alignDocs: 0 });
+  const out = await Deno.makeTempDir({ prefix: "ferry-demo-loram-" });
+  const steps = 12;
+  const t0 = performance.now();
+  const e = await loramRun(
+    cpu,
+    {
+      model: dir,
+      out,
+      method: "rand",
+      ratio: 0.65,
+      layers: [1, 7],
+      train: { steps, batch: 4, lr: 2e-3, checkpointEvery: 0 },
+      evalTokens: 512,
+    },
+    data,
+    { progress: false },
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  await Deno.remove(out, { recursive: true });
+  console.log(
+    `\nLoRAM-Rand on brown-dense (layers 1-6 pruned at p = 0.65: ${e.params.params} -> ${e.params.pruned_params} ` +
+      `parameters, ${e.params.loram_reduction.toFixed(2)}x), ${steps} LoRA steps on genre cn, ${
+        seconds.toFixed(1)
+      } s ` +
+      `on ${cpu.kind}; perplexity on 512 validation tokens per domain (in-domain cn; other Brown genres; SOTU)`,
+  );
+  loramPpl = new MetricLog({ runId: log.runId });
+  const rows: [string, typeof e.ppl.original][] = [
+    ["original: before", e.ppl.original],
+    ["pruned", e.ppl.pruned],
+    ["pruned + LoRA", e.ppl.pruned_lora],
+    ["original + LoRAM: after", e.ppl.loram],
+  ];
+  for (const [model, p] of rows) {
+    loramPpl.log({
+      model,
+      in_domain_ppl: p.in_domain,
+      out_of_domain_ppl: p.out_of_domain,
+      sotu_ppl: p.out_of_domain_sotu ?? undefined,
+    });
+  }
+  console.log(loramPpl.format());
+  log.log({ section: "loram", op: "original in-domain", backend: cpu.kind, ppl: e.ppl.original.in_domain });
+  log.log({
+    section: "loram",
+    op: `LoRAM-Rand ${steps} steps in-domain`,
+    backend: cpu.kind,
+    ppl: e.ppl.loram.in_domain,
+  });
+}
+
+// ---------------------------------------------------------------------------------------
 // The run as an Arrow table.
 
 console.log(`\n${log.format({ maxRows: 40 })}`);
@@ -438,6 +505,13 @@ const report = await writeReport(`${dir}/report.html`, "Ferry demo", [
     table: study!,
   },
   { heading: "FloE: perplexity with sparse experts (brown-moe, 256 tokens)", table: floeQuality! },
+  {
+    heading: "LoRAM-Rand on brown-dense: perplexity before and after (512 tokens per domain)",
+    text: "Layers 1-6 pruned at p = 0.65, 12 LoRA steps on Brown genre cn on the pruned model, the adapter " +
+      "recovered and merged into the original. In-domain: cn; out-of-domain: the other Brown genres and " +
+      "the State of the Union addresses (validation splits).",
+    table: loramPpl!,
+  },
 ]);
 console.log(`wrote ${report} (open it in a browser)`);
 for (const d of devices) d.destroy();

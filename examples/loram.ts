@@ -3,10 +3,11 @@
  * ([LoRAM](https://arxiv.org/abs/2502.13533) Table 1, Fig. 6; ALGORITHMS.md D.2): LoRA on the
  * original model (large + LoRA) and LoRAM-{Rand, Stru, Semi, Unst} and QLoRAM-{Rand, Stru}, all on
  * one Brown genre, plus LoRAM-Rand with alignment; in-domain = the genre, out-of-domain = the
- * other genres. Every run folder resumes when killed.
+ * other genres and the State of the Union addresses (validation splits). Every run folder resumes
+ * when killed, and a rerun of a finished table only rebuilds the tables.
  *
  * ```sh
- * deno run -A examples/loram.ts --genre cn --steps 40 --layers 1:7 --ratio 0.65
+ * deno run -A examples/loram.ts --steps 50   # the README's table (defaults: --genre cn --layers 1:7 --ratio 0.65)
  * ```
  * Writes `OUT/<run>/…` (see `ferry loram run`), `OUT/table.json`, `OUT/quality.arrow` and
  * `OUT/report.html` (tables and eval-perplexity curves).
@@ -16,25 +17,27 @@ import { parseArgs } from "node:util";
 import * as arrow from "apache-arrow";
 import {
   ablationRows,
-  applyLora,
   type BrownGenre,
   brownLoramData,
-  causalLmTask,
   centralClaim,
   createDevice,
+  type CurveRow,
+  domainPerplexity,
+  formatDomainPpl,
   type LargeLoraResult,
-  lineChart,
   loadModel,
   type LoramEval,
   type LoramMethod,
   loramRun,
   markdownTable,
-  MetricLog,
-  perplexity,
+  memoryRows,
+  parseLoramRunConfig,
   qualityRows,
   runLabel,
   Tokenizer,
-  Trainer,
+  trainingCurveRows,
+  trainingCurvesFigure,
+  trainLora,
   writeFileAtomic,
   writeReport,
 } from "../src/mod.ts";
@@ -63,22 +66,27 @@ const data = await brownLoramData(tokenizer, args.genre as BrownGenre, {
   evalTokens: Number(args["eval-tokens"]),
   evalBlocks: 8,
 });
-const train = {
-  steps,
-  lr: Number(args.lr),
-  batch: 4,
-  evalEvery: Math.max(1, Math.floor(steps / 8)),
-  checkpointEvery: 10,
+const common = {
+  model: args.model!,
+  layers: [start, end] as [number, number],
+  train: {
+    steps,
+    lr: Number(args.lr),
+    batch: 4,
+    evalEvery: Math.max(1, Math.floor(steps / 8)),
+    checkpointEvery: 10,
+  },
+  evalTokens: Number(args["eval-tokens"]),
 };
 const log = (line: string) => console.log(line);
 const runs: LoramEval[] = [];
 let large: LargeLoraResult | undefined;
-const curves: Record<string, unknown>[] = [];
+const curves: CurveRow[] = [];
 
 for (const name of args.runs!.split(",")) {
   if (name === "large") {
     large = await largeLora();
-    await curveRows("large + LoRA", `${args.out}/large/training_log.arrow`);
+    curves.push(...await trainingCurveRows("large + LoRA", `${args.out}/large/training_log.arrow`));
     continue;
   }
   const nf4 = name.startsWith("q");
@@ -88,21 +96,18 @@ for (const name of args.runs!.split(",")) {
   const e = await loramRun(
     device,
     {
-      model: args.model!,
+      ...common,
       out,
       method,
       ratio: method === "semi" ? 0.5 : Number(args.ratio),
-      layers: [start, end],
       nf4,
       align: { steps: name.endsWith("+align") ? Number(args["align-steps"]) : 0, lr: 1e-4 },
-      train,
-      evalTokens: Number(args["eval-tokens"]),
     },
     data,
     { progress: false, log },
   );
   runs.push(e);
-  await curveRows(runLabel(e), `${out}/training_log.arrow`);
+  curves.push(...await trainingCurveRows(runLabel(e), `${out}/training_log.arrow`));
 }
 
 /** LoRA on the original model with the same data and settings (the upper reference). */
@@ -112,88 +117,58 @@ async function largeLora(): Promise<LargeLoraResult> {
     return JSON.parse(await Deno.readTextFile(`${dir}/eval.json`));
   } catch { /* not run yet */ }
   console.log("\n== large + LoRA ==");
+  // The LoRA, training and evaluation settings of the LoRAM runs (method and ratio are not read).
+  const config = parseLoramRunConfig({ ...common, out: dir, method: "rand", ratio: 0.5 });
   using model = await loadModel(args.model!, { device });
-  using lora = applyLora(model, {
-    r: 8,
-    loraAlpha: 16,
-    loraDropout: 0.05,
-    targetModules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-  });
-  using trainer = new Trainer(causalLmTask(model, { lora }), {
-    optimizer: { lr: train.lr, weightDecay: 0 },
-    schedule: { totalSteps: steps, warmupSteps: Math.floor(steps / 10), minLr: train.lr / 10 },
-    batch: train.batch,
-    evalEvery: train.evalEvery,
-    checkpointEvery: train.checkpointEvery,
-    runDir: `${dir}/runs/lora`,
+  const { lora, stats, logPath } = await trainLora(model, config, data, `${dir}/runs/lora`, {
     progress: false,
   });
-  device.ledger.resetPeak();
-  let tokens = 0, seconds = 0;
-  const fit = await trainer.fit(data.train, {
-    evalData: data.evalBlocks,
-    onStep: (r) => {
-      tokens += r.tokens;
-      seconds += r.tokens / r.tokensPerS;
-    },
-  });
-  const peak: Record<string, number> = { total: device.ledger.peak() };
-  for (const u of device.ledger.usage()) peak[u.category] = u.peak;
-  const n = Number(args["eval-tokens"]);
-  const result: LargeLoraResult = {
-    ppl: {
-      in_domain: (await perplexity(model, data.evalIn.subarray(0, n), { blockSize: 128 })).perplexity,
-      out_of_domain: (await perplexity(model, data.evalOut.subarray(0, n), { blockSize: 128 })).perplexity,
-    },
-    train: {
-      trainable_params: lora.numTrainableParameters(),
-      steps: fit.step,
-      tokens,
-      tokens_per_s: tokens / seconds,
-      final_loss: fit.loss,
-      peak_bytes: peak,
-    },
-  };
+  using _lora = lora;
+  const result: LargeLoraResult = { ppl: await domainPerplexity(model, data, config), train: stats };
+  console.log(`large + LoRA: ${formatDomainPpl(result.ppl)}`);
+  await Deno.copyFile(logPath, `${dir}/training_log.arrow`);
   await writeFileAtomic(`${dir}/eval.json`, JSON.stringify(result, null, 2));
-  await Deno.copyFile(`${fit.runDir}/metrics.arrow`, `${dir}/training_log.arrow`);
   return result;
-}
-
-async function curveRows(label: string, path: string): Promise<void> {
-  const { table } = await MetricLog.load(path);
-  for (const r of table.toArray()) {
-    const row = r.toJSON() as Record<string, unknown>;
-    if (row.split === "eval") {
-      curves.push({ step: Number(row.step), eval_ppl: Number(row.eval_ppl), run: label });
-    }
-  }
 }
 
 const quality = qualityRows(runs, large);
 const ablation = ablationRows(runs);
-console.log("\nQuality (perplexity; reduction = original / pruned parameters, QLoRAM with NF4 metadata):\n");
+console.log(
+  "\nQuality (perplexity in-domain, out-of-domain on the other Brown genres and on SOTU; reduction =" +
+    " original / pruned parameters, QLoRAM with NF4 metadata; peak ledger MiB while training):\n",
+);
 console.log(markdownTable(quality));
-console.log("\nAblation (in-domain / out-of-domain perplexity):\n");
+console.log("\nAblation (alignment x inference on the pruned vs the recovered original; in / out / SOTU):\n");
 console.log(markdownTable(ablation));
+console.log("\nParameter memory while LoRA trained (ledger `weights` peak vs the formula, bytes):\n");
+console.log(markdownTable(memoryRows(runs)));
 console.log("\nCentral claim:");
 for (const e of runs) console.log(`  ${centralClaim(e).text}`);
 await writeFileAtomic(
   `${args.out}/table.json`,
-  JSON.stringify({ quality, ablation, claims: runs.map((e) => centralClaim(e)) }, null, 2),
+  JSON.stringify(
+    { quality, ablation, memory: memoryRows(runs), claims: runs.map((e) => centralClaim(e)) },
+    null,
+    2,
+  ),
 );
 const qualityTable = arrow.tableFromJSON(quality as Record<string, unknown>[]);
 await writeFileAtomic(`${args.out}/quality.arrow`, arrow.tableToIPC(qualityTable, "file"));
 const report = await writeReport(`${args.out}/report.html`, `LoRAM on ${args.model} (genre ${args.genre})`, [
-  { heading: "Quality", table: qualityTable },
+  {
+    heading: "Quality",
+    text: "Perplexity in-domain (the genre trained on) and out-of-domain (the other Brown genres; the " +
+      "State of the Union addresses), validation splits.",
+    table: qualityTable,
+  },
   { heading: "Ablation", table: arrow.tableFromJSON(ablation as Record<string, unknown>[]) },
   {
+    heading: "Parameter memory while LoRA trained (ledger vs formula)",
+    table: arrow.tableFromJSON(memoryRows(runs) as Record<string, unknown>[]),
+  },
+  {
     heading: "Training curves",
-    figure: lineChart(curves, {
-      x: "step",
-      y: "eval_ppl",
-      groupBy: "run",
-      title: "in-domain eval perplexity",
-    }),
+    figure: trainingCurvesFigure(curves),
   },
 ]);
 console.log(`\nwrote ${report}`);

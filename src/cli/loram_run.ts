@@ -9,6 +9,7 @@ import { BROWN_GENRES, type BrownGenre } from "../data/brown.ts";
 import { Tokenizer } from "../io/tokenizer.ts";
 import { brownLoramData } from "../loram/data.ts";
 import { loramParamCounts } from "../loram/param_count.ts";
+import type { DomainPpl } from "../loram/eval.ts";
 import { type LoramEval, loramRun } from "../loram/pipeline.ts";
 import type { LoramRunOptions } from "../loram/run_config.ts";
 import {
@@ -31,7 +32,8 @@ export const LORAM_RUN_USAGE =
       --model DIR          dense HF checkpoint folder (llama, mistral, qwen2) with tokenizer.json
       --method M           rand | stru | semi | unst
       --ratio P            pruning ratio in (0, 1) (semi: 0.5)
-      --genre G            in-domain Brown genre (training data); the other genres are out-of-domain
+      --genre G            in-domain Brown genre (training data); out-of-domain: the other genres
+                           and the State of the Union addresses (validation splits)
       --steps N            LoRA training steps
       --out OUT            output folder (plan.json, pruned/, pruned-adapter/, adapter/, merged/, eval.json)
       --align-steps N      continual pre-training of the pruned model first, LM head frozen (default 0)
@@ -149,21 +151,25 @@ export async function loramRunCommand(args: string[]): Promise<number> {
   return 0;
 }
 
-/** The perplexity table of a run. */
+/** The perplexity table of a run: in-domain, out-of-domain Brown (other genres) and SOTU. */
 export function evalTable(r: LoramEval): string {
-  const rows: [string, { in_domain: number; out_of_domain: number } | null][] = [
+  const rows: [string, DomainPpl | null][] = [
     ["large w/o FT (original)", r.ppl.original],
     ["small w/o FT (pruned)", r.ppl.pruned],
     ["small aligned", r.ppl.pruned_aligned],
     ["small + LoRA (infer pruned)", r.ppl.pruned_lora],
     [`LoRAM-${r.config.method} (infer original)`, r.ppl.loram],
   ];
+  const cell = (v: number | null | undefined) =>
+    (v === null || v === undefined ? "-" : v.toFixed(2)).padStart(10);
   const lines = rows.filter(([, p]) => p !== null).map(([k, p]) =>
-    `${k.padEnd(32)} ${p!.in_domain.toFixed(2).padStart(10)} ${p!.out_of_domain.toFixed(2).padStart(10)}`
+    `${k.padEnd(32)} ${cell(p!.in_domain)} ${cell(p!.out_of_domain)} ${cell(p!.out_of_domain_sotu)}`
   );
   const p = r.params;
   return [
-    `${"model".padEnd(32)} ${"in-domain".padStart(10)} ${"out-domain".padStart(10)}`,
+    `${"perplexity".padEnd(32)} ${"in-domain".padStart(10)} ${"out: Brown".padStart(10)} ${
+      "out: SOTU".padStart(10)
+    }`,
     ...lines,
     `parameters ${p.params} -> ${p.pruned_params} (LoRAM ${p.loram_reduction.toFixed(2)}x); ` +
     `weights in training: ledger ${p.measured_weight_bytes} bytes, formula ${p.formula_weight_bytes}`,

@@ -28,4 +28,7 @@ export * from "./recover.ts";
 export * from "./run_config.ts";
 export * from "./pipeline.ts";
 export * from "./data.ts";
+export * from "./eval.ts";
+export * from "./curves.ts";
+export * from "./train_lora.ts";
 export * from "./tables.ts";

@@ -8,7 +8,7 @@
  *          ─LoRA Trainer on the genre (runs/lora, checkpoints)→ pruned-adapter/     (PEFT folder)
  *          ─recover(plan, zeroA | normA)→ adapter/    (PEFT folder for the original model)
  *          ─original + adapter, mergeAndUnload→ merged/ (HF folder)
- *          ─perplexity in and out of domain, parameter accounting, ledger peaks→ eval.json
+ *          ─perplexity in-domain, out-of-domain (Brown, SOTU), parameter accounting, ledger peaks→ eval.json
  * ```
  *
  * Folders are written under a temporary name and renamed, files atomically; a stage whose output
@@ -44,12 +44,8 @@ import { createPruningPlan, planDimsOf } from "../compressors/prune/pruning_plan
 import type { Device } from "../device/device.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { loadLoraAdapter, saveLoraAdapter } from "../lora/adapter_io.ts";
-import { causalLmTask } from "../lora/causal_lm_task.ts";
-import { applyLora } from "../lora/lora_model.ts";
-import { Trainer } from "../lora/trainer.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
 import { loadModel, readHfConfig } from "../models/load.ts";
-import { perplexity } from "../models/perplexity.ts";
 import { saveModel } from "../models/save.ts";
 import { parseModelConfig } from "../models/config.ts";
 import { isStructured, loramParamCounts } from "./param_count.ts";
@@ -59,13 +55,11 @@ import { checkPlanFor, recoverAdapterFolder } from "./recover.ts";
 import { align, applyGivenPlan, copyTokenizer, exists, readJson, writeFolder } from "./_stages.ts";
 import { type LoramRunConfig, type LoramRunOptions, parseLoramRunConfig } from "./run_config.ts";
 import type { LoramData } from "./data.ts";
+import { domainPerplexity, type DomainPpl, formatDomainPpl } from "./eval.ts";
+import { trainLora, type TrainStats } from "./train_lora.ts";
 export type { LoramData } from "./data.ts";
-
-/** Perplexity in and out of domain. */
-export interface DomainPpl {
-  in_domain: number;
-  out_of_domain: number;
-}
+export type { DomainPpl } from "./eval.ts";
+export type { TrainStats } from "./train_lora.ts";
 
 /** What `eval.json` holds. */
 export interface LoramEval {
@@ -90,17 +84,6 @@ export interface LoramEval {
     host_offset_bytes: number;
   };
   train: TrainStats;
-}
-
-/** Training figures of the LoRA stage. */
-export interface TrainStats {
-  trainable_params: number;
-  steps: number;
-  tokens: number;
-  tokens_per_s: number;
-  final_loss: number;
-  /** Ledger peak bytes per category during LoRA training. */
-  peak_bytes: Record<string, number>;
 }
 
 /** Options of {@link loramRun} besides the config. */
@@ -181,24 +164,12 @@ export async function loramRun(
   }
 
   async function stages(): Promise<LoramEval> {
-    const ppl = async (model: CausalLM): Promise<DomainPpl> => ({
-      in_domain:
-        (await perplexity(model, data.evalIn.subarray(0, config.evalTokens), { blockSize: config.evalBlock }))
-          .perplexity,
-      out_of_domain: (await perplexity(model, data.evalOut.subarray(0, config.evalTokens), {
-        blockSize: config.evalBlock,
-      }))
-        .perplexity,
-    });
+    const ppl = (model: CausalLM): Promise<DomainPpl> => domainPerplexity(model, data, config);
 
     // 1) original, plan, pruned model
     let original: CausalLM | undefined = own(await loadModel(config.model, { device }));
     const pOriginal = await ppl(original);
-    log(
-      `original: in-domain ppl ${pOriginal.in_domain.toFixed(2)}, out-of-domain ${
-        pOriginal.out_of_domain.toFixed(2)
-      }`,
-    );
+    log(`original: ${formatDomainPpl(pOriginal)}`);
     let plan: PruningPlan | null;
     let pruned: CausalLM;
     let pPruned: DomainPpl;
@@ -240,19 +211,11 @@ export async function loramRun(
         path("plan.json"),
       );
       pPruned = await ppl(pruned);
-      log(
-        `pruned (${r.criterion}, sparsity ${r.sparsity.toFixed(3)}): in-domain ppl ${
-          pPruned.in_domain.toFixed(2)
-        }, out-of-domain ${pPruned.out_of_domain.toFixed(2)}`,
-      );
+      log(`pruned (${r.criterion}, sparsity ${r.sparsity.toFixed(3)}): ${formatDomainPpl(pPruned)}`);
       if (config.align.steps > 0) {
         await align(pruned, config, data, path("runs/align"), extras.progress ?? true, layers);
         pAligned = await ppl(pruned);
-        log(
-          `aligned: in-domain ppl ${pAligned.in_domain.toFixed(2)}, out-of-domain ${
-            pAligned.out_of_domain.toFixed(2)
-          }`,
-        );
+        log(`aligned: ${formatDomainPpl(pAligned)}`);
       }
       await writeFolder(path("pruned"), async (tmp) => {
         await saveModel(pruned, tmp);
@@ -281,61 +244,18 @@ export async function loramRun(
       using _lora = await loadLoraAdapter(path("pruned-adapter"), pruned);
       pPrunedLora = await ppl(pruned);
     } else {
-      using lora = applyLora(pruned, {
-        r: config.lora.r,
-        loraAlpha: config.lora.alpha,
-        loraDropout: config.lora.dropout,
-        targetModules: [...config.lora.targetModules],
-      }, { seed: config.seed });
-      const t = config.train;
-      using trainer = new Trainer(causalLmTask(pruned, { lora }), {
-        optimizer: { lr: t.lr, weightDecay: 0 },
-        schedule: {
-          totalSteps: t.steps,
-          warmupSteps: t.warmupSteps ?? Math.floor(t.steps / 10),
-          minLr: t.lr / 10,
-        },
-        batch: t.batch,
-        evalEvery: t.evalEvery,
-        checkpointEvery: t.checkpointEvery,
-        runDir: path("runs/lora"),
-        seed: config.seed,
-        progress: extras.progress ?? true,
-      });
-      device.ledger.resetPeak();
-      let tokens = 0;
-      let seconds = 0;
-      const fit = await trainer.fit(data.train, {
-        evalData: data.evalBlocks,
-        onStep: async (r) => {
-          tokens += r.tokens;
-          seconds += r.tokens / r.tokensPerS;
-          await extras.onStep?.(r.step);
-        },
-      });
-      const peak: Record<string, number> = { total: device.ledger.peak() };
-      for (const u of device.ledger.usage()) peak[u.category] = u.peak;
-      stats = {
-        trainable_params: lora.numTrainableParameters(),
-        steps: fit.step,
-        tokens,
-        tokens_per_s: seconds > 0 ? tokens / seconds : 0,
-        final_loss: fit.loss,
-        peak_bytes: peak,
-      };
+      const trained = await trainLora(pruned, config, data, path("runs/lora"), extras);
+      using lora = trained.lora;
+      stats = trained.stats;
       await writeFolder(
         path("pruned-adapter"),
         (tmp) => saveLoraAdapter(tmp, lora, { baseModelNameOrPath: path("pruned") }),
       );
-      await Deno.copyFile(`${fit.runDir}/metrics.arrow`, path("training_log.arrow"));
+      await Deno.copyFile(trained.logPath, path("training_log.arrow"));
       await writeFileAtomic(path("train_stats.json"), JSON.stringify(stats));
       pPrunedLora = await ppl(pruned);
     }
-    log(
-      `pruned + LoRA: in-domain ppl ${pPrunedLora.in_domain.toFixed(2)}, out-of-domain ${
-        pPrunedLora.out_of_domain.toFixed(2)
-      }`,
-    );
+    log(`pruned + LoRA: ${formatDomainPpl(pPrunedLora)}`);
     pruned.dispose();
 
     // 3) recovery, merge into the original, evaluation
@@ -364,11 +284,7 @@ export async function loramRun(
     }
     const pLoram = await ppl(merged);
     merged.dispose();
-    log(
-      `LoRAM (recovered, merged into the original): in-domain ppl ${
-        pLoram.in_domain.toFixed(2)
-      }, out-of-domain ${pLoram.out_of_domain.toFixed(2)}`,
-    );
+    log(`LoRAM (recovered, merged into the original): ${formatDomainPpl(pLoram)}`);
     const result: LoramEval = {
       config,
       criterion,

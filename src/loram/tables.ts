@@ -4,9 +4,13 @@
  *
  * - quality: large w/o FT, large + LoRA (when given), and per run the pruned model w/o FT, the
  *   pruned model with its adapter (inference on the small model) and LoRAM (the recovered adapter
- *   merged into the original); in- and out-of-domain perplexity, reduction ratio, trainable
- *   parameters, peak ledger bytes by category during training, tokens/s;
- * - ablation: per run, alignment on/off × inference on the pruned vs the recovered original model.
+ *   merged into the original); perplexity in-domain (the genre trained on) and out-of-domain (the
+ *   other Brown genres; the State of the Union addresses), reduction ratio, trainable parameters,
+ *   peak ledger bytes by category during training, tokens/s;
+ * - ablation: per run, alignment on/off × inference on the pruned vs the recovered original model;
+ * - memory: per run, the parameter bytes the ledger held while LoRA trained next to the formula.
+ *
+ * The training curves (D.2.3) are in `curves.ts`.
  *
  * @example
  * ```ts
@@ -16,7 +20,9 @@
  * ```
  * @module
  */
-import type { DomainPpl, LoramEval, TrainStats } from "./pipeline.ts";
+import type { DomainPpl } from "./eval.ts";
+import type { LoramEval } from "./pipeline.ts";
+import type { TrainStats } from "./train_lora.ts";
 
 /** One row of a table: column → value. */
 export type TableRow = Record<string, string | number | boolean | null>;
@@ -30,6 +36,10 @@ export interface LargeLoraResult {
 const MIB = 2 ** 20;
 const mib = (b: number | undefined) => (b === undefined ? null : Math.round((b / MIB) * 100) / 100);
 const r2 = (v: number) => Math.round(v * 100) / 100;
+/** Runs written before SOTU was measured have no `out_of_domain_sotu`: null, shown as "–". */
+const sotu = (
+  p: DomainPpl,
+) => (p.out_of_domain_sotu === undefined || p.out_of_domain_sotu === null ? null : r2(p.out_of_domain_sotu));
 
 function trainCols(t: TrainStats | null): TableRow {
   return {
@@ -59,6 +69,7 @@ export function qualityRows(runs: readonly LoramEval[], large?: LargeLoraResult)
     model,
     in_domain_ppl: r2(p.in_domain),
     out_of_domain_ppl: r2(p.out_of_domain),
+    out_of_domain_sotu_ppl: sotu(p),
     reduction: r2(ratio),
     ...trainCols(t),
   });
@@ -85,6 +96,25 @@ export function ablationRows(runs: readonly LoramEval[]): TableRow[] {
     infer_original_in_ppl: r2(e.ppl.loram.in_domain),
     infer_pruned_out_ppl: r2(e.ppl.pruned_lora.out_of_domain),
     infer_original_out_ppl: r2(e.ppl.loram.out_of_domain),
+    infer_pruned_sotu_ppl: sotu(e.ppl.pruned_lora),
+    infer_original_sotu_ppl: sotu(e.ppl.loram),
+  }));
+}
+
+/**
+ * Parameter memory while LoRA trained (B.7): the ledger's `weights` peak next to the formula from
+ * the shapes (f32 `4·N_P`, or NF4 + double-quant bytes of the projections + `4·rest`), the NF4
+ * offsets Ferry keeps on the host, and the config-only counts.
+ */
+export function memoryRows(runs: readonly LoramEval[]): TableRow[] {
+  return runs.map((e) => ({
+    run: runLabel(e),
+    params: e.params.params,
+    pruned_params: e.params.pruned_params,
+    ledger_weight_bytes: e.params.measured_weight_bytes,
+    formula_weight_bytes: e.params.formula_weight_bytes,
+    host_offset_bytes: e.params.host_offset_bytes,
+    match: e.params.measured_weight_bytes + e.params.host_offset_bytes === e.params.formula_weight_bytes,
   }));
 }
 

@@ -31,6 +31,7 @@ Deno.test("ferry loram run: a short LoRAM-Rand run on brown-dense writes every a
     );
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /LoRAM-rand \(infer original\)/);
+    assert.match(r.stdout, /in-domain +out: Brown +out: SOTU/);
     for (
       const f of [
         "plan.json",
@@ -49,7 +50,8 @@ Deno.test("ferry loram run: a short LoRAM-Rand run on brown-dense writes every a
     assert.equal(e.params.params, 3_935_424);
     assert.equal(e.params.measured_weight_bytes, 4 * e.params.pruned_params);
     for (const row of ["original", "pruned", "pruned_lora", "loram"]) {
-      assert.ok(e.ppl[row].in_domain > 1 && e.ppl[row].out_of_domain > 1, row);
+      const p = e.ppl[row];
+      assert.ok(p.in_domain > 1 && p.out_of_domain > 1 && p.out_of_domain_sotu > 1, row);
     }
     assert.equal(e.train.steps, 2);
   } finally {

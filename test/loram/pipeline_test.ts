@@ -31,7 +31,10 @@ const DATA: LoramData = {
   train: blocks(16, 17, 2),
   evalIn: Int32Array.from(blocks(8, 17, 3).flatMap((b) => [...b])),
   evalOut: Int32Array.from(blocks(8, 17, 4).flatMap((b) => [...b.map((v) => (v * 7) % 128)])),
+  evalSotu: Int32Array.from(blocks(8, 17, 5).flatMap((b) => [...b.map((v) => (v * 5 + 3) % 128)])),
 };
+/** The same data without the second out-of-domain stream. */
+const { evalSotu: _, ...NO_SOTU } = DATA;
 const options = (out: string, extra: Partial<LoramRunOptions> = {}): LoramRunOptions => ({
   model: FIXTURE,
   out,
@@ -80,6 +83,12 @@ Deno.test("loramRun: writes every artefact; ledger weight bytes equal the formul
     using merged = await loadModel(`${out}/merged`, { device });
     const p = await perplexity(merged, DATA.evalIn.subarray(0, 4096), { blockSize: 16 });
     assert.equal(p.perplexity, r.ppl.loram.in_domain);
+    const sotu = await perplexity(merged, DATA.evalSotu!.subarray(0, 4096), { blockSize: 16 });
+    assert.equal(sotu.perplexity, r.ppl.loram.out_of_domain_sotu);
+    assert.notEqual(r.ppl.loram.out_of_domain_sotu, r.ppl.loram.out_of_domain);
+    for (const row of [r.ppl.original, r.ppl.pruned, r.ppl.pruned_aligned!, r.ppl.pruned_lora]) {
+      assert.ok(row.out_of_domain_sotu !== null && row.out_of_domain_sotu > 1);
+    }
     // A finished run returns its eval.json.
     assert.deepEqual(
       await loramRun(device, options(out, { align: { steps: 2, batch: 2 } }), DATA, { progress: false }),
@@ -93,13 +102,17 @@ Deno.test("loramRun: writes every artefact; ledger weight bytes equal the formul
 Deno.test("loramRun: a run killed during LoRA training resumes to the same adapter", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ferry-loram-resume-" });
   try {
-    await loramRun(device, options(`${dir}/whole`, { method: "unst", criterion: "magnitude" }), DATA, {
-      progress: false,
-    });
+    const whole = await loramRun(
+      device,
+      options(`${dir}/whole`, { method: "unst", criterion: "magnitude" }),
+      NO_SOTU,
+      { progress: false },
+    );
+    assert.equal(whole.ppl.loram.out_of_domain_sotu, null); // no SOTU stream: not measured
     const killed = options(`${dir}/killed`, { method: "unst", criterion: "magnitude" });
     await assert.rejects(
       () =>
-        loramRun(device, killed, DATA, {
+        loramRun(device, killed, NO_SOTU, {
           progress: false,
           onStep: (s) => {
             if (s === 2) throw new Error("killed");
@@ -108,7 +121,7 @@ Deno.test("loramRun: a run killed during LoRA training resumes to the same adapt
       /killed/,
     );
     assert.ok(!(await exists(`${dir}/killed/pruned-adapter`)));
-    const r = await loramRun(device, killed, DATA, { progress: false });
+    const r = await loramRun(device, killed, NO_SOTU, { progress: false });
     assert.equal(r.train.steps, 4);
     const a = await loadAdapter(`${dir}/whole/adapter`);
     const b = await loadAdapter(`${dir}/killed/adapter`);

@@ -1,9 +1,20 @@
 import assert from "node:assert/strict";
 import type { LoramEval } from "../../src/loram/pipeline.ts";
 import { parseLoramRunConfig } from "../../src/loram/run_config.ts";
-import { ablationRows, centralClaim, markdownTable, qualityRows, runLabel } from "../../src/loram/tables.ts";
+import {
+  ablationRows,
+  centralClaim,
+  markdownTable,
+  memoryRows,
+  qualityRows,
+  runLabel,
+} from "../../src/loram/tables.ts";
 
-const p = (i: number, o: number) => ({ in_domain: i, out_of_domain: o });
+const p = (i: number, o: number, sotu: number | null = o + 100) => ({
+  in_domain: i,
+  out_of_domain: o,
+  out_of_domain_sotu: sotu,
+});
 const train = {
   trainable_params: 100,
   steps: 2,
@@ -51,6 +62,32 @@ Deno.test("qualityRows / ablationRows: one row per model, the right perplexities
     ["QLoRAM-Stru+align: small + LoRA (infer small)", 210, 4.2],
     ["QLoRAM-Stru+align (infer large)", 205, 4.2],
   ]);
+  assert.deepEqual(q.map((r) => [r.out_of_domain_ppl, r.out_of_domain_sotu_ppl]), [
+    [300, 400],
+    [299, 399],
+    [310, 410],
+    [305, 405],
+    [301, 401],
+    [305, 405],
+    [305, 405],
+    [301, 401],
+  ]);
+  // Every column D.2.2 asks for: perplexities, reduction, trainable parameters, ledger peaks, tokens/s.
+  assert.deepEqual(Object.keys(q[1]), [
+    "model",
+    "in_domain_ppl",
+    "out_of_domain_ppl",
+    "out_of_domain_sotu_ppl",
+    "reduction",
+    "trainable_params",
+    "peak_weights_mib",
+    "peak_lora_mib",
+    "peak_grads_mib",
+    "peak_optimizer_mib",
+    "peak_activations_mib",
+    "peak_total_mib",
+    "tokens_per_s",
+  ]);
   assert.equal(q[1].peak_weights_mib, 2);
   assert.equal(q[1].tokens_per_s, 50);
   assert.equal(q[0].trainable_params, null);
@@ -59,8 +96,76 @@ Deno.test("qualityRows / ablationRows: one row per model, the right perplexities
     a.map((r) => [r.align_steps, r.pruned_in_ppl, r.infer_pruned_in_ppl, r.infer_original_in_ppl]),
     [[0, 220, 210, 195], [10, 215, 210, 205]],
   );
+  assert.deepEqual(a.map((r) => [r.infer_pruned_sotu_ppl, r.infer_original_sotu_ppl]), [[405, 401], [
+    405,
+    401,
+  ]]);
   assert.match(markdownTable(a), /^\| method \| nf4 \| align_steps/);
   assert.throws(() => qualityRows([]), /no runs/);
+});
+
+Deno.test("qualityRows: a run without a SOTU figure (older eval.json, or no SOTU stream) shows null", () => {
+  const e = run("rand", false, 0, 195);
+  e.ppl.loram = p(195, 301, null);
+  delete (e.ppl.original as Partial<ReturnType<typeof p>>).out_of_domain_sotu; // written before SOTU existed
+  const q = qualityRows([e]);
+  assert.equal(q[0].out_of_domain_sotu_ppl, null);
+  assert.equal(q[3].out_of_domain_sotu_ppl, null);
+  assert.equal(q[2].out_of_domain_sotu_ppl, 405);
+  assert.match(markdownTable(q), /\| large w\/o FT \| 200 \| 300 \| – \|/);
+  assert.equal(ablationRows([e])[0].infer_original_sotu_ppl, null);
+});
+
+Deno.test("memoryRows: ledger vs formula weight bytes per run; NF4 offsets kept on the host count for the formula", () => {
+  const f = run("rand", false, 0, 195);
+  f.params = {
+    ...f.params,
+    params: 1000,
+    pruned_params: 600,
+    measured_weight_bytes: 2400,
+    formula_weight_bytes: 2400,
+    host_offset_bytes: 0,
+  };
+  const q = run("stru", true, 0, 195);
+  q.params = {
+    ...q.params,
+    params: 1000,
+    pruned_params: 600,
+    measured_weight_bytes: 900,
+    formula_weight_bytes: 956,
+    host_offset_bytes: 56,
+  };
+  const off = run("rand", false, 0, 195);
+  off.params = { ...f.params, measured_weight_bytes: 2404 };
+  assert.deepEqual(memoryRows([f, q, off]), [
+    {
+      run: "LoRAM-Rand",
+      params: 1000,
+      pruned_params: 600,
+      ledger_weight_bytes: 2400,
+      formula_weight_bytes: 2400,
+      host_offset_bytes: 0,
+      match: true,
+    },
+    {
+      run: "QLoRAM-Stru",
+      params: 1000,
+      pruned_params: 600,
+      ledger_weight_bytes: 900,
+      formula_weight_bytes: 956,
+      host_offset_bytes: 56,
+      match: true,
+    },
+    {
+      run: "LoRAM-Rand",
+      params: 1000,
+      pruned_params: 600,
+      ledger_weight_bytes: 2404,
+      formula_weight_bytes: 2400,
+      host_offset_bytes: 0,
+      match: false,
+    },
+  ]);
 });
 
 Deno.test("centralClaim: holds only when LoRAM beats both the large model w/o FT and the small model + LoRA", () => {

@@ -111,12 +111,14 @@ Deno.test("showFigure: FERRY_PLOTLY_CDN=1 loads Plotly from the CDN instead of i
   const fig = lineChart([{ step: 0, loss: 2 }, { step: 1, loss: 1 }], { x: "step", y: "loss" });
   Deno.env.set("FERRY_PLOTLY_CDN", "1");
   try {
-    const html = (await showFigure(fig, { embedLibrary: true }))[Symbol.for("Jupyter.display")]()["text/html"];
+    const html =
+      (await showFigure(fig, { embedLibrary: true }))[Symbol.for("Jupyter.display")]()["text/html"];
     assert.ok(html.startsWith(`<script src="${PLOTLY_CDN}"></script>`));
     assert.ok(html.length < 10_000, `${html.length} bytes`);
   } finally {
     Deno.env.delete("FERRY_PLOTLY_CDN");
   }
-  const inline = (await showFigure(fig, { embedLibrary: true }))[Symbol.for("Jupyter.display")]()["text/html"];
+  const inline =
+    (await showFigure(fig, { embedLibrary: true }))[Symbol.for("Jupyter.display")]()["text/html"];
   assert.ok(inline.length > 1_000_000, "the offline default inlines the library");
 });
