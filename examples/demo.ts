@@ -320,8 +320,13 @@ let study: MetricLog | undefined;
 {
   const dir = new URL("./models/brown-moe/", import.meta.url).pathname;
   const tokenizer = await Tokenizer.fromDir(dir);
-  const docs = splitDocuments(await loadBrown({ genres: ["ca", "cn", "cp"] })).validation;
-  const ids = tokenStream(docs, tokenizer, { addEos: true, maxTokens: 1024 });
+  const split = splitDocuments(await loadBrown({ genres: ["ca", "cn", "cp"] }));
+  // Calibration from the training split; the study's evaluation on whole validation documents
+  // (their first 256 tokens each), so its intervals are over documents and never see calibration text.
+  const ids = tokenStream(split.train, tokenizer, { addEos: true, maxTokens: 1024 });
+  const evalDocs = split.validation.slice(0, 12).map((d) =>
+    tokenStream([d], tokenizer, { addEos: true, maxTokens: 256 })
+  );
   using model = await loadModel(dir, { device: target });
   const sequences = [0, 1, 2, 3].map((i) => ids.subarray(i * 128, (i + 1) * 128));
   const weights = await modelSweepWeights(model, sequences, { layers: [0] });
@@ -342,11 +347,12 @@ let study: MetricLog | undefined;
   sweepSummary = summarizeSweep(sweep);
   console.log(sweepSummary.format({ maxRows: 60 }));
   console.log(
-    "\nFloE sensitivity: HQQ INT2 (g64) on one projection of every expert, perplexity on 1024 tokens",
+    `\nFloE sensitivity: HQQ INT2 (g64) on one projection of every expert, perplexity on ${evalDocs.length} ` +
+      "validation documents (256 tokens each; 95% bootstrap intervals over documents, the increase paired)",
   );
   study = await expertProjectionSensitivity(
     model,
-    ids,
+    evalDocs,
     [{ method: "hqq", bits: 2, groupSize: 64, axis: 1 }],
     { blockSize: 128, runId: log.runId },
   );

@@ -66,3 +66,20 @@ Deno.test("notebooks import Ferry only through src/mod.ts", async () => {
     }
   }
 });
+
+Deno.test("notebooks are committed executed, with their outputs and without an inlined Plotly (deno task notebooks)", async () => {
+  for (const name of notebooks) {
+    const text = await Deno.readTextFile(`notebooks/${name}`);
+    const nb = JSON.parse(text);
+    const code = nb.cells.filter((c: { cell_type: string }) => c.cell_type === "code");
+    const unrun = code.filter((c: { execution_count: number | null }) => c.execution_count === null).length;
+    assert.equal(unrun, 0, `${name}: ${unrun} code cells never ran; run deno task notebooks ${name}`);
+    const errors = code.flatMap((c: { outputs?: { output_type: string }[] }) => c.outputs ?? [])
+      .filter((o: { output_type: string }) => o.output_type === "error");
+    assert.equal(errors.length, 0, `${name}: committed with an error output`);
+    assert.ok(
+      text.length < 1_000_000,
+      `${name} is ${text.length} bytes: run it with deno task notebooks (Plotly from the CDN)`,
+    );
+  }
+});
