@@ -9,7 +9,7 @@
  * - `loram run`: see `loram_run.ts`.
  * @module
  */
-import { isNotFound } from "../host/runtime.ts";
+import { isNotFound, readTextFile } from "../host/runtime.ts";
 import { ConfigError, FormatError } from "../errors.ts";
 import { LORAM_METHODS, type LoramParamCounts, loramParamCounts } from "../loram/param_count.ts";
 import { parseModelConfig } from "../models/config.ts";
@@ -70,7 +70,7 @@ async function loramPlanCommand(args: string[]): Promise<number> {
   const file = (await isFile(path)) ? path : join(path, "config.json");
   let json: unknown;
   try {
-    json = JSON.parse(await Deno.readTextFile(file));
+    json = JSON.parse(await readTextFile(file));
   } catch (err) {
     if (isNotFound(err)) {
       throw new UsageError(`${cmd}: --config ${path}: no such file (pass a HF config.json)`);

@@ -4,6 +4,7 @@
  * `OUT/eval.json` and `OUT/training_log.arrow`. Rerunning the same command resumes a killed run.
  * @module
  */
+import { isTerminal } from "../host/runtime.ts";
 import { checkOut } from "./_out.ts";
 import { BROWN_GENRES, type BrownGenre } from "../data/brown.ts";
 import { Tokenizer } from "../io/tokenizer.ts";
@@ -143,7 +144,7 @@ export async function loramRunCommand(args: string[]): Promise<number> {
     evalTokens: options.evalTokens,
   });
   const result = await loramRun(device, options, data, {
-    progress: Deno.stderr.isTerminal(),
+    progress: isTerminal("stderr"),
     planFile: str(values, "plan"),
     log: (line) => writeErr(`${line}\n`),
   });

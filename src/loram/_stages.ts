@@ -3,7 +3,7 @@
  * plan applied, and the folder and file helpers that make every stage's output appear whole.
  * @module
  */
-import { isNotFound } from "../host/runtime.ts";
+import { copyFile, isNotFound, readTextFile, remove, rename, stat } from "../host/runtime.ts";
 import { applyPlan } from "../compressors/prune/apply_plan.ts";
 import type { PruningPlan } from "../compressors/prune/pruning_plan.ts";
 import { causalLmTask } from "../lora/causal_lm_task.ts";
@@ -76,24 +76,24 @@ export async function align(
 /** Writes a folder under `DIR.partial`, then renames it to `dir` (a killed write leaves no `dir`). */
 export async function writeFolder(dir: string, write: (tmp: string) => Promise<void>): Promise<void> {
   const tmp = `${dir}.partial`;
-  await Deno.remove(tmp, { recursive: true }).catch((e) => {
+  await remove(tmp, { recursive: true }).catch((e) => {
     if (!isNotFound(e)) throw e;
   });
   await write(tmp);
-  await Deno.rename(tmp, dir);
+  await rename(tmp, dir);
 }
 
 /** Copies `tokenizer.json` and `tokenizer_config.json` when the model folder has them. */
 export async function copyTokenizer(from: string, to: string): Promise<void> {
   for (const f of ["tokenizer.json", "tokenizer_config.json"]) {
-    if (await exists(`${from}/${f}`)) await Deno.copyFile(`${from}/${f}`, `${to}/${f}`);
+    if (await exists(`${from}/${f}`)) await copyFile(`${from}/${f}`, `${to}/${f}`);
   }
 }
 
 /** Whether `path` exists. */
 export async function exists(path: string): Promise<boolean> {
   try {
-    await Deno.stat(path);
+    await stat(path);
     return true;
   } catch (e) {
     if (isNotFound(e)) return false;
@@ -104,5 +104,5 @@ export async function exists(path: string): Promise<boolean> {
 /** The parsed JSON of `path`, or null when it does not exist. */
 export async function readJson<T>(path: string): Promise<T | null> {
   if (!(await exists(path))) return null;
-  return JSON.parse(await Deno.readTextFile(path)) as T;
+  return JSON.parse(await readTextFile(path)) as T;
 }

@@ -39,6 +39,7 @@
  *
  * @module
  */
+import { copyFile, mkdir, readTextFile } from "../host/runtime.ts";
 import { planFromJSON, type PruningPlan, savePlan } from "../compressors/prune/pruning_plan.ts";
 import { createPruningPlan, planDimsOf } from "../compressors/prune/pruning_plan.ts";
 import type { Device } from "../device/device.ts";
@@ -129,12 +130,12 @@ export async function loramRun(
     if (!isStructured(config.method)) {
       throw new TypeError(`Cannot use a plan file with ${config.method}: plans are for rand and stru`);
     }
-    givenPlan = planFromJSON(JSON.parse(await Deno.readTextFile(extras.planFile)));
+    givenPlan = planFromJSON(JSON.parse(await readTextFile(extras.planFile)));
     checkPlanFor(modelConfig, givenPlan, "use the plan");
   }
   const savedConfig = JSON.stringify(config, null, 2);
   if (await exists(path("loram_config.json"))) {
-    const prev = await Deno.readTextFile(path("loram_config.json"));
+    const prev = await readTextFile(path("loram_config.json"));
     if (prev !== savedConfig) {
       throw new RangeError(
         `Cannot run LoRAM into ${out}: it holds a run with other settings (${
@@ -142,16 +143,16 @@ export async function loramRun(
         }); choose a new out folder or delete it`,
       );
     }
-    if (await exists(path("eval.json"))) return JSON.parse(await Deno.readTextFile(path("eval.json")));
+    if (await exists(path("eval.json"))) return JSON.parse(await readTextFile(path("eval.json")));
   }
   if (await exists(path("plan.json"))) {
     checkPlanFor(
       modelConfig,
-      planFromJSON(JSON.parse(await Deno.readTextFile(path("plan.json")))),
+      planFromJSON(JSON.parse(await readTextFile(path("plan.json")))),
       "resume the run",
     );
   }
-  await Deno.mkdir(out, { recursive: true });
+  await mkdir(out, { recursive: true });
   await writeFileAtomic(path("loram_config.json"), savedConfig);
 
   // Every model loaded here is released on the way out, also when a stage fails.
@@ -251,7 +252,7 @@ export async function loramRun(
         path("pruned-adapter"),
         (tmp) => saveLoraAdapter(tmp, lora, { baseModelNameOrPath: path("pruned") }),
       );
-      await Deno.copyFile(trained.logPath, path("training_log.arrow"));
+      await copyFile(trained.logPath, path("training_log.arrow"));
       await writeFileAtomic(path("train_stats.json"), JSON.stringify(stats));
       pPrunedLora = await ppl(pruned);
     }
