@@ -35,6 +35,7 @@ import {
   quantizedToHost,
   randomPlan,
   relativeError,
+  runtime,
   savePlan,
   splitDocuments,
   Tensor,
@@ -130,7 +131,7 @@ const { norms } = await collectInputNorms(dense, blocks);
       );
     }
     if (layers[0] === 4) {
-      const planPath = `${Deno.makeTempDirSync({ prefix: "ferry-plan-" })}/l2_plan.json`;
+      const planPath = `${await runtime.makeTempDir("ferry-plan-")}/l2_plan.json`;
       await savePlan(plans.l2, planPath);
       console.log(`    the L2 plan as JSON (kept indices per layer): ${planPath}`);
     }

@@ -46,6 +46,7 @@ import {
   randn,
   rmsNorm,
   rope,
+  runtime,
   SafetensorsFile,
   siluMul,
   softmax,
@@ -145,8 +146,10 @@ for (const [name, op] of Object.entries(tour)) {
     ? results[0].reduce((m, v, i) => Math.max(m, Math.abs(v - results[1][i])), 0)
     : NaN;
   console.log(
-    `  ${name.padEnd(30)} ${String(results[0].length).padStart(6)} values  max |webgpu - cpu| = ${
-      err.toExponential(2)
+    `  ${name.padEnd(30)} ${String(results[0].length).padStart(6)} values  ${
+      devices.length > 1
+        ? `max |webgpu - cpu| = ${err.toExponential(2)}`
+        : "(no WebGPU adapter: the reference only)"
     }`,
   );
 }
@@ -272,7 +275,7 @@ console.log(
 for (const name of ["brown-dense", "brown-moe"]) {
   const dir = new URL(`./models/${name}/`, import.meta.url).pathname;
   const tokenizer = await Tokenizer.fromDir(dir);
-  const evaluation = JSON.parse(await Deno.readTextFile(`${dir}eval.json`));
+  const evaluation = JSON.parse(await runtime.readTextFile(`${dir}eval.json`));
   const all = evaluation.validation.find((r: { genre: string }) => r.genre === "all");
   using model = await loadModel(dir, { device: target });
   const c = model.config;
@@ -417,7 +420,7 @@ let loramPpl: MetricLog | undefined;
   const tokenizer = await Tokenizer.fromDir(dir);
   // Random plans need no calibration text, so no alignment documents are tokenized.
   const data = await brownLoramData(tokenizer, "cn", { evalTokens: 512, evalBlocks: 0, alignDocs: 0 });
-  const out = await Deno.makeTempDir({ prefix: "ferry-demo-loram-" });
+  const out = await runtime.makeTempDir("ferry-demo-loram-");
   const steps = 12;
   const t0 = performance.now();
   const e = await loramRun(
@@ -435,7 +438,7 @@ let loramPpl: MetricLog | undefined;
     { progress: false },
   );
   const seconds = (performance.now() - t0) / 1000;
-  await Deno.remove(out, { recursive: true });
+  await runtime.remove(out, { recursive: true });
   console.log(
     `\nLoRAM-Rand on brown-dense (layers 1-6 pruned at p = 0.65: ${e.params.params} -> ${e.params.pruned_params} ` +
       `parameters, ${e.params.loram_reduction.toFixed(2)}x), ${steps} LoRA steps on genre cn, ${

@@ -22,6 +22,7 @@ import {
   MetricLog,
   perplexity,
   qualityTable,
+  runtime,
   type SparseMoE,
   splitDocuments,
   Tokenizer,
@@ -57,10 +58,10 @@ const log = new MetricLog();
 {
   using model = await floeCompress(await load(), { upBits: 2, groupSize: 64, sparsity: 0, mode: "topk" });
   const t = await calibrateThresholds(model, calibration, { sparsity: 0.8, rounds: 2 });
-  const path = await Deno.makeTempFile({ suffix: ".safetensors" });
+  const path = `${await runtime.makeTempDir("ferry-floe-")}/thresholds.safetensors`;
   await t.save(path);
   const loaded = await FloeThresholds.load(path, model);
-  await Deno.remove(path);
+  await runtime.remove(path);
   for (const l of model.moeLayers) {
     const ex = (model.layers[l].mlp as SparseMoE).experts;
     if (ex instanceof FloeExperts) {

@@ -28,6 +28,7 @@ import {
   loadLoraAdapter,
   loadModel,
   perplexity,
+  runtime,
   saveLoraAdapter,
   splitDocuments,
   tokenizeAndPack,
@@ -37,7 +38,7 @@ import {
 } from "../src/mod.ts";
 
 const { values: args } = parseArgs({
-  args: Deno.args,
+  args: runtime.args(),
   options: {
     model: { type: "string", default: "examples/models/brown-dense" },
     genre: { type: "string", default: "cn" },
@@ -141,7 +142,7 @@ if (rel(reloadedPpl, after.genre) > 1e-5 || rel(mergedPpl, after.genre) > 1e-4) 
   throw new Error("The PEFT round trip or the merge changed the perplexity: see the figures above");
 }
 
-await Deno.copyFile(`${fit.runDir}/metrics.arrow`, `${out}/training_log.arrow`);
+await runtime.copyFile(`${fit.runDir}/metrics.arrow`, `${out}/training_log.arrow`);
 await writeFileAtomic(
   `${out}/eval.json`,
   JSON.stringify(
@@ -149,7 +150,7 @@ await writeFileAtomic(
       base_model: args.model,
       genre,
       genre_name: BROWN_GENRE_NAMES[genre],
-      command: `deno run -A examples/lora_finetune.ts ${Deno.args.join(" ")}`.trim(),
+      command: `deno run -A examples/lora_finetune.ts ${runtime.args().join(" ")}`.trim(),
       device: device.info,
       lora: {
         r: Number(args.r),

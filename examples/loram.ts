@@ -34,6 +34,7 @@ import {
   parseLoramRunConfig,
   qualityRows,
   runLabel,
+  runtime,
   Tokenizer,
   trainingCurveRows,
   trainingCurvesFigure,
@@ -43,7 +44,7 @@ import {
 } from "../src/mod.ts";
 
 const { values: args } = parseArgs({
-  args: Deno.args,
+  args: runtime.args(),
   options: {
     model: { type: "string", default: "examples/models/brown-dense" },
     genre: { type: "string", default: "cn" },
@@ -114,7 +115,7 @@ for (const name of args.runs!.split(",")) {
 async function largeLora(): Promise<LargeLoraResult> {
   const dir = `${args.out}/large`;
   try {
-    return JSON.parse(await Deno.readTextFile(`${dir}/eval.json`));
+    return JSON.parse(await runtime.readTextFile(`${dir}/eval.json`));
   } catch { /* not run yet */ }
   console.log("\n== large + LoRA ==");
   // The LoRA, training and evaluation settings of the LoRAM runs (method and ratio are not read).
@@ -126,7 +127,7 @@ async function largeLora(): Promise<LargeLoraResult> {
   using _lora = lora;
   const result: LargeLoraResult = { ppl: await domainPerplexity(model, data, config), train: stats };
   console.log(`large + LoRA: ${formatDomainPpl(result.ppl)}`);
-  await Deno.copyFile(logPath, `${dir}/training_log.arrow`);
+  await runtime.copyFile(logPath, `${dir}/training_log.arrow`);
   await writeFileAtomic(`${dir}/eval.json`, JSON.stringify(result, null, 2));
   return result;
 }

@@ -33,6 +33,7 @@ import {
   loadModel,
   loadSotu,
   perplexity,
+  runtime,
   saveModel,
   splitDocuments,
   type TextDocument,
@@ -95,7 +96,7 @@ const ARCHS: Record<string, Record<string, unknown>> = {
 };
 
 const { values: args } = parseArgs({
-  args: Deno.args,
+  args: runtime.args(),
   options: {
     model: { type: "string", default: "dense" },
     backend: { type: "string", default: "auto" },
@@ -154,10 +155,10 @@ console.log(
 
 const device = await createDevice({ backend: args.backend as "auto" });
 console.log(`device: ${device.info.backend} (${device.info.adapter})`);
-const init = await Deno.makeTempDir({ prefix: "ferry-pretrain-" });
+const init = await runtime.makeTempDir("ferry-pretrain-");
 await writeRandomCheckpoint(init, hf, { seed: Number(args.seed), std: 0.02 });
 using model = await loadModel(init, { device });
-await Deno.remove(init, { recursive: true });
+await runtime.remove(init, { recursive: true });
 const counts = model.numParameters();
 console.log(
   `parameters: ${(counts.total / 1e6).toFixed(2)}M total, ${(counts.active / 1e6).toFixed(2)}M active`,
@@ -183,7 +184,7 @@ console.log(
 );
 
 // Validation perplexity per genre, next to the unigram baseline the model must beat.
-const unigram = JSON.parse(await Deno.readTextFile(`${TOKENIZER_DIR}/unigram_baseline.json`));
+const unigram = JSON.parse(await runtime.readTextFile(`${TOKENIZER_DIR}/unigram_baseline.json`));
 const perGenre: Record<string, unknown>[] = [];
 const byGenre = new Map<string, BrownDocument[]>();
 for (const d of splits.validation) byGenre.set(d.genre, [...byGenre.get(d.genre) ?? [], d]);
@@ -212,15 +213,15 @@ if (sotu) {
 
 await saveModel(model, out);
 for (const f of ["tokenizer.json", "tokenizer_config.json"]) {
-  await Deno.copyFile(`${TOKENIZER_DIR}/${f}`, `${out}/${f}`);
+  await runtime.copyFile(`${TOKENIZER_DIR}/${f}`, `${out}/${f}`);
 }
-await Deno.copyFile(`${fit.runDir}/metrics.arrow`, `${out}/training_log.arrow`);
+await runtime.copyFile(`${fit.runDir}/metrics.arrow`, `${out}/training_log.arrow`);
 await writeFileAtomic(
   `${out}/eval.json`,
   JSON.stringify(
     {
       model: name,
-      command: `deno run -A examples/pretrain.ts ${Deno.args.join(" ")}`.trim(),
+      command: `deno run -A examples/pretrain.ts ${runtime.args().join(" ")}`.trim(),
       device: device.info,
       parameters: counts,
       steps: fit.step,

@@ -46,6 +46,7 @@
  * @module
  */
 
+import * as runtime from "../src/host/runtime.ts";
 import { parseArgs } from "node:util";
 import * as hf from "@anush008/tokenizers";
 import { loadBrown } from "../src/data/brown.ts";
@@ -78,18 +79,18 @@ function byteToUnicode(): string[] {
 
 /** Trains HF's Rust BPE on `text` (the bindings read files, one line per sequence); returns its merges. */
 async function trainMerges(text: string): Promise<[string, string][]> {
-  const dir = await Deno.makeTempDir({ prefix: "ferry-bpe-" });
+  const dir = await runtime.makeTempDir("ferry-bpe-");
   try {
-    await Deno.writeTextFile(`${dir}/train.txt`, text);
+    await runtime.writeTextFile(`${dir}/train.txt`, text);
     const trainer = new hf.Tokenizer(hf.BPE.empty());
     trainer.setPreTokenizer(hf.byteLevelPreTokenizer(false, true));
     trainer.train([`${dir}/train.txt`]);
     trainer.save(`${dir}/trained.json`, false);
-    const merges: unknown[] = JSON.parse(await Deno.readTextFile(`${dir}/trained.json`)).model.merges;
+    const merges: unknown[] = JSON.parse(await runtime.readTextFile(`${dir}/trained.json`)).model.merges;
     // tokenizers ≥ 0.20 saves merges as pairs, older versions as "a b" strings.
     return merges.map((m) => (Array.isArray(m) ? m : String(m).split(" ")) as [string, string]);
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await runtime.remove(dir, { recursive: true });
   }
 }
 
@@ -203,10 +204,10 @@ async function main(args: string[]): Promise<void> {
     throw new Error("The byte-to-character map differs from HF tokenizers' ByteLevel alphabet");
   }
 
-  await Deno.mkdir(out, { recursive: true });
+  await runtime.mkdir(out, { recursive: true });
   const json = `${out}/tokenizer.json`;
-  await Deno.writeTextFile(json, JSON.stringify(tokenizerJson(vocab, merges), null, 2) + "\n");
-  await Deno.writeTextFile(
+  await runtime.writeTextFile(json, JSON.stringify(tokenizerJson(vocab, merges), null, 2) + "\n");
+  await runtime.writeTextFile(
     `${out}/tokenizer_config.json`,
     JSON.stringify(tokenizerConfig(vocab), null, 2) + "\n",
   );
@@ -241,9 +242,9 @@ function count<T>(items: T[], f: (item: T) => number): number {
 
 if (import.meta.main) {
   try {
-    await main(Deno.args);
+    await main(runtime.args());
   } catch (err) {
     console.error(`train_tokenizer: ${(err as Error).message}`);
-    Deno.exit(1);
+    runtime.exit(1);
   }
 }

@@ -17,6 +17,7 @@
  * @module
  */
 
+import * as runtime from "../src/host/runtime.ts";
 import { BROWN_GENRE_NAMES, BROWN_GENRES, type BrownDocument, loadBrown } from "../src/data/brown.ts";
 import { splitDocuments } from "../src/data/splits.ts";
 import { fitUnigram, type UnigramModel } from "../src/data/unigram.ts";
@@ -77,7 +78,7 @@ function evaluate(docs: BrownDocument[]) {
 /** Ties the numbers to the exact tokenizer file they were computed with. */
 const tokenizerSha256 = Array.from(
   new Uint8Array(
-    await crypto.subtle.digest("SHA-256", await Deno.readFile(`${TOKENIZER_DIR}/tokenizer.json`)),
+    await crypto.subtle.digest("SHA-256", await runtime.readFile(`${TOKENIZER_DIR}/tokenizer.json`)),
   ),
   (b) => b.toString(16).padStart(2, "0"),
 ).join("");
@@ -117,5 +118,5 @@ for (const g of BROWN_GENRES) {
 }
 line("overall", results.validation.overall, results.test.overall);
 
-await Deno.writeTextFile(OUT, JSON.stringify(results, null, 2) + "\n");
+await runtime.writeTextFile(OUT, JSON.stringify(results, null, 2) + "\n");
 console.log(`\nWrote ${OUT}\nReproduce: ${COMMAND}`);

@@ -20,6 +20,9 @@
  * @module
  */
 
+// The host runtime (files, process, terminal on Deno and Bun alike), namespaced
+export * as runtime from "./host/runtime.ts";
+
 // Errors and configs
 export * from "./errors.ts";
 export * from "./config.ts";

@@ -54,9 +54,9 @@ export async function stat(path: string | URL): Promise<FileInfo> {
 }
 
 /** A file's bytes. */
-export async function readFile(path: string | URL): Promise<Uint8Array> {
+export async function readFile(path: string | URL): Promise<Uint8Array<ArrayBuffer>> {
   const b = await fsp.readFile(path);
-  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  return new Uint8Array(b.buffer as ArrayBuffer, b.byteOffset, b.byteLength);
 }
 
 /** A UTF-8 file's text. */
