@@ -93,11 +93,21 @@ async function requestAdapter(powerPreference?: GPUPowerPreference): Promise<GPU
   const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
   if (!gpu) return null;
   quietEglProbe();
+  let adapter: GPUAdapter | null;
   try {
-    return await gpu.requestAdapter(powerPreference ? { powerPreference } : {});
+    adapter = await gpu.requestAdapter(powerPreference ? { powerPreference } : {});
   } catch {
     return null;
   }
+  // Dawn's Null backend (what bun-webgpu falls back to when its Vulkan adapter fails, e.g. on Mesa's
+  // lavapipe) accepts every call and computes nothing: treat it as no adapter.
+  if (adapter && adapter.info.device === "null-backend") {
+    console.error(
+      "ferry: the WebGPU adapter is Dawn's null backend (it computes nothing); using the CPU backend",
+    );
+    return null;
+  }
+  return adapter;
 }
 
 /**
