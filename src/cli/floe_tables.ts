@@ -41,7 +41,8 @@ export const FLOE_TABLES_USAGE =
   `  floe tables          FloE's compression, quality and predictor tables (Arrow + report.html)
       --model DIR          HF checkpoint folder of a MoE model (with tokenizer.json)
       --data brown:GENRE   Brown genres (default all); calibration: train split, evaluation: validation
-      --tokens N           evaluation tokens (default 1024; calibration uses N/2)
+      --tokens N           evaluation tokens: the first 128 of successive validation documents
+                           (default 1024; calibration uses N/2)
       --group-size G       HQQ group size (default 64)
       --out DIR            folder to write (created; compression, quality, predictors, mask_signal (CPU
                            backend) .arrow and report.html)`;
@@ -84,10 +85,20 @@ export async function floeTablesCommand(args: string[]): Promise<number> {
   }
   const tokenizer = await Tokenizer.fromDir(dir);
   const split = splitDocuments(await loadBrown({ genres }));
-  const evaluation = tokenStream(split.validation, tokenizer, { addEos: true, maxTokens: tokens }).subarray(
-    0,
-    tokens,
-  );
+  // Evaluation: the first `block` tokens of successive validation documents, `tokens` in all: documents
+  // are the units of the quality table's bootstrap intervals; the other studies read them as one stream.
+  const block0 = Math.min(128, config.maxPositionEmbeddings);
+  const evalDocs: Int32Array[] = [];
+  for (let i = 0, n = 0; i < split.validation.length && n < tokens; i++) {
+    const d = tokenStream([split.validation[i]], tokenizer, {
+      addEos: true,
+      maxTokens: Math.min(block0, tokens - n),
+    });
+    if (d.length >= 2) evalDocs.push(d);
+    n += d.length;
+  }
+  const evaluation = new Int32Array(evalDocs.reduce((n, d) => n + d.length, 0));
+  evalDocs.reduce((at, d) => (evaluation.set(d, at), at + d.length), 0);
   const cal = tokenStream(split.train, tokenizer, { addEos: true, maxTokens: tokens / 2 }).subarray(
     0,
     tokens / 2,
@@ -112,17 +123,20 @@ export async function floeTablesCommand(args: string[]): Promise<number> {
     console.log(compression.format());
     const quality = await qualityTable(load, {
       calibration,
-      evaluation,
+      evaluation: evalDocs,
       blockSize: block,
       groupSize,
       runId,
       onRow: (r) =>
         writeErr(
-          `quality: ${r.mode} up ${r.up_bits} s ${r.sparsity}: ppl ${Number(r.perplexity).toFixed(2)}\n`,
+          `quality: ${r.mode} up ${r.up_bits} s ${r.sparsity}: ppl ${Number(r.perplexity).toFixed(2)} ` +
+            `(change ${Number(r.delta_pct).toFixed(2)}%, 95% CI ${Number(r.delta_lo_pct).toFixed(2)}% to ` +
+            `${Number(r.delta_hi_pct).toFixed(2)}%)\n`,
         ),
     });
     console.log(
-      `Quality (perplexity on ${evaluation.length} validation tokens, ${calibration.length} calibration blocks):`,
+      `Quality (perplexity on ${evaluation.length} validation tokens: the first ${block0} of ${evalDocs.length} ` +
+        `documents, 95% bootstrap intervals over documents; ${calibration.length} calibration blocks):`,
     );
     console.log(quality.format({ maxRows: 100 }));
     let masks: MetricLog | undefined;

@@ -23,7 +23,8 @@
  */
 import { MetricLog, type MetricRow } from "../metrics/metric_log.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
-import { perplexity } from "../models/perplexity.ts";
+import { documentPerplexity, perplexity } from "../models/perplexity.ts";
+import { type DocumentScore, pairedBootstrap } from "../metrics/bootstrap.ts";
 import type { SparseMoE } from "../nn/sparse_moe.ts";
 import { calibrateThresholds, measureSparsity } from "./calibrate.ts";
 import { floeCompress } from "./compress.ts";
@@ -33,8 +34,12 @@ import { FloeExperts } from "./floe_experts.ts";
 export interface QualityTableOptions {
   /** Calibration sequences (each one forward). */
   calibration: readonly Int32Array[];
-  /** Evaluation ids, scored in disjoint windows of `blockSize`. */
-  evaluation: Int32Array;
+  /**
+   * Evaluation ids, scored in disjoint windows of `blockSize`; or documents, each scored from its
+   * own start, which adds 95% bootstrap intervals over documents (`perplexity_lo`/`_hi`, and the
+   * paired change against dense, `delta_lo_pct`/`_hi_pct`).
+   */
+  evaluation: Int32Array | readonly Int32Array[];
   blockSize: number;
   /** Default `[0.5, 0.6, 0.7, 0.8, 0.9]`. */
   sparsities?: readonly number[];
@@ -62,7 +67,8 @@ function floeLayers(model: CausalLM): FloeExperts[] {
  * Builds the table (`load` is called once for the dense baseline and once per bit width).
  *
  * @returns rows `up_bits`, `mode` (`dense`, `threshold`, `topk`), `sparsity`, `perplexity`,
- *   `delta_pct` (vs dense), `kept_fraction` (achieved on the first evaluation window), `target_kept`
+ *   `delta_pct` (vs dense), `kept_fraction` (achieved on the first evaluation window), `target_kept`;
+ *   with documents also `perplexity_lo`, `perplexity_hi`, `delta_lo_pct`, `delta_hi_pct`
  */
 export async function qualityTable(
   load: () => Promise<CausalLM>,
@@ -88,22 +94,41 @@ export async function qualityTable(
     log.log(row);
     onRow?.(row);
   };
-  const ppl = async (m: CausalLM) => (await perplexity(m, evaluation, { blockSize })).perplexity;
+  // Perplexity on the stream, or per document with intervals (the change paired against dense).
+  let baseDocs: DocumentScore[] | undefined;
+  const measure = async (m: CausalLM): Promise<{ perplexity: number } & Record<string, number>> => {
+    if (evaluation instanceof Int32Array) {
+      return { perplexity: (await perplexity(m, evaluation, { blockSize })).perplexity };
+    }
+    const r = await documentPerplexity(m, evaluation, { blockSize });
+    baseDocs ??= r.documents;
+    const change = pairedBootstrap(r.documents, baseDocs);
+    return {
+      perplexity: r.interval.perplexity,
+      perplexity_lo: r.interval.lo,
+      perplexity_hi: r.interval.hi,
+      delta_lo_pct: 100 * (change.lo - 1),
+      delta_hi_pct: 100 * (change.hi - 1),
+    };
+  };
   let base: number;
+  let baseRow: { perplexity: number } & Record<string, number>;
   {
     using dense = await load();
-    base = await ppl(dense);
+    baseRow = await measure(dense);
+    base = baseRow.perplexity;
   }
   emit({
     up_bits: 16,
     mode: "dense",
     sparsity: 0,
-    perplexity: base,
+    ...baseRow,
     delta_pct: 0,
     kept_fraction: 1,
     target_kept: 1,
   });
-  const probe = [evaluation.subarray(0, Math.min(blockSize, evaluation.length))];
+  const first = evaluation instanceof Int32Array ? evaluation : evaluation[0];
+  const probe = [first.subarray(0, Math.min(blockSize, first.length))];
   for (const bits of upBits) {
     using model = await floeCompress(await load(), {
       upBits: bits,
@@ -121,14 +146,15 @@ export async function qualityTable(
         for (const ex of layers) {
           ex.configure({ mode, sparsity: s, thresholds: thresholds?.at(ex.layer).slice() });
         }
-        const p = await ppl(model);
+        const measured = await measure(model);
+        const p = measured.perplexity;
         const kept = await measureSparsity(model, probe);
         const n = kept.reduce((a, r) => a + r.tokens, 0);
         emit({
           up_bits: bits,
           mode,
           sparsity: s,
-          perplexity: p,
+          ...measured,
           delta_pct: 100 * (p / base - 1),
           kept_fraction: kept.reduce((a, r) => a + (r.tokens ? r.kept_fraction * r.tokens : 0), 0) / n,
           target_kept: 1 - s,

@@ -41,3 +41,31 @@ testOnDevices(
     assert.ok(Number(floe.memory_reduction) > 1);
   },
 );
+
+Deno.test("qualityTable on documents: every row carries its interval and the paired change against dense", async () => {
+  const { qualityTable } = await import("../../src/floe/quality_table.ts");
+  const { createDevice } = await import("../../src/device/create_device.ts");
+  const { loadModel } = await import("../../src/models/load.ts");
+  const device = await createDevice({ backend: "cpu" });
+  const docs = Array.from(
+    { length: 5 },
+    (_, d) => Int32Array.from({ length: 18 + d }, (_, i) => (i * 7 + d * 11) % 96),
+  );
+  const log = await qualityTable(() => loadModel("test/fixtures/models/mixtral-top2-f32", { device }), {
+    calibration: [docs[0].subarray(0, 12)],
+    evaluation: docs,
+    blockSize: 12,
+    sparsities: [0.5],
+    upBits: [16],
+    groupSize: 16,
+  });
+  const rows = log.toJSON();
+  assert.deepEqual(rows.map((r) => r.mode), ["dense", "threshold", "topk"]);
+  assert.deepEqual([rows[0].delta_lo_pct, rows[0].delta_hi_pct], [0, 0]);
+  for (const r of rows) {
+    const [p, lo, hi] = [Number(r.perplexity), Number(r.perplexity_lo), Number(r.perplexity_hi)];
+    assert.ok(lo <= p && p <= hi, `${r.mode}: ${lo} ≤ ${p} ≤ ${hi}`);
+    const [d, dlo, dhi] = [Number(r.delta_pct), Number(r.delta_lo_pct), Number(r.delta_hi_pct)];
+    assert.ok(dlo <= d + 1e-9 && d <= dhi + 1e-9, `${r.mode}: change ${dlo} ≤ ${d} ≤ ${dhi}`);
+  }
+});
