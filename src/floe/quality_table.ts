@@ -23,8 +23,8 @@
  */
 import { MetricLog, type MetricRow } from "../metrics/metric_log.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
-import { documentPerplexity, perplexity } from "../models/perplexity.ts";
-import { type DocumentScore, pairedBootstrap } from "../metrics/bootstrap.ts";
+import { comparedPerplexity } from "../models/perplexity.ts";
+import type { DocumentScore } from "../metrics/bootstrap.ts";
 import type { SparseMoE } from "../nn/sparse_moe.ts";
 import { calibrateThresholds, measureSparsity } from "./calibrate.ts";
 import { floeCompress } from "./compress.ts";
@@ -96,20 +96,13 @@ export async function qualityTable(
   };
   // Perplexity on the stream, or per document with intervals (the change paired against dense).
   let baseDocs: DocumentScore[] | undefined;
-  const measure = async (m: CausalLM): Promise<{ perplexity: number } & Record<string, number>> => {
-    if (evaluation instanceof Int32Array) {
-      return { perplexity: (await perplexity(m, evaluation, { blockSize })).perplexity };
-    }
-    const r = await documentPerplexity(m, evaluation, { blockSize });
-    baseDocs ??= r.documents;
-    const change = pairedBootstrap(r.documents, baseDocs);
-    return {
-      perplexity: r.interval.perplexity,
-      perplexity_lo: r.interval.lo,
-      perplexity_hi: r.interval.hi,
-      delta_lo_pct: 100 * (change.lo - 1),
-      delta_hi_pct: 100 * (change.hi - 1),
-    };
+  const measure = async (m: CausalLM) => {
+    const { columns, documents } = await comparedPerplexity(m, evaluation, { blockSize }, baseDocs);
+    baseDocs ??= documents;
+    const { change_lo_pct, change_hi_pct, ...rest } = columns;
+    return change_lo_pct === undefined
+      ? rest
+      : { ...rest, delta_lo_pct: change_lo_pct, delta_hi_pct: change_hi_pct };
   };
   let base: number;
   let baseRow: { perplexity: number } & Record<string, number>;

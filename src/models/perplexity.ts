@@ -16,6 +16,7 @@ import {
   type BootstrapOptions,
   bootstrapPerplexity,
   type DocumentScore,
+  pairedBootstrap,
   type PerplexityInterval,
 } from "../metrics/bootstrap.ts";
 import type { Tensor } from "../tensor/tensor.ts";
@@ -131,6 +132,44 @@ export async function documentPerplexity(
   }
   if (done === 0) throw new RangeError("Cannot compute perplexity: no document has 2 tokens");
   return { documents, interval: bootstrapPerplexity(documents, options) };
+}
+
+/** What {@link comparedPerplexity} returns: a table row's columns and, on documents, their scores. */
+export interface ComparedPerplexity {
+  /** `perplexity`; on documents also `perplexity_lo`, `perplexity_hi` and the paired change against
+   * the baseline in percent, `change_lo_pct`, `change_hi_pct` (95%). */
+  columns: { perplexity: number } & Record<string, number>;
+  /** Per-document scores (on documents): pass them as the next calls' `baseline`. */
+  documents?: DocumentScore[];
+}
+
+/**
+ * A method's perplexity for a table that compares methods: on a stream (`Int32Array`) the plain
+ * sliding-window perplexity; on documents, the pooled perplexity with its bootstrap interval over
+ * documents and the paired interval of its change against `baseline` (the reference method's scores
+ * on the same documents; the first call, without one, is its own baseline).
+ */
+export async function comparedPerplexity(
+  model: ScoringModel,
+  evaluation: Int32Array | readonly Int32Array[],
+  options: { blockSize: number },
+  baseline?: readonly DocumentScore[],
+): Promise<ComparedPerplexity> {
+  if (evaluation instanceof Int32Array) {
+    return { columns: { perplexity: (await perplexity(model, evaluation, options)).perplexity } };
+  }
+  const r = await documentPerplexity(model, evaluation, options);
+  const change = pairedBootstrap(r.documents, baseline ?? r.documents);
+  return {
+    columns: {
+      perplexity: r.interval.perplexity,
+      perplexity_lo: r.interval.lo,
+      perplexity_hi: r.interval.hi,
+      change_lo_pct: 100 * (change.lo - 1),
+      change_hi_pct: 100 * (change.hi - 1),
+    },
+    documents: r.documents,
+  };
 }
 
 /** log softmax(row)[target] in float64, for the row of length `v` starting at `offset`. */

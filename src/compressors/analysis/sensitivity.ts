@@ -22,8 +22,8 @@
  * @module
  */
 import type { CausalLM } from "../../models/causal_lm.ts";
-import { documentPerplexity, perplexity } from "../../models/perplexity.ts";
-import { type DocumentScore, pairedBootstrap } from "../../metrics/bootstrap.ts";
+import { comparedPerplexity } from "../../models/perplexity.ts";
+import type { DocumentScore } from "../../metrics/bootstrap.ts";
 import { MetricLog } from "../../metrics/metric_log.ts";
 import { asDenseExperts } from "../../nn/experts.ts";
 import { SparseMoE } from "../../nn/sparse_moe.ts";
@@ -77,22 +77,20 @@ export async function expertProjectionSensitivity(
       } as const),
     },
   });
-  // Perplexity of the current weights: on one stream, or per document with intervals against `baseDocs`.
+  // Perplexity of the current weights: on one stream, or per document with intervals against the baseline.
   let baseDocs: DocumentScore[] | undefined;
   const measure = async () => {
-    if (ids instanceof Int32Array) {
-      return { perplexity: (await perplexity(model, ids, { blockSize: options.blockSize })).perplexity };
-    }
-    const r = await documentPerplexity(model, ids, { blockSize: options.blockSize });
-    baseDocs ??= r.documents;
-    const inc = pairedBootstrap(r.documents, baseDocs);
-    return {
-      perplexity: r.interval.perplexity,
-      perplexity_lo: r.interval.lo,
-      perplexity_hi: r.interval.hi,
-      increase_lo_pct: 100 * (inc.lo - 1),
-      increase_hi_pct: 100 * (inc.hi - 1),
-    };
+    const { columns, documents } = await comparedPerplexity(
+      model,
+      ids,
+      { blockSize: options.blockSize },
+      baseDocs,
+    );
+    baseDocs ??= documents;
+    const { change_lo_pct, change_hi_pct, ...rest } = columns;
+    return change_lo_pct === undefined
+      ? rest
+      : { ...rest, increase_lo_pct: change_lo_pct, increase_hi_pct: change_hi_pct };
   };
   const baseline = await measure();
   const base = baseline.perplexity;
