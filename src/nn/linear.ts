@@ -24,10 +24,10 @@ import { linear as linearV } from "../autograd/matmul.ts";
 import type { Var } from "../autograd/tape.ts";
 import type { TrainContext } from "../autograd/train_context.ts";
 import type { MemoryCategory } from "../device/ledger.ts";
-import { add, scale } from "../ops/elementwise.ts";
+import { add } from "../ops/elementwise.ts";
 import { matmul } from "../ops/matmul.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import type { LoraAdapter } from "./lora_adapter.ts";
+import { addAdapter, type LoraAdapter } from "./lora_adapter.ts";
 import type { Module, NamedParameters } from "./module.ts";
 
 /** A dense linear layer over the last axis. Owns its weight and bias. */
@@ -100,11 +100,7 @@ export class Linear implements Module {
     }
     if (!this.adapter) return y;
     using _y = y;
-    const { a, b, scaling } = this.adapter;
-    using xa = matmul(x, a, { transB: true }); // [..., in] x [r, in]ᵀ -> [..., r]
-    using xab = matmul(xa, b, { transB: true }); // [..., r] x [out, r]ᵀ -> [..., out]
-    using d = scale(xab, scaling);
-    return add(y, d); // [..., out]
+    return addAdapter(y, x, this.adapter); // [..., out]
   }
 
   /**

@@ -7,6 +7,8 @@
  *
  * @module
  */
+import { add, scale } from "../ops/elementwise.ts";
+import { matmul } from "../ops/matmul.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 
 /** One low-rank update of a `[out, in]` weight. */
@@ -23,3 +25,16 @@ export interface LoraAdapter {
 
 /** Key of an expert's adapter in `SwiGLUExperts.adapters`, e.g. `"down_proj.3"`. */
 export type ExpertAdapterKey = `${"gate_proj" | "up_proj" | "down_proj"}.${number}`;
+
+/**
+ * `y + scaling · (x Aᵀ) Bᵀ`, the inference forward of an attached adapter (`y` is the base layer's
+ * output; the caller keeps ownership of `y` and `x`). `[..., in]`, `[..., out]` -> `[..., out]`
+ */
+export function addAdapter(y: Tensor, x: Tensor, adapter: LoraAdapter): Tensor<"f32"> {
+  const { a, b, scaling } = adapter;
+  using xa = matmul(x, a, { transB: true }); // [..., in] x [r, in]ᵀ -> [..., r]
+  using xab = matmul(xa, b, { transB: true }); // [..., r] x [out, r]ᵀ -> [..., out]
+  using d = scale(xab, scaling); // [..., out]
+  return add(y, d); // [..., out]
+}
+

@@ -32,13 +32,12 @@ import { quantizedLoraLinear } from "../autograd/quantized_lora_linear.ts";
 import type { Var } from "../autograd/tape.ts";
 import type { TrainContext } from "../autograd/train_context.ts";
 import type { MemoryCategory } from "../device/ledger.ts";
-import { add, scale } from "../ops/elementwise.ts";
-import { matmul } from "../ops/matmul.ts";
+import { add } from "../ops/elementwise.ts";
 import { qgemv } from "../ops/qgemv.ts";
 import { qmatmul } from "../ops/qmatmul.ts";
 import { disposeQuantized, type QuantizedTensor } from "../tensor/quantized_tensor.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import type { LoraAdapter } from "./lora_adapter.ts";
+import { addAdapter, type LoraAdapter } from "./lora_adapter.ts";
 import type { NamedParameters } from "./module.ts";
 
 /** A linear layer over a packed weight. Owns the quantized tensor and the bias. */
@@ -103,11 +102,7 @@ export class QuantizedLinear {
     }
     if (!this.adapter) return y;
     using _y = y;
-    const { a, b, scaling } = this.adapter;
-    using xa = matmul(x, a, { transB: true }); // [..., in] x [r, in]ᵀ -> [..., r]
-    using xab = matmul(xa, b, { transB: true }); // [..., r] x [out, r]ᵀ -> [..., out]
-    using d = scale(xab, scaling); // [..., out]
-    return add(y, d); // [..., out]
+    return addAdapter(y, x, this.adapter); // [..., out]
   }
 
   /**
