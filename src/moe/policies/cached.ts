@@ -1,0 +1,195 @@
+/**
+ * `cached`: the mixtral-offloading-like baseline (Eliseev & Mazur 2023,
+ * https://arxiv.org/abs/2312.17238; ALGORITHMS.md C.1): whole experts kept in device slots
+ * (ledger category `cache`) filling what the budget leaves, with LRU or LFU eviction, and optional
+ * speculative prefetch: the runtime applies layer `i+1`'s router to layer `i`'s MoE input and
+ * the policy loads the predicted experts ahead of their routing.
+ *
+ * One pool serves every layer (an entry is a (layer, expert) pair), so the policy runs in any
+ * budget that holds the `K` experts of one decode step; experts of the group being computed are
+ * never evicted. LRU evicts the least recently used entry, LFU the least often used one (ties: the
+ * least recent). Slots hold f32 experts; the quantized (HQQ 4/2-bit) copies of C.1 are not
+ * implemented yet.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createDevice } from "../../device/create_device.ts";
+ * import { HostExperts } from "../host_experts.ts";
+ * import { TransferEngine } from "../transfer.ts";
+ * import { CachedPolicy } from "./cached.ts";
+ * const device = await createDevice({ backend: "cpu" });
+ * const store = await HostExperts.fromCheckpoint("test/fixtures/models/mixtral-top2-f32");
+ * const transfers = new TransferEngine(device, store);
+ * const policy = new CachedPolicy({ eviction: "lru" });
+ * policy.setup({ device, store, transfers }, 3 * store.expertBytes()); // three slots
+ * assert.equal(policy.load(0, [0, 1]).hits, 0);
+ * assert.equal(policy.load(1, [2, 0]).hits, 0); // evicts (0, 0), the least recently used
+ * assert.equal(policy.load(0, [1]).hits, 1);
+ * assert.equal(transfers.stats.count.demand, 4);
+ * policy.dispose();
+ * ```
+ * @module
+ */
+import type { HostExperts } from "../host_experts.ts";
+import { chunks, type LoadedGroup, type OffloadPolicy, type PolicyContext } from "../policy.ts";
+import { ExpertSlots } from "../slots.ts";
+import type { TransferEngine } from "../transfer.ts";
+
+/** Options of {@link CachedPolicy}. */
+export interface CachedPolicyOptions {
+  /** Eviction order (default `"lru"`). */
+  eviction?: "lru" | "lfu";
+  /** Load the next layer's experts predicted by its router on this layer's input (default false). */
+  prefetch?: boolean;
+  /** Cap on the slots (default: as many as the budget leaves). */
+  maxSlots?: number;
+}
+
+interface Entry {
+  key: string;
+  lastUse: number;
+  uses: number;
+}
+
+/** An LRU/LFU cache of whole experts over the slots the budget leaves. */
+export class CachedPolicy implements OffloadPolicy {
+  readonly name = "cached" as const;
+  readonly eviction: "lru" | "lfu";
+  readonly prefetchNext: boolean;
+  readonly #maxSlots: number;
+  #slots: ExpertSlots | undefined;
+  #transfers: TransferEngine | undefined;
+  /** Slot -> entry (undefined: free). */
+  #entries: (Entry | undefined)[] = [];
+  #where = new Map<string, number>();
+  /** Uses of each (layer, expert), kept across evictions (LFU counts). */
+  #uses = new Map<string, number>();
+  #clock = 0;
+
+  constructor(options: CachedPolicyOptions = {}) {
+    this.eviction = options.eviction ?? "lru";
+    this.prefetchNext = options.prefetch ?? false;
+    this.#maxSlots = options.maxSlots ?? Infinity;
+  }
+
+  minimumBytes(store: HostExperts): number {
+    return store.config.topK * store.expertBytes();
+  }
+
+  plannedBytes(store: HostExperts, freeBytes: number): number {
+    return this.#slotCount(store, freeBytes) * store.expertBytes();
+  }
+
+  setup({ device, store, transfers }: PolicyContext, freeBytes: number): void {
+    const S = this.#slotCount(store, freeBytes);
+    this.#transfers = transfers;
+    this.#slots = new ExpertSlots(device, {
+      slots: S,
+      hidden: store.hidden,
+      intermediate: store.intermediate,
+      category: "cache",
+    });
+    this.#entries = new Array(S).fill(undefined);
+  }
+
+  groups(_layer: number, needed: readonly number[]): number[][] {
+    return chunks(needed, this.#entries.length);
+  }
+
+  load(layer: number, group: readonly number[]): LoadedGroup {
+    const pinned = new Set(group.map((e) => `${layer}.${e}`));
+    const slotOf = new Map<number, number>();
+    let hits = 0;
+    for (const e of group) {
+      const key = `${layer}.${e}`;
+      this.#uses.set(key, (this.#uses.get(key) ?? 0) + 1);
+      let slot = this.#where.get(key);
+      if (slot !== undefined) hits++;
+      else slot = this.#insert(layer, e, pinned, "demand");
+      const entry = this.#entries[slot]!;
+      entry.lastUse = ++this.#clock;
+      entry.uses = this.#uses.get(key)!;
+      slotOf.set(e, slot);
+    }
+    return { slots: this.#slots!, slotOf, hits };
+  }
+
+  /**
+   * Loads the predicted experts of `layer` that are not cached, never evicting `pinned` entries
+   * (the group being computed).
+   *
+   * @returns the experts uploaded
+   */
+  prefetch(layer: number, experts: readonly number[], pinned: ReadonlySet<string>): number {
+    let n = 0;
+    const keep = new Set([...pinned, ...experts.map((e) => `${layer}.${e}`)]);
+    for (const e of experts) {
+      if (this.#where.has(`${layer}.${e}`)) continue;
+      if (this.#victim(keep) === undefined) break;
+      const slot = this.#insert(layer, e, keep, "prefetch");
+      this.#entries[slot]!.lastUse = ++this.#clock;
+      n++;
+    }
+    return n;
+  }
+
+  describe(): Record<string, string | number> {
+    return {
+      slots: this.#entries.length,
+      eviction: this.eviction,
+      prefetch: this.prefetchNext ? "router" : "none",
+    };
+  }
+
+  dispose(): void {
+    this.#slots?.dispose();
+    this.#slots = undefined;
+  }
+
+  #slotCount(store: HostExperts, freeBytes: number): number {
+    const all = store.layers.length * store.numExperts;
+    return Math.max(
+      store.config.topK,
+      Math.min(all, this.#maxSlots, Math.floor(freeBytes / store.expertBytes())),
+    );
+  }
+
+  /** Uploads (layer, e) into a free or evicted slot; returns the slot. */
+  #insert(layer: number, e: number, pinned: ReadonlySet<string>, kind: "demand" | "prefetch"): number {
+    const slot = this.#victim(pinned);
+    if (slot === undefined) {
+      throw new RangeError(
+        `Cannot cache expert ${e} of layer ${layer}: all ${this.#entries.length} slots hold experts in use; ` +
+          "give the cache more slots than experts per group",
+      );
+    }
+    const old = this.#entries[slot];
+    if (old) this.#where.delete(old.key);
+    const key = `${layer}.${e}`;
+    this.#transfers!.uploadExpert(layer, e, this.#slots!, slot, kind);
+    this.#entries[slot] = { key, lastUse: 0, uses: this.#uses.get(key) ?? 0 };
+    this.#where.set(key, slot);
+    return slot;
+  }
+
+  /** A free slot, else the entry to evict (not pinned), else undefined. */
+  #victim(pinned: ReadonlySet<string>): number | undefined {
+    let best: number | undefined;
+    for (let s = 0; s < this.#entries.length; s++) {
+      const en = this.#entries[s];
+      if (!en) return s;
+      if (pinned.has(en.key)) continue;
+      if (best === undefined) {
+        best = s;
+        continue;
+      }
+      const b = this.#entries[best]!;
+      const worse = this.eviction === "lfu"
+        ? en.uses < b.uses || (en.uses === b.uses && en.lastUse < b.lastUse)
+        : en.lastUse < b.lastUse;
+      if (worse) best = s;
+    }
+    return best;
+  }
+}
