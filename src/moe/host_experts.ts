@@ -127,13 +127,7 @@ export class HostExperts {
    * @throws {RangeError} on a layer without experts, an expert outside `0..E-1`, or too small an `out`
    */
   pack(layer: number, expert: number, proj: ExpertProj, out: Float32Array, offset = 0): void {
-    const s = this.#w.get(key(layer, expert, proj));
-    if (!s) {
-      throw new RangeError(
-        `Cannot read expert ${expert} of layer ${layer}: the store holds MoE layers [${this.layers}] with ` +
-          `${this.numExperts} experts each`,
-      );
-    }
+    const s = this.#stored(layer, expert, proj);
     const n = this.matrixValues();
     if (offset + n > out.length) {
       throw new RangeError(
@@ -141,6 +135,67 @@ export class HostExperts {
       );
     }
     out.set(s.dtype === "F32" ? s.data : s.dtype === "F16" ? f16ToF32(s.data) : bf16ToF32(s.data), offset);
+  }
+
+  /**
+   * Widens the channel-major rows of `channels` (in the given order) to f32 into `out` at `offset`
+   * (values), `C` values per channel: FloE's packed transfer (A.6). `"gate"` rows are the gate
+   * matrix's rows; `"downT"` rows are down's columns, from a transposed copy made on first use
+   * (kept in the checkpoint's dtype).
+   *
+   * @throws {RangeError} on a channel outside `0..F-1` or too small an `out`
+   */
+  packRows(
+    layer: number,
+    expert: number,
+    which: "gate" | "downT",
+    channels: ArrayLike<number>,
+    out: Float32Array,
+    offset = 0,
+  ): void {
+    const { hidden: C, intermediate: F } = this;
+    const s = which === "gate" ? this.#stored(layer, expert, "gate") : this.#transposedDown(layer, expert);
+    if (offset + channels.length * C > out.length) {
+      throw new RangeError(
+        `Cannot pack ${channels.length} rows of expert ${expert}: ${out.length - offset} values left`,
+      );
+    }
+    for (let j = 0; j < channels.length; j++) {
+      const f = channels[j];
+      if (!(Number.isInteger(f) && f >= 0 && f < F)) {
+        throw new RangeError(`Cannot pack expert rows: channel ${f} is outside 0..${F - 1}`);
+      }
+      const run = s.data.subarray(f * C, (f + 1) * C);
+      const at = offset + j * C;
+      if (s.dtype === "F32") out.set(run as Float32Array, at);
+      else out.set(s.dtype === "F16" ? f16ToF32(run as Uint16Array) : bf16ToF32(run as Uint16Array), at);
+    }
+  }
+
+  #stored(layer: number, expert: number, proj: ExpertProj): Stored {
+    const s = this.#w.get(key(layer, expert, proj));
+    if (!s) {
+      throw new RangeError(
+        `Cannot read expert ${expert} of layer ${layer}: the store holds MoE layers [${this.layers}] with ` +
+          `${this.numExperts} experts each`,
+      );
+    }
+    return s;
+  }
+
+  /** `[F, C]` down transposed, cached. */
+  #transposedDown(layer: number, expert: number): Stored {
+    const k = `${key(layer, expert, "down")}T`;
+    let t = this.#w.get(k);
+    if (!t) {
+      const d = this.#stored(layer, expert, "down"); // [C, F]
+      const { hidden: C, intermediate: F } = this;
+      const data = d.dtype === "F32" ? new Float32Array(F * C) : new Uint16Array(F * C);
+      for (let c = 0; c < C; c++) for (let f = 0; f < F; f++) data[f * C + c] = d.data[c * F + f];
+      t = { dtype: d.dtype, data } as Stored;
+      this.#w.set(k, t);
+    }
+    return t;
   }
 }
 

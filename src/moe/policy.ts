@@ -12,16 +12,19 @@
  *
  * Policies: `resident` (every expert on the device), `ondemand` (each routed expert uploaded whole
  * when needed and dropped after), `cached` (an LRU or LFU cache of whole experts in the slots the
- * budget leaves); see their files.
+ * budget leaves) move whole experts ({@link WholeExpertPolicy}); `floe` runs each MoE layer itself
+ * ({@link StepPolicy}: resident quantized up projections, streamed rows, prediction, reloads).
  * @module
  */
-import type { ExpertSlots } from "./slots.ts";
-import type { HostExperts } from "./host_experts.ts";
-import type { TransferEngine } from "./transfer.ts";
 import type { Device } from "../device/device.ts";
+import type { SparseMoE } from "../nn/sparse_moe.ts";
+import type { Tensor } from "../tensor/tensor.ts";
+import type { HostExperts } from "./host_experts.ts";
+import type { ExpertSlots } from "./slots.ts";
+import type { SyncClock, TransferEngine } from "./transfer.ts";
 
 /** Policy names, as the command line takes them. */
-export const POLICY_NAMES = ["resident", "ondemand", "cached"] as const;
+export const POLICY_NAMES = ["resident", "ondemand", "cached", "floe"] as const;
 
 /** A policy name. */
 export type PolicyName = typeof POLICY_NAMES[number];
@@ -42,23 +45,50 @@ export interface LoadedGroup {
   readonly hits: number;
 }
 
-/** Where expert bytes live and what moves. */
-export interface OffloadPolicy {
+/** What every policy provides. */
+interface PolicyBase {
   readonly name: PolicyName;
-  /** The fewest device bytes the policy can run in (slots for one decode step). */
+  /** The fewest device bytes the policy can run in (slots for one decode step, resident parts). */
   minimumBytes(store: HostExperts): number;
   /** Device bytes the policy will allocate when `freeBytes` are left for it (≥ the minimum). */
   plannedBytes(store: HostExperts, freeBytes: number): number;
-  /** Allocates the slots (and uploads what stays resident). */
-  setup(ctx: PolicyContext, freeBytes: number): void;
+  /** Allocates the slots and uploads what stays resident. */
+  setup(ctx: PolicyContext, freeBytes: number): void | Promise<void>;
+  /** A description for tables: slots, cache kind, bits. */
+  describe(): Record<string, string | number>;
+  dispose(): void;
+}
+
+/** A policy that moves whole experts; the runtime computes from its slots. */
+export interface WholeExpertPolicy extends PolicyBase {
   /** The needed experts of `layer` (distinct, ascending) in groups that each fit the slots at once. */
   groups(layer: number, needed: readonly number[]): number[][];
   /** Makes one group's experts usable on the device (uploading the missing ones). */
   load(layer: number, group: readonly number[]): LoadedGroup;
-  /** A description for tables: slots, cache kind. */
-  describe(): Record<string, string | number>;
-  dispose(): void;
 }
+
+/** One MoE layer handed to a {@link StepPolicy}. */
+export interface MoeStep {
+  readonly layer: number;
+  readonly moe: SparseMoE;
+  /** `[T, C]` the MoE input. */
+  readonly x: Tensor;
+  /** The next decoder layer when it is a MoE layer (for prefetch). */
+  readonly next: { readonly layer: number; readonly moe: SparseMoE } | undefined;
+  /** Every host round trip goes through it (counted). */
+  readonly clock: SyncClock;
+  /** Records that `needed` experts were asked for, `hits` of them already on the device. */
+  count(needed: number, hits: number): void;
+}
+
+/** A policy that runs each MoE layer itself (FloE: sparse rows, prediction, reloads). */
+export interface StepPolicy extends PolicyBase {
+  /** `[T, C]` the layer's routed expert output; at most one sync unless the policy must wait. */
+  step(s: MoeStep): Promise<Tensor<"f32">>;
+}
+
+/** Where expert bytes live and what moves. */
+export type OffloadPolicy = WholeExpertPolicy | StepPolicy;
 
 /** Splits `items` into consecutive chunks of at most `n`. */
 export function chunks<T>(items: readonly T[], n: number): T[][] {

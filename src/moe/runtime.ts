@@ -49,6 +49,7 @@ import { activationReserve, type BudgetPlan, planBudget } from "./budget.ts";
 import { HostExperts } from "./host_experts.ts";
 import { CachedPolicy } from "./policies/cached.ts";
 import { OnDemandPolicy } from "./policies/ondemand.ts";
+import { FloePolicy, type FloePolicyOptions } from "./policies/floe.ts";
 import { ResidentPolicy } from "./policies/resident.ts";
 import { type OffloadPolicy, POLICY_NAMES, type PolicyName } from "./policy.ts";
 import { PhaseCounters, type RunReport } from "./report.ts";
@@ -70,11 +71,12 @@ export interface OffloadRun {
   report: RunReport;
 }
 
-/** A policy object from its name. */
-export function createPolicy(name: string): OffloadPolicy {
+/** A policy object from its name (`cached`: LRU without prefetch; `floe`: 2-bit up at `sparsity`, default 0.8). */
+export function createPolicy(name: string, floe: Partial<FloePolicyOptions> = {}): OffloadPolicy {
   if (name === "resident") return new ResidentPolicy();
   if (name === "ondemand") return new OnDemandPolicy();
   if (name === "cached") return new CachedPolicy();
+  if (name === "floe") return new FloePolicy({ sparsity: 0.8, ...floe });
   throw new TypeError(`Unknown offload policy "${name}": expected one of ${POLICY_NAMES.join(", ")}`);
 }
 
@@ -104,7 +106,6 @@ export class OffloadRuntime implements Disposable {
     this.transfers = new TransferEngine(model.device, store);
     this.clock = new SyncClock(this.transfers);
     this.#counters = new PhaseCounters(this);
-    policy.setup({ device: model.device, store, transfers: this.transfers }, plan.freeBytes);
   }
 
   /**
@@ -114,7 +115,11 @@ export class OffloadRuntime implements Disposable {
    * @throws {TypeError} for experts on the device, shared experts, or an unknown policy
    * @throws {OutOfBudgetError} when the budget is below the minimum (with the breakdown)
    */
-  static create(model: CausalLM, store: HostExperts, options: OffloadRuntimeOptions): OffloadRuntime {
+  static async create(
+    model: CausalLM,
+    store: HostExperts,
+    options: OffloadRuntimeOptions,
+  ): Promise<OffloadRuntime> {
     const { budgetBytes, maxSeq = 256 } = options;
     for (const l of model.moeLayers) {
       const moe = model.layers[l].mlp as SparseMoE;
@@ -141,8 +146,11 @@ export class OffloadRuntime implements Disposable {
         policyMinimumBytes: policy.minimumBytes(store),
         policy: policy.name,
       });
-      return new OffloadRuntime(model, store, policy, plan, cache);
+      const rt = new OffloadRuntime(model, store, policy, plan, cache);
+      await policy.setup({ device, store, transfers: rt.transfers }, plan.freeBytes);
+      return rt;
     } catch (err) {
+      policy.dispose();
       cache.dispose();
       throw err;
     }
@@ -219,13 +227,25 @@ export class OffloadRuntime implements Disposable {
 
   /** One MoE layer: route, read back (with the next layer's prediction), place, compute. */
   async #moe(i: number, moe: SparseMoE, n2: Tensor): Promise<Tensor<"f32">> {
+    const policy = this.policy;
+    if ("step" in policy) {
+      const next = this.model.layers[i + 1]?.mlp;
+      return await policy.step({
+        layer: i,
+        moe,
+        x: n2,
+        next: next instanceof SparseMoE ? { layer: i + 1, moe: next } : undefined,
+        clock: this.clock,
+        count: (needed, hits) => this.#counters.layer(i, needed, hits),
+      });
+    }
     const [T] = n2.shape;
     const K = moe.config.topK;
     const r = moe.route(n2); // [T, E], [T, K], [T, K]
     using _l = r.routerLogits;
     using selected = r.selected;
     using weights = r.weights;
-    const cached = this.policy instanceof CachedPolicy && this.policy.prefetchNext ? this.policy : undefined;
+    const cached = policy instanceof CachedPolicy && policy.prefetchNext ? policy : undefined;
     const nextMoe = this.model.layers[i + 1]?.mlp;
     let predicted: Int32Array | undefined;
     let sel: Int32Array;
@@ -242,11 +262,11 @@ export class OffloadRuntime implements Disposable {
       sel = await this.clock.read(selected) as Int32Array;
     }
     const needed = [...new Set(sel)].sort((a, b) => a - b);
-    const groups = this.policy.groups(i, needed);
+    const groups = policy.groups(i, needed);
     let y: Tensor<"f32"> | undefined;
     for (const [gi, group] of groups.entries()) {
       if (gi > 0) await this.clock.flush(); // the previous group's compute reads slots this one may overwrite
-      const loaded = this.policy.load(i, group);
+      const loaded = policy.load(i, group);
       this.#counters.layer(i, group.length, loaded.hits);
       if (predicted && cached && gi === groups.length - 1) {
         const pinned = new Set(group.map((e) => `${i}.${e}`));
@@ -290,11 +310,11 @@ export interface OpenOffloadOptions extends OffloadRuntimeOptions {
  */
 export async function openOffloadRuntime(dir: string, options: OpenOffloadOptions): Promise<OffloadRuntime> {
   const { device, ...rest } = options;
-  if (typeof rest.policy === "string") createPolicy(rest.policy).dispose(); // an unknown name fails before loading
+  if (typeof rest.policy === "string") createPolicy(rest.policy); // an unknown name fails before loading
   const store = await HostExperts.fromCheckpoint(dir);
   const model = await loadModel(dir, { device, experts: "skip" });
   try {
-    return OffloadRuntime.create(model, store, rest);
+    return await OffloadRuntime.create(model, store, rest);
   } catch (err) {
     model.dispose();
     throw err;

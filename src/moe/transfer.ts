@@ -75,6 +75,7 @@ export class TransferEngine {
   readonly store: HostExperts;
   stats: TransferStats = TransferEngine.emptyStats();
   readonly #staging: Float32Array;
+  #rows = new Float32Array(0);
   #pending: { t0: number; bytes: number }[] = [];
 
   constructor(device: Device, store: HostExperts) {
@@ -108,7 +109,43 @@ export class TransferEngine {
     EXPERT_PROJS.forEach((p, i) => {
       this.device.upload(slots[p].storage, this.#staging.subarray(i * n, (i + 1) * n), slot * n * 4);
     });
-    const bytes = 3 * n * 4;
+    return this.#count(t0, 3 * n * 4, kind);
+  }
+
+  /**
+   * Sends the gate and transposed-down rows of `channels` of one expert into row `row` of
+   * `gate`/`downT` (`[R, C]` each): one pack of both into the staging array, one write per matrix.
+   *
+   * @returns the bytes sent (`2 · channels · C · 4`)
+   * @throws {RangeError} when the rows do not fit below `R`
+   */
+  uploadRows(
+    layer: number,
+    expert: number,
+    channels: ArrayLike<number>,
+    target: { gate: Tensor; downT: Tensor },
+    row: number,
+    kind: TransferKind,
+  ): number {
+    const C = this.store.hidden;
+    const n = channels.length;
+    const R = target.gate.shape[0];
+    if (row + n > R) {
+      throw new RangeError(
+        `Cannot upload ${n} rows of expert ${expert} at row ${row}: the buffer holds ${R} rows`,
+      );
+    }
+    if (n === 0) return 0;
+    const t0 = performance.now();
+    if (this.#rows.length < 2 * n * C) this.#rows = new Float32Array(2 * n * C);
+    this.store.packRows(layer, expert, "gate", channels, this.#rows, 0);
+    this.store.packRows(layer, expert, "downT", channels, this.#rows, n * C);
+    this.device.upload(target.gate.storage, this.#rows.subarray(0, n * C), row * C * 4);
+    this.device.upload(target.downT.storage, this.#rows.subarray(n * C, 2 * n * C), row * C * 4);
+    return this.#count(t0, 2 * n * C * 4, kind);
+  }
+
+  #count(t0: number, bytes: number, kind: TransferKind): number {
     const t1 = performance.now();
     this.stats.enqueueMs += t1 - t0;
     this.stats.count[kind]++;

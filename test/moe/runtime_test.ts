@@ -182,8 +182,8 @@ Deno.test("bad input: a model without experts, an unknown policy, experts on the
   );
   using model = await loadModel(MIXTRAL, { device });
   const store = await HostExperts.fromCheckpoint(MIXTRAL);
-  assert.throws(
-    () => OffloadRuntime.create(model, store, { budgetBytes: 64 * MiB, policy: "ondemand" }),
+  await assert.rejects(
+    OffloadRuntime.create(model, store, { budgetBytes: 64 * MiB, policy: "ondemand" }),
     /experts are on the device \(SwiGLUExperts\); load the model with loadModel\(dir, \{ device, experts: "skip" \}\)/,
   );
   device.destroy();

@@ -32,7 +32,7 @@
  * @module
  */
 import type { HostExperts } from "../host_experts.ts";
-import { chunks, type LoadedGroup, type OffloadPolicy, type PolicyContext } from "../policy.ts";
+import { chunks, type LoadedGroup, type PolicyContext, type WholeExpertPolicy } from "../policy.ts";
 import { ExpertSlots } from "../slots.ts";
 import type { TransferEngine } from "../transfer.ts";
 
@@ -53,7 +53,7 @@ interface Entry {
 }
 
 /** An LRU/LFU cache of whole experts over the slots the budget leaves. */
-export class CachedPolicy implements OffloadPolicy {
+export class CachedPolicy implements WholeExpertPolicy {
   readonly name = "cached" as const;
   readonly eviction: "lru" | "lfu";
   readonly prefetchNext: boolean;

@@ -16,12 +16,12 @@
  * @module
  */
 import type { HostExperts } from "../host_experts.ts";
-import { chunks, type LoadedGroup, type OffloadPolicy, type PolicyContext } from "../policy.ts";
+import { chunks, type LoadedGroup, type PolicyContext, type WholeExpertPolicy } from "../policy.ts";
 import { ExpertSlots } from "../slots.ts";
 import type { TransferEngine } from "../transfer.ts";
 
 /** Every routed expert streamed whole, every time. */
-export class OnDemandPolicy implements OffloadPolicy {
+export class OnDemandPolicy implements WholeExpertPolicy {
   readonly name = "ondemand" as const;
   #slots: ExpertSlots | undefined;
   #transfers: TransferEngine | undefined;

@@ -15,11 +15,11 @@
  * @module
  */
 import type { HostExperts } from "../host_experts.ts";
-import type { LoadedGroup, OffloadPolicy, PolicyContext } from "../policy.ts";
+import type { LoadedGroup, PolicyContext, WholeExpertPolicy } from "../policy.ts";
 import { ExpertSlots } from "../slots.ts";
 
 /** Every expert resident. */
-export class ResidentPolicy implements OffloadPolicy {
+export class ResidentPolicy implements WholeExpertPolicy {
   readonly name = "resident" as const;
   #layers = new Map<number, ExpertSlots>();
   #identity = new Map<number, number>();
