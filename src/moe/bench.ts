@@ -49,6 +49,9 @@ export interface BenchRow {
   decode_tokens_per_s: number;
   prefill_s: number;
   bytes_per_token: number;
+  demand_bytes_per_token: number;
+  prefetch_bytes_per_token: number;
+  reload_bytes_per_token: number;
   reloads_per_token: number;
   expert_hit_rate: number;
   syncs_per_token: number;
@@ -59,6 +62,9 @@ export interface BenchRow {
   minimum_bytes: number;
   /** Per MoE layer, decode phase. */
   hit_rate_by_layer: number[];
+  /** One whole f32 expert of the measured model, and its MoE layers (for the projection). */
+  expert_bytes: number;
+  moe_layers: number;
 }
 
 /** What {@link offloadBench} measured. */
@@ -133,6 +139,9 @@ export async function offloadBench(dir: string, options: OffloadBenchOptions): P
         decode_tokens_per_s: r.decodeTokensPerS,
         prefill_s: r.prefillMs / 1000,
         bytes_per_token: r.bytesPerToken,
+        demand_bytes_per_token: r.movedPerToken.demand,
+        prefetch_bytes_per_token: r.movedPerToken.prefetch,
+        reload_bytes_per_token: r.movedPerToken.reload,
         reloads_per_token: r.reloadsPerToken,
         expert_hit_rate: r.expertHitRate,
         syncs_per_token: r.syncsPerToken,
@@ -142,10 +151,12 @@ export async function offloadBench(dir: string, options: OffloadBenchOptions): P
         budget_bytes: budgetBytes,
         minimum_bytes: r.minimumBytes,
         hit_rate_by_layer: r.hitRateByLayer,
+        expert_bytes: store.expertBytes(),
+        moe_layers: store.layers.length,
       });
     } catch (err) {
       if (!(err instanceof OutOfBudgetError)) throw err;
-      rows.push(unfit(policy.name, budgetBytes, err.message));
+      rows.push(unfit(policy.name, budgetBytes, err.message, store));
     } finally {
       device.destroy();
     }
@@ -153,7 +164,7 @@ export async function offloadBench(dir: string, options: OffloadBenchOptions): P
   return { rows, uploadGBps, device: adapter, prompt };
 }
 
-function unfit(policy: string, budget: number, error: string): BenchRow {
+function unfit(policy: string, budget: number, error: string, store: HostExperts): BenchRow {
   return {
     policy,
     settings: "",
@@ -162,6 +173,9 @@ function unfit(policy: string, budget: number, error: string): BenchRow {
     decode_tokens_per_s: NaN,
     prefill_s: NaN,
     bytes_per_token: NaN,
+    demand_bytes_per_token: NaN,
+    prefetch_bytes_per_token: NaN,
+    reload_bytes_per_token: NaN,
     reloads_per_token: NaN,
     expert_hit_rate: NaN,
     syncs_per_token: NaN,
@@ -171,5 +185,7 @@ function unfit(policy: string, budget: number, error: string): BenchRow {
     budget_bytes: budget,
     minimum_bytes: NaN,
     hit_rate_by_layer: [],
+    expert_bytes: store.expertBytes(),
+    moe_layers: store.layers.length,
   };
 }

@@ -25,6 +25,8 @@ export interface RunReport {
   decodeTokensPerS: number;
   /** Expert bytes moved per decoded token (demand + prefetch + reload), decode phase. */
   bytesPerToken: number;
+  /** The decode phase's bytes per token by kind. */
+  movedPerToken: { demand: number; prefetch: number; reload: number };
   /** Expert bytes moved by the prefill. */
   prefillBytes: number;
   /** Bytes moved once at setup (resident experts); not part of the run. */
@@ -152,6 +154,11 @@ export class PhaseCounters {
       decodeMs: dec.ms,
       decodeTokensPerS: dec.ms > 0 ? (1000 * generatedTokens) / dec.ms : 0,
       bytesPerToken: moved(dec.transfers) / steps,
+      movedPerToken: {
+        demand: dec.transfers.bytes.demand / steps,
+        prefetch: dec.transfers.bytes.prefetch / steps,
+        reload: dec.transfers.bytes.reload / steps,
+      },
       prefillBytes: moved(pre.transfers),
       setupBytes: this.#setupBytes,
       reloadsPerToken: dec.transfers.count.reload / steps,
