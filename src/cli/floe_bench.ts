@@ -15,6 +15,7 @@ import { checkpointTensors } from "../models/weights.ts";
 import {
   noPositionals,
   parseBackend,
+  parseChoice,
   parseFlags,
   parseInteger,
   readModelDir,
@@ -33,7 +34,10 @@ export const FLOE_BENCH_USAGE =
       --policies P         comma-separated from ${POLICY_NAMES.join(", ")} (default ondemand,cached,floe)
       --sparsity S         floe's sparsity (default 0.9)
       --up-bits B          floe's up projection bits, 2 | 3 | 4 | 16 (default 2)
-      --group-size G       floe's HQQ group size (default 64)
+      --group-size G       HQQ group size of floe's up and the cached experts (default 64)
+      --cache-bits B       cached experts: 16 (f32) | 4 | 2 (HQQ; default 4)
+      --cache-eviction E   lru | lfu (default lru)
+      --cache-prefetch     cached: prefetch the next layer's experts by its router
       --prompt-tokens P    prompt length (default 16)
       --tokens N           tokens to generate (default 16)
       --json FILE          write the table as JSON (one object per policy) and Arrow (FILE with .arrow)
@@ -47,6 +51,9 @@ const FLAGS = {
   sparsity: { type: "string" },
   "up-bits": { type: "string" },
   "group-size": { type: "string" },
+  "cache-bits": { type: "string" },
+  "cache-eviction": { type: "string" },
+  "cache-prefetch": { type: "boolean" },
   "prompt-tokens": { type: "string" },
   tokens: { type: "string" },
   json: { type: "string" },
@@ -75,6 +82,14 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
   const sparsity = parseSparsity(cmd, str(values, "sparsity") ?? "0.9");
   const upBits = parseUpBits(cmd, str(values, "up-bits") ?? "2");
   const groupSize = parseInteger(cmd, "group-size", str(values, "group-size") ?? "64", 1);
+  const cacheBits = parseChoice(cmd, "cache-bits", str(values, "cache-bits") ?? "4", ["16", "4", "2"]);
+  const eviction = parseChoice(cmd, "cache-eviction", str(values, "cache-eviction") ?? "lru", ["lru", "lfu"]);
+  const cached = {
+    bits: Number(cacheBits) as 16 | 4 | 2,
+    groupSize,
+    eviction,
+    prefetch: values["cache-prefetch"] === true,
+  };
   const promptTokens = parseInteger(cmd, "prompt-tokens", str(values, "prompt-tokens") ?? "16", 1);
   const tokens = parseInteger(cmd, "tokens", str(values, "tokens") ?? "16", 2);
   const json = str(values, "json");
@@ -99,7 +114,7 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
     promptTokens,
     tokens,
     backend,
-    floe: { sparsity, upBits, groupSize },
+    settings: { floe: { sparsity, upBits, groupSize }, cached },
   });
   if (bench.rows.every((r) => !r.fits)) {
     throw new UsageError(
@@ -156,7 +171,8 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
   }
   for (const r of bench.rows) if (!r.fits) console.log(`${r.policy} does not fit: ${r.error}`);
 
-  const projected = values.project ? printProjection(bench.rows, { sparsity, upBits }) : [];
+  const cachedBits = cached.bits === 16 ? 16 : cached.bits + 32 / groupSize; // codes + one u32 per group
+  const projected = values.project ? printProjection(bench.rows, { sparsity, upBits }, cachedBits) : [];
   if (json !== undefined) {
     const meta = {
       model: dir,
@@ -189,9 +205,13 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
 function printProjection(
   rows: readonly BenchRow[],
   floe: { sparsity: number; upBits: number },
+  cacheBits: number,
 ): Record<string, number>[] {
   const out = rows.map(() => ({} as Record<string, number>));
-  console.log(`\nprojected decode tok/s for ${MIXTRAL_8X7B.name} (f16 experts), from the measured traffic:`);
+  console.log(
+    `\nprojected decode tok/s for ${MIXTRAL_8X7B.name} (f16 experts; cached at ${cacheBits} bits per weight), ` +
+      "from the measured traffic:",
+  );
   for (const [key, device] of Object.entries(DEVICE_PROFILES)) {
     const by = new Map<string, number>();
     rows.forEach((r, i) => {
@@ -201,7 +221,7 @@ function printProjection(
         prefetch: r.prefetch_bytes_per_token,
         reload: r.reload_bytes_per_token,
       };
-      const extra = r.policy === "floe" ? floe : {};
+      const extra = r.policy === "floe" ? floe : r.policy === "cached" ? { expertBits: cacheBits } : {};
       const p = projectDecode(
         trafficOf(r.policy, moved, r.expert_bytes, r.moe_layers, r.syncs_per_token, extra),
         MIXTRAL_8X7B,

@@ -22,9 +22,9 @@ import { OutOfBudgetError } from "../errors.ts";
 import { loadModel } from "../models/load.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { HostExperts } from "./host_experts.ts";
-import type { FloePolicyOptions } from "./policies/floe.ts";
+import { CachedPolicy } from "./policies/cached.ts";
 import type { OffloadPolicy } from "./policy.ts";
-import { createPolicy, OffloadRuntime } from "./runtime.ts";
+import { createPolicy, OffloadRuntime, type PolicySettings } from "./runtime.ts";
 
 /** Options of {@link offloadBench}. */
 export interface OffloadBenchOptions {
@@ -34,8 +34,8 @@ export interface OffloadBenchOptions {
   promptTokens: number;
   tokens: number;
   backend?: "auto" | "webgpu" | "cpu";
-  /** Settings of a `floe` policy given by name. */
-  floe?: Partial<FloePolicyOptions>;
+  /** Settings of the policies given by name. */
+  settings?: PolicySettings;
 }
 
 /** One row of the systems table (snake_case: the JSON and Arrow column names). */
@@ -62,7 +62,7 @@ export interface BenchRow {
   minimum_bytes: number;
   /** Per MoE layer, decode phase. */
   hit_rate_by_layer: number[];
-  /** One whole f32 expert of the measured model, and its MoE layers (for the projection). */
+  /** One whole expert of the measured model as this policy moves it (f32, or packed for a quantized cache), and its MoE layers (for the projection). */
   expert_bytes: number;
   moe_layers: number;
 }
@@ -104,7 +104,9 @@ export async function measureUploadBandwidth(
 /** Runs every policy on `dir` and returns the table rows. */
 export async function offloadBench(dir: string, options: OffloadBenchOptions): Promise<OffloadBench> {
   const { budgetBytes, promptTokens: P, tokens: N, backend = "auto" } = options;
-  const makers = options.policies.map((p) => typeof p === "string" ? () => createPolicy(p, options.floe) : p);
+  const makers = options.policies.map((p) =>
+    typeof p === "string" ? () => createPolicy(p, options.settings) : p
+  );
   makers.forEach((m) => m().dispose()); // an unknown name fails before anything is loaded
   const store = await HostExperts.fromCheckpoint(dir);
   const V = store.config.vocabSize;
@@ -151,7 +153,7 @@ export async function offloadBench(dir: string, options: OffloadBenchOptions): P
         budget_bytes: budgetBytes,
         minimum_bytes: r.minimumBytes,
         hit_rate_by_layer: r.hitRateByLayer,
-        expert_bytes: store.expertBytes(),
+        expert_bytes: policy instanceof CachedPolicy ? policy.slotBytes(store) : store.expertBytes(),
         moe_layers: store.layers.length,
       });
     } catch (err) {

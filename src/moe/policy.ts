@@ -20,7 +20,6 @@ import type { Device } from "../device/device.ts";
 import type { SparseMoE } from "../nn/sparse_moe.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import type { HostExperts } from "./host_experts.ts";
-import type { ExpertSlots } from "./slots.ts";
 import type { SyncClock, TransferEngine } from "./transfer.ts";
 
 /** Policy names, as the command line takes them. */
@@ -36,9 +35,15 @@ export interface PolicyContext {
   readonly transfers: TransferEngine;
 }
 
+/** Device slots of whole experts that compute the routed experts (`ExpertSlots`, `QuantSlots`). */
+export interface SlotCompute {
+  /** `[T, C]`: `Σ_k weights[t,k] · expert in slot slotIdx[t,k] (x_t)` over the pairs `mask` covers. */
+  forward(x: Tensor, slotIdx: Int32Array, weights: Tensor<"f32">, mask?: Float32Array): Tensor<"f32">;
+}
+
 /** The slots that hold one group's experts, and each expert's slot. */
 export interface LoadedGroup {
-  readonly slots: ExpertSlots;
+  readonly slots: SlotCompute;
   /** Slot of each expert of the group. */
   readonly slotOf: ReadonlyMap<number, number>;
   /** Experts of the group that were already on the device (no transfer). */

@@ -47,7 +47,7 @@ import { mulberry32 } from "../tensor/random.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { activationReserve, type BudgetPlan, planBudget } from "./budget.ts";
 import { HostExperts } from "./host_experts.ts";
-import { CachedPolicy } from "./policies/cached.ts";
+import { CachedPolicy, type CachedPolicyOptions } from "./policies/cached.ts";
 import { OnDemandPolicy } from "./policies/ondemand.ts";
 import { FloePolicy, type FloePolicyOptions } from "./policies/floe.ts";
 import { ResidentPolicy } from "./policies/resident.ts";
@@ -71,12 +71,20 @@ export interface OffloadRun {
   report: RunReport;
 }
 
-/** A policy object from its name (`cached`: LRU without prefetch; `floe`: 2-bit up at `sparsity`, default 0.8). */
-export function createPolicy(name: string, floe: Partial<FloePolicyOptions> = {}): OffloadPolicy {
+/** Settings of the policies {@link createPolicy} builds by name. */
+export interface PolicySettings {
+  /** `cached` (default: LRU, f32 experts, no prefetch). */
+  cached?: CachedPolicyOptions;
+  /** `floe` (default: 2-bit up, sparsity 0.8). */
+  floe?: Partial<FloePolicyOptions>;
+}
+
+/** A policy object from its name. */
+export function createPolicy(name: string, settings: PolicySettings = {}): OffloadPolicy {
   if (name === "resident") return new ResidentPolicy();
   if (name === "ondemand") return new OnDemandPolicy();
-  if (name === "cached") return new CachedPolicy();
-  if (name === "floe") return new FloePolicy({ sparsity: 0.8, ...floe });
+  if (name === "cached") return new CachedPolicy(settings.cached);
+  if (name === "floe") return new FloePolicy({ sparsity: 0.8, ...settings.floe });
   throw new TypeError(`Unknown offload policy "${name}": expected one of ${POLICY_NAMES.join(", ")}`);
 }
 

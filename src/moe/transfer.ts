@@ -145,6 +145,25 @@ export class TransferEngine {
     return this.#count(t0, 2 * n * C * 4, kind);
   }
 
+  /**
+   * Sends prepared bytes (an expert's packed codes and metadata, say) as one transfer: one write
+   * per entry.
+   *
+   * @returns the bytes sent
+   */
+  uploadWrites(
+    kind: TransferKind,
+    writes: readonly { storage: Tensor["storage"]; data: ArrayBufferView }[],
+  ): number {
+    const t0 = performance.now();
+    let bytes = 0;
+    for (const w of writes) {
+      this.device.upload(w.storage, w.data);
+      bytes += w.data.byteLength;
+    }
+    return this.#count(t0, bytes, kind);
+  }
+
   #count(t0: number, bytes: number, kind: TransferKind): number {
     const t1 = performance.now();
     this.stats.enqueueMs += t1 - t0;

@@ -8,8 +8,8 @@
  * One pool serves every layer (an entry is a (layer, expert) pair), so the policy runs in any
  * budget that holds the `K` experts of one decode step; experts of the group being computed are
  * never evicted. LRU evicts the least recently used entry, LFU the least often used one (ties: the
- * least recent). Slots hold f32 experts; the quantized (HQQ 4/2-bit) copies of C.1 are not
- * implemented yet.
+ * least recent). Slots hold f32 experts (`bits: 16`) or HQQ-packed ones (`bits: 4 | 2`, quantized once
+ * at setup; `QuantSlots` computes them with the packed kernels), as C.1 keeps its experts.
  *
  * @example
  * ```ts
@@ -22,7 +22,7 @@
  * const store = await HostExperts.fromCheckpoint("test/fixtures/models/mixtral-top2-f32");
  * const transfers = new TransferEngine(device, store);
  * const policy = new CachedPolicy({ eviction: "lru" });
- * policy.setup({ device, store, transfers }, 3 * store.expertBytes()); // three slots
+ * await policy.setup({ device, store, transfers }, 3 * store.expertBytes()); // three slots
  * assert.equal(policy.load(0, [0, 1]).hits, 0);
  * assert.equal(policy.load(1, [2, 0]).hits, 0); // evicts (0, 0), the least recently used
  * assert.equal(policy.load(0, [1]).hits, 1);
@@ -33,6 +33,8 @@
  */
 import type { HostExperts } from "../host_experts.ts";
 import { chunks, type LoadedGroup, type PolicyContext, type WholeExpertPolicy } from "../policy.ts";
+import { wordsPerRow } from "../../tensor/quantized_tensor.ts";
+import { quantizeHostExperts, QuantSlots } from "../quant_slots.ts";
 import { ExpertSlots } from "../slots.ts";
 import type { TransferEngine } from "../transfer.ts";
 
@@ -44,6 +46,17 @@ export interface CachedPolicyOptions {
   prefetch?: boolean;
   /** Cap on the slots (default: as many as the budget leaves). */
   maxSlots?: number;
+  /** Bits of the cached experts: 16 (f32 on the device, default), or HQQ 4 or 2 as mixtral-offloading. */
+  bits?: 16 | 4 | 2;
+  /** HQQ group size along each matrix's input features (default 64; divides the hidden size and expert width). */
+  groupSize?: number;
+}
+
+/** Device bytes of one HQQ-packed expert: codes and one `u32` (f16 scale, zero) per group, three matrices. */
+export function packedExpertBytes(C: number, F: number, bits: 2 | 4, groupSize: number): number {
+  const codes = (rows: number, cols: number) => rows * wordsPerRow(cols, bits) * 4;
+  const meta = (C * F / groupSize) * 4;
+  return 2 * (codes(F, C) + meta) + codes(C, F) + meta;
 }
 
 interface Entry {
@@ -57,8 +70,10 @@ export class CachedPolicy implements WholeExpertPolicy {
   readonly name = "cached" as const;
   readonly eviction: "lru" | "lfu";
   readonly prefetchNext: boolean;
+  readonly bits: 16 | 4 | 2;
+  readonly groupSize: number;
   readonly #maxSlots: number;
-  #slots: ExpertSlots | undefined;
+  #slots: ExpertSlots | QuantSlots | undefined;
   #transfers: TransferEngine | undefined;
   /** Slot -> entry (undefined: free). */
   #entries: (Entry | undefined)[] = [];
@@ -71,25 +86,44 @@ export class CachedPolicy implements WholeExpertPolicy {
     this.eviction = options.eviction ?? "lru";
     this.prefetchNext = options.prefetch ?? false;
     this.#maxSlots = options.maxSlots ?? Infinity;
+    this.bits = options.bits ?? 16;
+    this.groupSize = options.groupSize ?? 64;
+  }
+
+  /** Device bytes of one cached expert. */
+  slotBytes(store: HostExperts): number {
+    return this.bits === 16
+      ? store.expertBytes()
+      : packedExpertBytes(store.hidden, store.intermediate, this.bits, this.groupSize);
+  }
+
+  /** Device bytes held only while the experts are quantized at setup (one f32 matrix and its codes). */
+  #scratch(store: HostExperts): number {
+    return this.bits === 16 ? 0 : 2 * store.matrixValues() * 4;
   }
 
   minimumBytes(store: HostExperts): number {
-    return store.config.topK * store.expertBytes();
+    return store.config.topK * this.slotBytes(store) + this.#scratch(store);
   }
 
   plannedBytes(store: HostExperts, freeBytes: number): number {
-    return this.#slotCount(store, freeBytes) * store.expertBytes();
+    return this.#slotCount(store, freeBytes) * this.slotBytes(store);
   }
 
-  setup({ device, store, transfers }: PolicyContext, freeBytes: number): void {
+  async setup({ device, store, transfers }: PolicyContext, freeBytes: number): Promise<void> {
     const S = this.#slotCount(store, freeBytes);
     this.#transfers = transfers;
-    this.#slots = new ExpertSlots(device, {
-      slots: S,
-      hidden: store.hidden,
-      intermediate: store.intermediate,
-      category: "cache",
-    });
+    if (this.bits === 16) {
+      this.#slots = new ExpertSlots(device, {
+        slots: S,
+        hidden: store.hidden,
+        intermediate: store.intermediate,
+        category: "cache",
+      });
+    } else {
+      const q = await quantizeHostExperts(device, store, this.bits, this.groupSize);
+      this.#slots = new QuantSlots(device, q, S, store);
+    }
     this.#entries = new Array(S).fill(undefined);
   }
 
@@ -137,6 +171,7 @@ export class CachedPolicy implements WholeExpertPolicy {
   describe(): Record<string, string | number> {
     return {
       slots: this.#entries.length,
+      bits: this.bits,
       eviction: this.eviction,
       prefetch: this.prefetchNext ? "router" : "none",
     };
@@ -167,7 +202,9 @@ export class CachedPolicy implements WholeExpertPolicy {
     const old = this.#entries[slot];
     if (old) this.#where.delete(old.key);
     const key = `${layer}.${e}`;
-    this.#transfers!.uploadExpert(layer, e, this.#slots!, slot, kind);
+    const slots = this.#slots!;
+    if (slots instanceof ExpertSlots) this.#transfers!.uploadExpert(layer, e, slots, slot, kind);
+    else this.#transfers!.uploadWrites(kind, slots.writes(layer, e, slot));
     this.#entries[slot] = { key, lastUse: 0, uses: this.#uses.get(key) ?? 0 };
     this.#where.set(key, slot);
     return slot;
