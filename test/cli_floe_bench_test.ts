@@ -112,6 +112,45 @@ Deno.test("ferry floe bench: an unfit policy gets a row; no fit at all is one li
   assert.match(dense.stderr, /has no MoE layers/);
 });
 
+Deno.test("ferry floe bench --sweep-budgets writes the sweep, the cache table and the report", async () => {
+  const json = `${dir}/sweep/b.json`;
+  const r = await ferry(
+    "floe",
+    "bench",
+    "--model",
+    MODEL,
+    "--budget",
+    "1MiB",
+    "--policies",
+    "ondemand,cached",
+    "--cache-bits",
+    "16",
+    "--prompt-tokens",
+    "4",
+    "--tokens",
+    "4",
+    "--sweep-budgets",
+    "250KB,1MiB",
+    "--json",
+    json,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const sweep = JSON.parse(await Deno.readTextFile(`${dir}/sweep/b_sweep.json`));
+  assert.deepEqual(sweep.map((o: { budget_bytes: number }) => o.budget_bytes), [
+    250000,
+    250000,
+    2 ** 20,
+    2 ** 20,
+  ]);
+  const cache = JSON.parse(await Deno.readTextFile(`${dir}/sweep/b_cache.json`));
+  // (lru, lfu) × 4 sizes × 2 MoE layers; a cache that holds every expert hits at least as often as 2 slots
+  assert.equal(cache.length, 16);
+  const mean = (ev: string, n: number) =>
+    cache.find((o: { eviction: string; slots: number }) => o.eviction === ev && o.slots === n).mean_hit_rate;
+  assert.ok(mean("lru", 8) >= mean("lru", 2));
+  assert.match(await Deno.readTextFile(`${dir}/sweep/b_report.html`), /Cache table/);
+});
+
 Deno.test("ferry floe bench cleanup", async () => {
   await Deno.remove(dir, { recursive: true });
 });

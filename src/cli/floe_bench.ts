@@ -8,8 +8,7 @@ import { tableToIPC } from "apache-arrow";
 import { formatBytes } from "../device/ledger.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { MetricLog } from "../metrics/metric_log.ts";
-import { type BenchRow, offloadBench } from "../moe/bench.ts";
-import { DEVICE_PROFILES, MIXTRAL_8X7B, projectDecode, trafficOf } from "../moe/projection.ts";
+import { offloadBench } from "../moe/bench.ts";
 import { POLICY_NAMES } from "../moe/policy.ts";
 import { checkpointTensors } from "../models/weights.ts";
 import {
@@ -25,6 +24,7 @@ import {
 } from "./_common.ts";
 import { parseBytes, parseSparsity, parseUpBits } from "./_floe_args.ts";
 import { checkOut, makeOutFolder } from "./_out.ts";
+import { printProjection, sweepAndCache } from "./_floe_bench_extras.ts";
 
 export const FLOE_BENCH_USAGE =
   `  floe bench           the offload policies' systems table (decode tok/s, bytes/token, hit rate, syncs)
@@ -42,6 +42,9 @@ export const FLOE_BENCH_USAGE =
       --tokens N           tokens to generate (default 16)
       --json FILE          write the table as JSON (one object per policy) and Arrow (FILE with .arrow)
       --project            also project decode tok/s for Mixtral-8x7B on an RTX 3090 and an H100
+      --sweep-budgets L    also run the policies at each budget of L (e.g. 10%,20%,40%) and the cache table
+                           (LRU and LFU hit rate per layer at K, 2K, 4K, 8K experts); with --json, writes
+                           FILE_sweep.json, FILE_cache.json (and .arrow) and FILE_report.html
       --backend B          auto | webgpu | cpu (default auto)`;
 
 const FLAGS = {
@@ -58,6 +61,7 @@ const FLAGS = {
   tokens: { type: "string" },
   json: { type: "string" },
   project: { type: "boolean" },
+  "sweep-budgets": { type: "string" },
   backend: { type: "string" },
 } as const;
 
@@ -108,6 +112,9 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
     what: "the experts' f16 bytes",
   });
 
+  const sweepText = str(values, "sweep-budgets");
+  const percentOf = { bytes: 2 * expertParams, what: "the experts' f16 bytes" };
+  const sweep = sweepText?.split(",").map((b) => parseBytes(cmd, "sweep-budgets", b, percentOf));
   const bench = await offloadBench(dir, {
     budgetBytes,
     policies,
@@ -198,50 +205,15 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
     await writeFileAtomic(arrow, tableToIPC(log.table(), "file"));
     console.log(`wrote ${json} and ${arrow}`);
   }
-  return 0;
-}
-
-/** Prints the projection table; returns per row `projected_tokens_per_s_<device>`. */
-function printProjection(
-  rows: readonly BenchRow[],
-  floe: { sparsity: number; upBits: number },
-  cacheBits: number,
-): Record<string, number>[] {
-  const out = rows.map(() => ({} as Record<string, number>));
-  console.log(
-    `\nprojected decode tok/s for ${MIXTRAL_8X7B.name} (f16 experts; cached at ${cacheBits} bits per weight), ` +
-      "from the measured traffic:",
-  );
-  for (const [key, device] of Object.entries(DEVICE_PROFILES)) {
-    const by = new Map<string, number>();
-    rows.forEach((r, i) => {
-      if (!r.fits) return;
-      const moved = {
-        demand: r.demand_bytes_per_token,
-        prefetch: r.prefetch_bytes_per_token,
-        reload: r.reload_bytes_per_token,
-      };
-      const extra = r.policy === "floe" ? floe : r.policy === "cached" ? { expertBits: cacheBits } : {};
-      const p = projectDecode(
-        trafficOf(r.policy, moved, r.expert_bytes, r.moe_layers, r.syncs_per_token, extra),
-        MIXTRAL_8X7B,
-        device,
-      );
-      out[i][`projected_tokens_per_s_${key}`] = p.tokensPerS;
-      by.set(r.policy, p.tokensPerS);
-      console.log(
-        `  ${device.name.padEnd(24)} ${r.policy.padEnd(9)} ${
-          Number.isFinite(p.tokensPerS) ? p.tokensPerS.toFixed(2).padStart(8) : "no fit".padStart(8)
-        } tok/s  (compute ${p.computeMs.toFixed(1)} ms, overlapped ${p.overlapMs.toFixed(1)} ms, waited ` +
-          `${p.blockingMs.toFixed(1)} ms)`,
-      );
-    });
-    const f = by.get("floe");
-    const ratio = (other: string) => f && by.get(other) ? (f / by.get(other)!).toFixed(1) + "x" : "-";
-    console.log(
-      `  ${device.name}: floe/ondemand ${ratio("ondemand")} (FloE reports 48.7x over DeepSpeed-MII), ` +
-        `floe/cached ${ratio("cached")} (2.6x over mixtral-offloading)`,
+  if (sweep) {
+    const settings = { floe: { sparsity, upBits, groupSize }, cached };
+    await sweepAndCache(
+      dir,
+      json,
+      sweep,
+      { policies, promptTokens, tokens, backend, settings },
+      config.topK * 2,
     );
   }
-  return out;
+  return 0;
 }
