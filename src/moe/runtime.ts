@@ -258,7 +258,7 @@ export class OffloadRuntime implements Disposable {
     let predicted: Int32Array | undefined;
     let sel: Int32Array;
     if (cached && nextMoe instanceof SparseMoE) {
-      using pl = nextMoe.router.forward(n2); // [T, C] -> [T, E]: layer i+1's router on layer i's input
+      using pl = cached.predictor?.predict(i + 1, n2) ?? nextMoe.router.forward(n2); // [T, C] -> [T, E]: layer i+1 predicted on layer i's input
       const top = topk(pl, K); // [T, K]
       top.values.dispose();
       using pi = top.indices;

@@ -12,6 +12,7 @@ import { generate } from "../../src/models/generate.ts";
 import { loadModel } from "../../src/models/load.ts";
 import { FloePolicy } from "../../src/moe/policies/floe.ts";
 import { openOffloadRuntime } from "../../src/moe/runtime.ts";
+import { Tensor } from "../../src/tensor/tensor.ts";
 import { ferry } from "../_cli.ts";
 import { assertClose } from "../_helpers.ts";
 
@@ -110,5 +111,42 @@ Deno.test("floe policy: bytes are the rows it chose; hits + misses cover the rou
   assert.equal(report.bytesPerToken, (moved.bytes.prefetch + moved.bytes.reload) / steps);
   assert.equal(report.hitRateByLayer[0], 1); // layer 0 dense and resident
   assert.ok(device.ledger.peak() <= min);
+  device.destroy();
+});
+
+Deno.test("floe policy prefetches what its expert predictor says (a constant predictor's hits)", async () => {
+  const device = await createDevice({ backend: "cpu" });
+  const N = 7;
+  const P = PROMPT.length;
+  // the routing of layer 1 at every decode step, from the resident model (s = 0, exact up: same routing)
+  let routed: Int32Array;
+  {
+    using model = await loadModel(MIXTRAL, { device });
+    const { tokens } = await generate(model, PROMPT, { maxNewTokens: N });
+    const out = model.forward(Int32Array.from([...PROMPT, ...tokens]), { collectRouter: true });
+    out.logits.dispose();
+    routed = await out.selected![1].toArray() as Int32Array; // [T, K]
+    for (const t of [...out.selected!, ...out.routerLogits!]) t.dispose();
+  }
+  const favourite = [3, 2]; // the constant prediction for layer 1
+  const predictor = {
+    kind: "constant",
+    predict: (_target: number, h: Tensor) =>
+      Tensor.fromArray(device, new Float32Array(h.shape[0] * 4).map((_, j) => [0, 0, 1, 2][j % 4]), [
+        h.shape[0],
+        4,
+      ], {
+        dtype: "f32",
+      }),
+  };
+  const policy = new FloePolicy({ sparsity: 0, upBits: 16, predictor });
+  using rt = await openOffloadRuntime(MIXTRAL, { device, budgetBytes: 64 * MiB, policy, maxSeq: 16 });
+  const { report } = await rt.generate(PROMPT, { maxNewTokens: N });
+  let hits = 0;
+  for (let t = P; t < P + N - 1; t++) {
+    hits += [routed[2 * t], routed[2 * t + 1]].filter((e) => favourite.includes(e)).length;
+  }
+  assert.equal(report.hitRateByLayer[1], hits / (2 * (N - 1)));
+  assert.equal(report.policyInfo.predictor, "constant");
   device.destroy();
 });

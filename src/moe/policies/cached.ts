@@ -31,6 +31,7 @@
  * ```
  * @module
  */
+import type { ExpertPredictor } from "../../predictors/expert_predictor.ts";
 import type { HostExperts } from "../host_experts.ts";
 import { chunks, type LoadedGroup, type PolicyContext, type WholeExpertPolicy } from "../policy.ts";
 import { wordsPerRow } from "../../tensor/quantized_tensor.ts";
@@ -44,6 +45,8 @@ export interface CachedPolicyOptions {
   eviction?: "lru" | "lfu";
   /** Load the next layer's experts predicted by its router on this layer's input (default false). */
   prefetch?: boolean;
+  /** With `prefetch`: predicts layer `i+1`'s experts from layer `i`'s MoE input (default: its router). */
+  predictor?: ExpertPredictor;
   /** Cap on the slots (default: as many as the budget leaves). */
   maxSlots?: number;
   /** Bits of the cached experts: 16 (f32 on the device, default), or HQQ 4 or 2 as mixtral-offloading. */
@@ -70,6 +73,8 @@ export class CachedPolicy implements WholeExpertPolicy {
   readonly name = "cached" as const;
   readonly eviction: "lru" | "lfu";
   readonly prefetchNext: boolean;
+  /** The prefetch's expert predictor (undefined: the next layer's router). */
+  readonly predictor: ExpertPredictor | undefined;
   readonly bits: 16 | 4 | 2;
   readonly groupSize: number;
   readonly #maxSlots: number;
@@ -85,6 +90,7 @@ export class CachedPolicy implements WholeExpertPolicy {
   constructor(options: CachedPolicyOptions = {}) {
     this.eviction = options.eviction ?? "lru";
     this.prefetchNext = options.prefetch ?? false;
+    this.predictor = options.predictor;
     this.#maxSlots = options.maxSlots ?? Infinity;
     this.bits = options.bits ?? 16;
     this.groupSize = options.groupSize ?? 64;
@@ -173,7 +179,7 @@ export class CachedPolicy implements WholeExpertPolicy {
       slots: this.#entries.length,
       bits: this.bits,
       eviction: this.eviction,
-      prefetch: this.prefetchNext ? "router" : "none",
+      prefetch: this.prefetchNext ? this.predictor?.kind ?? "router-reuse" : "none",
     };
   }
 

@@ -29,6 +29,7 @@ import { sliceRows } from "../../ops/slice.ts";
 import { keptChannels, sparseExpert } from "../../ops/sparse_expert.ts";
 import { type QuantBits, wordsPerRow } from "../../tensor/quantized_tensor.ts";
 import { Tensor } from "../../tensor/tensor.ts";
+import type { ExpertPredictor } from "../../predictors/expert_predictor.ts";
 import type { HostExperts } from "../host_experts.ts";
 import type { MoeStep, PolicyContext, StepPolicy } from "../policy.ts";
 import { ExpertSlots } from "../slots.ts";
@@ -49,6 +50,8 @@ export interface FloePolicyOptions {
   channels?: "predicted" | "exact";
   /** Prefill channels: `"dense"` (default, FloE's) or `"sparse"` (the decode rule on every token). */
   prefill?: "dense" | "sparse";
+  /** Predicts layer `i+1`'s experts from layer `i`'s MoE input (default: layer `i+1`'s router, A.5). */
+  predictor?: ExpertPredictor;
 }
 
 interface Buffer {
@@ -62,7 +65,10 @@ interface Buffer {
 /** FloE's offload policy. */
 export class FloePolicy implements StepPolicy {
   readonly name = "floe" as const;
-  readonly options: Required<Omit<FloePolicyOptions, "denseLayers">> & { denseLayers?: readonly number[] };
+  readonly options: Required<Omit<FloePolicyOptions, "denseLayers" | "predictor">> & {
+    denseLayers?: readonly number[];
+  };
+  readonly #predictor: ExpertPredictor | undefined;
   #dense = new Map<number, ExpertSlots>();
   #up = new Map<number, LinearLike[]>();
   #buffers: Buffer[] = [];
@@ -77,6 +83,7 @@ export class FloePolicy implements StepPolicy {
       throw new RangeError(`Cannot create the floe policy: sparsity must be in [0, 1): received ${sparsity}`);
     }
     this.options = { sparsity, upBits, groupSize, channels, prefill, denseLayers: options.denseLayers };
+    this.#predictor = options.predictor;
   }
 
   /** MoE layers kept dense. */
@@ -168,7 +175,9 @@ export class FloePolicy implements StepPolicy {
     using weights = r.weights;
     const vs = up?.map((u) => u.forward(x)) ?? []; // E × [T, F]
     try {
-      const host = await floeReadback(s.clock, r.routerLogits, vs, nextUp && s.next!.moe, nextUp, x);
+      const next = s.next;
+      const scores = () => this.#predictor?.predict(next!.layer, x) ?? next!.moe.router.forward(x); // [T, E]
+      const host = await floeReadback(s.clock, r.routerLogits, vs, nextUp && { scores, up: nextUp }, x);
       const sel = hostTopK(host.logits, moe.numExperts, K);
       const needed = [...new Set(sel)].sort((a, b) => a - b);
       let y: Tensor<"f32">;
@@ -196,6 +205,7 @@ export class FloePolicy implements StepPolicy {
       keptChannels: this.#k,
       channels: o.channels,
       bufferRows: this.#rows,
+      predictor: this.#predictor?.kind ?? "router-reuse",
     };
   }
 

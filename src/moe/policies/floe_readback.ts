@@ -1,7 +1,7 @@
 /**
  * The floe policy's one readback per MoE layer: layer `i`'s router logits and up activations
- * (every expert, for reloads) and, when layer `i+1` is sparse, its router logits and up
- * activations on layer `i`'s input (next-router reuse and the up-reuse channel predictor, A.4–A.5),
+ * (every expert, for reloads) and, when layer `i+1` is sparse, its predicted expert scores (its
+ * router, or a learned predictor) and up activations on layer `i`'s input (A.4–A.5),
  * flattened into one f32 tensor and read back in one sync.
  *
  * @example
@@ -13,7 +13,6 @@
  * @module
  */
 import type { LinearLike } from "../../nn/linear_like.ts";
-import type { SparseMoE } from "../../nn/sparse_moe.ts";
 import { concatRows } from "../../ops/slice.ts";
 import { topkRef } from "../../ops/topk.ts";
 import type { Tensor } from "../../tensor/tensor.ts";
@@ -43,18 +42,17 @@ export async function floeReadback(
   clock: SyncClock,
   logits: Tensor,
   vs: readonly Tensor[],
-  nextMoe: SparseMoE | undefined,
-  nextUp: readonly LinearLike[] | undefined,
+  next: { scores: () => Tensor<"f32">; up: readonly LinearLike[] } | undefined,
   x: Tensor,
 ): Promise<FloeHost> {
   const owned: Tensor[] = [];
   try {
     const parts: Tensor[] = [logits, ...vs];
-    if (nextMoe && nextUp) {
-      const nl = nextMoe.router.forward(x); // [T, C] -> [T, E]
+    if (next) {
+      const nl = next.scores(); // [T, C] -> [T, E]: the next layer's predicted expert scores
       owned.push(nl);
       parts.push(nl);
-      for (const u of nextUp) {
+      for (const u of next.up) {
         const nv = u.forward(x); // [T, C] -> [T, F]
         owned.push(nv);
         parts.push(nv);
@@ -69,7 +67,7 @@ export async function floeReadback(
     const take = (n: number) => host.subarray(at, at += n);
     const out: FloeHost = { logits: take(logits.size) };
     if (vs.length > 0) out.v = take(vs.length * vs[0].size);
-    if (nextMoe && nextUp) {
+    if (next) {
       out.nextLogits = take(logits.size);
       out.nextV = take(host.length - at);
     }
