@@ -9,7 +9,7 @@
 import type { MemoryLedger } from "../device/ledger.ts";
 import type { HostExperts } from "./host_experts.ts";
 import type { OffloadPolicy } from "./policy.ts";
-import type { SyncClock, TransferEngine, TransferStats } from "./transfer.ts";
+import type { ExpertTransferStats, SyncClock, TransferEngine } from "./transfer.ts";
 
 /** What an offload run measured. */
 export interface RunReport {
@@ -50,7 +50,7 @@ interface Phase {
   ms: number;
   syncs: number;
   syncMs: number;
-  transfers: TransferStats;
+  transfers: ExpertTransferStats;
   needed: Map<number, number>;
   hits: Map<number, number>;
 }
@@ -65,7 +65,7 @@ export interface CountedRuntime {
   readonly model: { readonly device: { readonly ledger: MemoryLedger } };
 }
 
-const copyStats = (s: TransferStats): TransferStats => ({
+const copyStats = (s: ExpertTransferStats): ExpertTransferStats => ({
   ...s,
   count: { ...s.count },
   bytes: { ...s.bytes },
@@ -76,7 +76,9 @@ export class PhaseCounters {
   readonly #rt: CountedRuntime;
   readonly #setupBytes: number;
   #phases = new Map<string, Phase>();
-  #current: { name: string; phase: Phase; syncs0: number; syncMs0: number; t0: TransferStats } | undefined;
+  #current:
+    | { name: string; phase: Phase; syncs0: number; syncMs0: number; t0: ExpertTransferStats }
+    | undefined;
 
   constructor(rt: CountedRuntime) {
     this.#rt = rt;
@@ -114,8 +116,8 @@ export class PhaseCounters {
     c.phase.syncs = this.#rt.clock.syncs - c.syncs0;
     c.phase.syncMs = this.#rt.clock.syncMs - c.syncMs0;
     c.phase.transfers = {
-      count: diff(now.count, c.t0.count) as TransferStats["count"],
-      bytes: diff(now.bytes, c.t0.bytes) as TransferStats["bytes"],
+      count: diff(now.count, c.t0.count) as ExpertTransferStats["count"],
+      bytes: diff(now.bytes, c.t0.bytes) as ExpertTransferStats["bytes"],
       enqueueMs: now.enqueueMs - c.t0.enqueueMs,
       usableMs: now.usableMs - c.t0.usableMs,
       settledBytes: now.settledBytes - c.t0.settledBytes,
@@ -138,7 +140,7 @@ export class PhaseCounters {
     const pre = this.#phases.get("prefill")!;
     const dec = this.#phases.get("decode")!;
     const steps = Math.max(1, generatedTokens - 1);
-    const moved = (t: TransferStats) => t.bytes.demand + t.bytes.prefetch + t.bytes.reload;
+    const moved = (t: ExpertTransferStats) => t.bytes.demand + t.bytes.prefetch + t.bytes.reload;
     const layers = this.#rt.store.layers;
     const sum = (m: Map<number, number>) => [...m.values()].reduce((a, b) => a + b, 0);
     const ledger = this.#rt.model.device.ledger;

@@ -52,7 +52,7 @@ export interface SlotTensors {
 }
 
 /** Counters of a {@link TransferEngine}. */
-export interface TransferStats {
+export interface ExpertTransferStats {
   /** Transfers (one per (layer, expert) sent) by kind. */
   count: Record<TransferKind, number>;
   /** Bytes sent by kind. */
@@ -73,7 +73,7 @@ const kinds = (): Record<TransferKind, number> => ({ resident: 0, demand: 0, pre
 export class TransferEngine {
   readonly device: Device;
   readonly store: HostExperts;
-  stats: TransferStats = TransferEngine.emptyStats();
+  stats: ExpertTransferStats = TransferEngine.emptyStats();
   readonly #staging: Float32Array;
   #rows = new Float32Array(0);
   #pending: { t0: number; bytes: number }[] = [];
@@ -85,7 +85,7 @@ export class TransferEngine {
   }
 
   /** Fresh counters. */
-  static emptyStats(): TransferStats {
+  static emptyStats(): ExpertTransferStats {
     return { count: kinds(), bytes: kinds(), enqueueMs: 0, usableMs: 0, settledBytes: 0, settled: 0 };
   }
 
