@@ -176,7 +176,9 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
   for (const l of [header, ...lines]) {
     console.log(l.map((c, i) => (c ?? "").padEnd(widths[i])).join("  ").trimEnd());
   }
-  for (const r of bench.rows) if (!r.fits) console.log(`${r.policy} does not fit: ${r.error}`);
+  for (const r of bench.rows) {
+    if (r.error) console.log(`${r.policy} ${r.fits ? "stopped" : "does not fit"}: ${r.error}`);
+  }
 
   const cachedBits = cached.bits === 16 ? 16 : cached.bits + 32 / groupSize; // codes + one u32 per group
   const projected = values.project ? printProjection(bench.rows, { sparsity, upBits }, cachedBits) : [];

@@ -24,7 +24,7 @@ import { Tensor } from "../tensor/tensor.ts";
 import { HostExperts } from "./host_experts.ts";
 import { CachedPolicy } from "./policies/cached.ts";
 import type { OffloadPolicy } from "./policy.ts";
-import { createPolicy, OffloadRuntime, type PolicySettings } from "./runtime.ts";
+import { createPolicy, OffloadRunLostError, OffloadRuntime, type PolicySettings } from "./runtime.ts";
 
 /** Options of {@link offloadBench}. */
 export interface OffloadBenchOptions {
@@ -44,7 +44,7 @@ export interface BenchRow {
   /** The policy's settings, `key=value` joined. */
   settings: string;
   fits: boolean;
-  /** Why the policy did not run (its minimum is above the budget). */
+  /** Why the policy did not run (its minimum is above the budget), or why it stopped (the device was lost). */
   error: string;
   decode_tokens_per_s: number;
   prefill_s: number;
@@ -132,12 +132,17 @@ export async function offloadBench(dir: string, options: OffloadBenchOptions): P
         throw err;
       }
       using _rt = rt;
-      const { report: r } = await rt.generate(prompt, { maxNewTokens: N });
+      let lost = "";
+      const { report: r } = await rt.generate(prompt, { maxNewTokens: N }).catch((err) => {
+        if (!(err instanceof OffloadRunLostError)) throw err;
+        lost = err.message;
+        return err.partial;
+      });
       rows.push({
         policy: r.policy,
         settings: Object.entries(r.policyInfo).map(([k, v]) => `${k}=${v}`).join(" "),
         fits: true,
-        error: "",
+        error: lost,
         decode_tokens_per_s: r.decodeTokensPerS,
         prefill_s: r.prefillMs / 1000,
         bytes_per_token: r.bytesPerToken,

@@ -9,7 +9,7 @@
 import type { MemoryLedger } from "../device/ledger.ts";
 import type { HostExperts } from "./host_experts.ts";
 import type { OffloadPolicy } from "./policy.ts";
-import type { ExpertTransferStats, SyncClock, TransferEngine } from "./transfer.ts";
+import { type ExpertTransferStats, type SyncClock, TransferEngine } from "./transfer.ts";
 
 /** What an offload run measured. */
 export interface RunReport {
@@ -106,9 +106,10 @@ export class PhaseCounters {
     };
   }
 
-  /** Ends the current phase. */
+  /** Ends the current phase (nothing when none is open). */
   end(): void {
-    const c = this.#current!;
+    const c = this.#current;
+    if (!c) return;
     const now = this.#rt.transfers.stats;
     const diff = (a: Record<string, number>, b: Record<string, number>) =>
       Object.fromEntries(Object.keys(a).map((k) => [k, a[k] - b[k]]));
@@ -135,10 +136,19 @@ export class PhaseCounters {
     p.hits.set(layer, (p.hits.get(layer) ?? 0) + hits);
   }
 
-  /** The report once both phases ran. */
+  /** The report of the phases that ran (a phase that did not run counts as empty). */
   report(generatedTokens: number): RunReport {
-    const pre = this.#phases.get("prefill")!;
-    const dec = this.#phases.get("decode")!;
+    const empty = (): Phase => ({
+      t0: 0,
+      ms: 0,
+      syncs: 0,
+      syncMs: 0,
+      transfers: TransferEngine.emptyStats(),
+      needed: new Map(),
+      hits: new Map(),
+    });
+    const pre = this.#phases.get("prefill") ?? empty();
+    const dec = this.#phases.get("decode") ?? empty();
     const steps = Math.max(1, generatedTokens - 1);
     const moved = (t: ExpertTransferStats) => t.bytes.demand + t.bytes.prefetch + t.bytes.reload;
     const layers = this.#rt.store.layers;

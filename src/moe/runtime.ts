@@ -33,6 +33,7 @@
  * @module
  */
 import type { Device } from "../device/device.ts";
+import { DeviceLostError } from "../errors.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
 import { sampleToken } from "../models/generate.ts";
 import { loadModel } from "../models/load.ts";
@@ -77,6 +78,22 @@ export interface PolicySettings {
   cached?: CachedPolicyOptions;
   /** `floe` (default: 2-bit up, sparsity 0.8). */
   floe?: Partial<FloePolicyOptions>;
+}
+
+/** The device was lost during {@link OffloadRuntime.generate}; `partial` holds what was measured until then. */
+export class OffloadRunLostError extends DeviceLostError {
+  /** The tokens generated and the counters of the phases that ran (the last one up to the loss). */
+  readonly partial: OffloadRun;
+
+  constructor(cause: DeviceLostError, partial: OffloadRun) {
+    super(
+      `The device was lost after ${partial.tokens.length} generated tokens (${cause.message}); the counters ` +
+        "measured until then are in .partial",
+      cause.reason,
+    );
+    this.name = "OffloadRunLostError";
+    this.partial = partial;
+  }
 }
 
 /** A policy object from its name. */
@@ -189,16 +206,22 @@ export class OffloadRuntime implements Disposable {
     this.#cache.reset();
     this.#counters = new PhaseCounters(this);
     const tokens: number[] = [];
-    this.#counters.begin("prefill");
-    let next = pick(await this.forward(ids));
-    this.#counters.end();
-    this.#counters.begin("decode");
-    for (let i = 0; i < maxNewTokens; i++) {
-      tokens.push(next);
-      if (i === maxNewTokens - 1) break;
-      next = pick(await this.forward(Int32Array.of(next)));
+    try {
+      this.#counters.begin("prefill");
+      let next = pick(await this.forward(ids));
+      this.#counters.end();
+      this.#counters.begin("decode");
+      for (let i = 0; i < maxNewTokens; i++) {
+        tokens.push(next);
+        if (i === maxNewTokens - 1) break;
+        next = pick(await this.forward(Int32Array.of(next)));
+      }
+      this.#counters.end();
+    } catch (err) {
+      if (!(err instanceof DeviceLostError)) throw err;
+      this.#counters.end();
+      throw new OffloadRunLostError(err, { tokens, report: this.#counters.report(tokens.length) });
     }
-    this.#counters.end();
     return { tokens, report: this.#counters.report(tokens.length) };
   }
 
