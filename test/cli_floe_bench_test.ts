@@ -91,6 +91,8 @@ Deno.test("ferry floe bench: an unfit policy gets a row; no fit at all is one li
     ],
     [["--budget", "2MiB", "--policies", "ondemand,lru"], /unknown policy "lru" in --policies/],
     [["--budget", "lots"], /--budget must be a byte count such as 700000000/],
+    [["--budget", "2MiB", "--floe-dense-layers", "5"], /--floe-dense-layers 5 is not a MoE layer/],
+    [["--budget", "2MiB", "--floe-channels", "all"], /--floe-channels must be one of predicted, exact/],
   ];
   for (const [flags, message] of cases) {
     const out = `${dir}/bad.json`;

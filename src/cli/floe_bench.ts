@@ -35,6 +35,8 @@ export const FLOE_BENCH_USAGE =
       --sparsity S         floe's sparsity (default 0.9)
       --up-bits B          floe's up projection bits, 2 | 3 | 4 | 16 (default 2)
       --group-size G       HQQ group size of floe's up and the cached experts (default 64)
+      --floe-dense-layers L  MoE layers floe keeps dense and resident (default: the first; "none")
+      --floe-channels C    predicted (FloE's runtime, default) | exact (reload the channels it missed)
       --cache-bits B       cached experts: 16 (f32) | 4 | 2 (HQQ; default 4)
       --cache-eviction E   lru | lfu (default lru)
       --cache-prefetch     cached: prefetch the next layer's experts by its router
@@ -54,6 +56,8 @@ const FLAGS = {
   sparsity: { type: "string" },
   "up-bits": { type: "string" },
   "group-size": { type: "string" },
+  "floe-dense-layers": { type: "string" },
+  "floe-channels": { type: "string" },
   "cache-bits": { type: "string" },
   "cache-eviction": { type: "string" },
   "cache-prefetch": { type: "boolean" },
@@ -86,6 +90,16 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
   const sparsity = parseSparsity(cmd, str(values, "sparsity") ?? "0.9");
   const upBits = parseUpBits(cmd, str(values, "up-bits") ?? "2");
   const groupSize = parseInteger(cmd, "group-size", str(values, "group-size") ?? "64", 1);
+  const channels = parseChoice(cmd, "floe-channels", str(values, "floe-channels") ?? "predicted", [
+    "predicted",
+    "exact",
+  ]);
+  const denseText = str(values, "floe-dense-layers");
+  const denseLayers = denseText === undefined
+    ? undefined
+    : denseText.trim() === "none"
+    ? []
+    : denseText.split(",").map((l) => parseInteger(cmd, "floe-dense-layers", l, 0));
   const cacheBits = parseChoice(cmd, "cache-bits", str(values, "cache-bits") ?? "4", ["16", "4", "2"]);
   const eviction = parseChoice(cmd, "cache-eviction", str(values, "cache-eviction") ?? "lru", ["lru", "lfu"]);
   const cached = {
@@ -105,6 +119,10 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
       `${cmd}: --model ${dir} has no MoE layers (${config.modelType}); pass a MoE checkpoint`,
     );
   }
+  const notMoe = denseLayers?.find((l) => !config.moeLayers[l]);
+  if (notMoe !== undefined) {
+    throw new UsageError(`${cmd}: --floe-dense-layers ${notMoe} is not a MoE layer of ${dir}`);
+  }
   const expertParams = checkpointTensors(config).filter((t) => t.expert !== undefined)
     .reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
   const budgetBytes = parseBytes(cmd, "budget", required(cmd, values, "budget", "BYTES"), {
@@ -121,7 +139,7 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
     promptTokens,
     tokens,
     backend,
-    settings: { floe: { sparsity, upBits, groupSize }, cached },
+    settings: { floe: { sparsity, upBits, groupSize, channels, denseLayers }, cached },
   });
   if (bench.rows.every((r) => !r.fits)) {
     throw new UsageError(
@@ -208,7 +226,7 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
     console.log(`wrote ${json} and ${arrow}`);
   }
   if (sweep) {
-    const settings = { floe: { sparsity, upBits, groupSize }, cached };
+    const settings = { floe: { sparsity, upBits, groupSize, channels, denseLayers }, cached };
     await sweepAndCache(
       dir,
       json,
