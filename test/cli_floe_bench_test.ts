@@ -52,6 +52,7 @@ Deno.test("ferry floe bench writes the systems table as JSON and Arrow", async (
     ) assert.ok(k in o, `${o.policy}: ${k}`);
     assert.equal(o.budget_bytes, 2 * 2 ** 20);
     assert.ok(o.fits && o.peak_device_bytes <= o.budget_bytes, o.policy);
+    assert.ok(o.peak_by_category.weights > 0 && o.peak_by_category.weights <= o.peak_device_bytes, o.policy);
   }
   assert.equal(rows[0].expert_hit_rate, 0); // ondemand never hits
   assert.equal(rows[3].bytes_per_token, 0); // resident moves nothing

@@ -48,7 +48,7 @@ export async function sweepAndCache(
   }
   if (json === undefined) return;
   const base = json.replace(/\.json$/i, "");
-  const sweepRows = sweep.map((r) => ({
+  const sweepRows = sweep.map(({ peak_by_category: _p, ...r }) => ({
     ...r,
     hit_rate_by_layer: r.hit_rate_by_layer.join(" "),
     budget_mib: r.budget_bytes / 2 ** 20,

@@ -216,8 +216,11 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
     await writeFileAtomic(json, JSON.stringify(objects, null, 2) + "\n");
     const log = new MetricLog();
     for (const o of objects) {
+      const { peak_by_category: peaks, ...flat } = o;
+      const byCategory = Object.fromEntries(Object.entries(peaks).map(([k, v]) => [`peak_${k}_bytes`, v]));
       log.log({
-        ...o,
+        ...flat,
+        ...byCategory,
         hit_rate_by_layer: o.hit_rate_by_layer.map((v) => f(v, 3)).join(" "),
       });
     }

@@ -58,6 +58,8 @@ export interface BenchRow {
   sync_ms_per_token: number;
   transfer_gbps: number;
   peak_device_bytes: number;
+  /** Ledger peak by category over the run (`weights`, `experts`, `cache`, `staging`, `kv`, `activations`, …). */
+  peak_by_category: Record<string, number>;
   budget_bytes: number;
   minimum_bytes: number;
   /** Per MoE layer, decode phase. */
@@ -155,6 +157,7 @@ export async function offloadBench(dir: string, options: OffloadBenchOptions): P
         sync_ms_per_token: r.syncMsPerToken,
         transfer_gbps: r.transferGBps,
         peak_device_bytes: r.peakDeviceBytes,
+        peak_by_category: r.peakByCategory,
         budget_bytes: budgetBytes,
         minimum_bytes: r.minimumBytes,
         hit_rate_by_layer: r.hitRateByLayer,
@@ -189,6 +192,7 @@ function unfit(policy: string, budget: number, error: string, store: HostExperts
     sync_ms_per_token: NaN,
     transfer_gbps: NaN,
     peak_device_bytes: NaN,
+    peak_by_category: {},
     budget_bytes: budget,
     minimum_bytes: NaN,
     hit_rate_by_layer: [],
