@@ -71,7 +71,9 @@ export function planBudget(input: BudgetInput): BudgetPlan {
 /**
  * Device bytes reserved for one forward's temporaries over `T` tokens with `S` cached positions:
  * the residual stream and its norms, q/k/v and the attention output, the attention scores
- * `[H, T, S]`, the experts' `[T, K, F]` intermediates and `[T, K, C]` outputs, one row of logits,
+ * `[H, T, S]`, the experts' `[T, K, F]` intermediates and `[T, K, C]` outputs, the up activations of
+ * every expert `[E, T, F]` (floe reads them back, with their flat copy and the concatenation: three
+ * copies), one row of logits,
  * each counted twice (an op's inputs and output live at once), plus readback staging.
  *
  * @example
@@ -87,6 +89,8 @@ export function planBudget(input: BudgetInput): BudgetPlan {
 export function activationReserve(config: ModelConfig, T: number, S: number): number {
   const { hidden: C, heads: H, headDim: D, topK: K, vocabSize: V } = config;
   const F = Math.max(config.moeIntermediate, config.intermediate);
-  const perToken = 8 * C + 4 * H * D + 2 * H * S + 3 * Math.max(K, 1) * F + 2 * Math.max(K, 1) * C;
+  const E = Math.max(config.numExperts, 1);
+  const perToken = 8 * C + 4 * H * D + 2 * H * S + 3 * Math.max(K, 1) * F + 2 * Math.max(K, 1) * C +
+    3 * E * F;
   return 2 * 4 * (T * perToken + 2 * V) + 64 * 1024;
 }
