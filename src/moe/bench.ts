@@ -24,7 +24,8 @@ import { Tensor } from "../tensor/tensor.ts";
 import { HostExperts } from "./host_experts.ts";
 import { CachedPolicy } from "./policies/cached.ts";
 import type { OffloadPolicy } from "./policy.ts";
-import { createPolicy, OffloadRunLostError, OffloadRuntime, type PolicySettings } from "./runtime.ts";
+import { createPolicy, type PolicySettings } from "./create_policy.ts";
+import { OffloadRunLostError, OffloadRuntime } from "./runtime.ts";
 
 /** Options of {@link offloadBench}. */
 export interface OffloadBenchOptions {

@@ -29,6 +29,7 @@ export * from "./policies/cached.ts";
 export * from "./policies/floe.ts";
 export * from "./budget.ts";
 export * from "./report.ts";
+export * from "./create_policy.ts";
 export * from "./runtime.ts";
 export * from "./bench.ts";
 export * from "./sweep.ts";

@@ -42,17 +42,13 @@ import { DetachedExperts } from "../nn/detached_experts.ts";
 import { SparseMoE } from "../nn/sparse_moe.ts";
 import { add } from "../ops/elementwise.ts";
 import { gatherRows } from "../ops/gather.ts";
-import { concatRows } from "../ops/slice.ts";
-import { topk } from "../ops/topk.ts";
 import { mulberry32 } from "../tensor/random.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { activationReserve, type BudgetPlan, planBudget } from "./budget.ts";
 import { HostExperts } from "./host_experts.ts";
-import { CachedPolicy, type CachedPolicyOptions } from "./policies/cached.ts";
-import { OnDemandPolicy } from "./policies/ondemand.ts";
-import { FloePolicy, type FloePolicyOptions } from "./policies/floe.ts";
-import { ResidentPolicy } from "./policies/resident.ts";
-import { type OffloadPolicy, POLICY_NAMES, type PolicyName } from "./policy.ts";
+import { createPolicy } from "./create_policy.ts";
+import { wholeExpertStep } from "./whole_expert_step.ts";
+import type { OffloadPolicy, PolicyName } from "./policy.ts";
 import { PhaseCounters, type RunReport } from "./report.ts";
 import { SyncClock, TransferEngine } from "./transfer.ts";
 
@@ -72,14 +68,6 @@ export interface OffloadRun {
   report: RunReport;
 }
 
-/** Settings of the policies {@link createPolicy} builds by name. */
-export interface PolicySettings {
-  /** `cached` (default: LRU, f32 experts, no prefetch). */
-  cached?: CachedPolicyOptions;
-  /** `floe` (default: 2-bit up, sparsity 0.8). */
-  floe?: Partial<FloePolicyOptions>;
-}
-
 /** The device was lost during {@link OffloadRuntime.generate}; `partial` holds what was measured until then. */
 export class OffloadRunLostError extends DeviceLostError {
   /** The tokens generated and the counters of the phases that ran (the last one up to the loss). */
@@ -94,15 +82,6 @@ export class OffloadRunLostError extends DeviceLostError {
     this.name = "OffloadRunLostError";
     this.partial = partial;
   }
-}
-
-/** A policy object from its name. */
-export function createPolicy(name: string, settings: PolicySettings = {}): OffloadPolicy {
-  if (name === "resident") return new ResidentPolicy();
-  if (name === "ondemand") return new OnDemandPolicy();
-  if (name === "cached") return new CachedPolicy(settings.cached);
-  if (name === "floe") return new FloePolicy({ sparsity: 0.8, ...settings.floe });
-  throw new TypeError(`Unknown offload policy "${name}": expected one of ${POLICY_NAMES.join(", ")}`);
 }
 
 /** A MoE model with host-resident experts, decoding under a budget. Owns the model, cache and slots. */
@@ -259,61 +238,16 @@ export class OffloadRuntime implements Disposable {
   /** One MoE layer: route, read back (with the next layer's prediction), place, compute. */
   async #moe(i: number, moe: SparseMoE, n2: Tensor): Promise<Tensor<"f32">> {
     const policy = this.policy;
-    if ("step" in policy) {
-      const next = this.model.layers[i + 1]?.mlp;
-      return await policy.step({
-        layer: i,
-        moe,
-        x: n2,
-        next: next instanceof SparseMoE ? { layer: i + 1, moe: next } : undefined,
-        clock: this.clock,
-        count: (needed, hits) => this.#counters.layer(i, needed, hits),
-      });
-    }
-    const [T] = n2.shape;
-    const K = moe.config.topK;
-    const r = moe.route(n2); // [T, E], [T, K], [T, K]
-    using _l = r.routerLogits;
-    using selected = r.selected;
-    using weights = r.weights;
-    const cached = policy instanceof CachedPolicy && policy.prefetchNext ? policy : undefined;
-    const nextMoe = this.model.layers[i + 1]?.mlp;
-    let predicted: Int32Array | undefined;
-    let sel: Int32Array;
-    if (cached && nextMoe instanceof SparseMoE) {
-      using pl = cached.predictor?.predict(i + 1, n2) ?? nextMoe.router.forward(n2); // [T, C] -> [T, E]: layer i+1 predicted on layer i's input
-      const top = topk(pl, K); // [T, K]
-      top.values.dispose();
-      using pi = top.indices;
-      using both = concatRows([selected, pi]); // [2T, K]: one readback for routing and prediction
-      const host = await this.clock.read(both) as Int32Array;
-      sel = host.subarray(0, T * K);
-      predicted = host.subarray(T * K);
-    } else {
-      sel = await this.clock.read(selected) as Int32Array;
-    }
-    const needed = [...new Set(sel)].sort((a, b) => a - b);
-    const groups = policy.groups(i, needed);
-    let y: Tensor<"f32"> | undefined;
-    for (const [gi, group] of groups.entries()) {
-      if (gi > 0) await this.clock.flush(); // the previous group's compute reads slots this one may overwrite
-      const loaded = policy.load(i, group);
-      this.#counters.layer(i, group.length, loaded.hits);
-      if (predicted && cached && gi === groups.length - 1) {
-        const pinned = new Set(group.map((e) => `${i}.${e}`));
-        cached.prefetch(i + 1, [...new Set(predicted)], pinned);
-      }
-      const slotIdx = Int32Array.from(sel, (e) => loaded.slotOf.get(e) ?? 0); // [T·K]
-      const mask = groups.length === 1 ? undefined : Float32Array.from(sel, (e) => group.includes(e) ? 1 : 0);
-      const yg = loaded.slots.forward(n2, slotIdx, weights, mask); // [T, C]
-      if (y === undefined) y = yg;
-      else {
-        using prev = y;
-        using _g = yg;
-        y = add(prev, yg); // [T, C]
-      }
-    }
-    return y ?? Tensor.zeros(n2.device, [T, n2.shape[1]]);
+    const next = this.model.layers[i + 1]?.mlp;
+    const step = {
+      layer: i,
+      moe,
+      x: n2,
+      next: next instanceof SparseMoE ? { layer: i + 1, moe: next } : undefined,
+      clock: this.clock,
+      count: (needed: number, hits: number) => this.#counters.layer(i, needed, hits),
+    };
+    return "step" in policy ? await policy.step(step) : await wholeExpertStep(policy, step);
   }
 
   dispose(): void {
