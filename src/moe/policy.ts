@@ -14,6 +14,14 @@
  * when needed and dropped after), `cached` (an LRU or LFU cache of whole experts in the slots the
  * budget leaves) move whole experts ({@link WholeExpertPolicy}); `floe` runs each MoE layer itself
  * ({@link StepPolicy}: resident quantized up projections, streamed rows, prediction, reloads).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { chunks, POLICY_NAMES } from "./policy.ts";
+ * assert.deepEqual(chunks([0, 2, 5], 2), [[0, 2], [5]]); // three needed experts, two slots: two groups
+ * assert.ok(POLICY_NAMES.includes("floe"));
+ * ```
  * @module
  */
 import type { Device } from "../device/device.ts";

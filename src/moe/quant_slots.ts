@@ -7,6 +7,19 @@
  * `QuantizedLinear`), weighted by its routing weights.
  *
  * Legend: `T` tokens, `K` experts per token, `S` slots, `C` hidden, `F` expert width.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createDevice } from "../device/create_device.ts";
+ * import { HostExperts } from "./host_experts.ts";
+ * import { packedExpertBytes } from "./policies/cached.ts";
+ * import { quantizeHostExperts } from "./quant_slots.ts";
+ * const device = await createDevice({ backend: "cpu" });
+ * const store = await HostExperts.fromCheckpoint("test/fixtures/models/mixtral-top2-f32");
+ * const q = await quantizeHostExperts(device, store, 4, 16);
+ * assert.equal(q.expertBytes, packedExpertBytes(store.hidden, store.intermediate, 4, 16));
+ * ```
  * @module
  */
 import { quantize } from "../compressors/quant/quantize.ts";

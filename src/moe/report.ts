@@ -4,6 +4,19 @@
  * definition), bytes moved and reloads per decoded token, expert hit rate per MoE layer, host
  * syncs per token and the time in them, the achieved transfer bandwidth, and the ledger's peak by
  * category against the budget.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createDevice } from "../device/create_device.ts";
+ * import { openOffloadRuntime } from "./runtime.ts";
+ * const device = await createDevice({ backend: "cpu" });
+ * using rt = await openOffloadRuntime("test/fixtures/models/mixtral-top2-f32", { device, budgetBytes: 2 ** 22, policy: "ondemand", maxSeq: 12 });
+ * const { report } = await rt.generate([1, 5, 9], { maxNewTokens: 4 });
+ * assert.equal(report.expertHitRate, 0); // ondemand keeps nothing
+ * assert.equal(report.bytesPerToken, report.movedPerToken.demand);
+ * assert.ok(report.peakByCategory.staging > 0 && report.peakDeviceBytes <= report.budgetBytes);
+ * ```
  * @module
  */
 import type { MemoryLedger } from "../device/ledger.ts";

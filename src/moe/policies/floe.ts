@@ -16,6 +16,20 @@
  * Channels are the fixed `k = ⌊(1−s)·F⌋` of the runtime (A.3's fixed-k variant), chosen on the host
  * with the same rule as the sparse kernel. Prefill streams each routed expert's rows in chunks
  * through the two buffers (all channels with `prefill: "dense"`, FloE's prefill).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createDevice } from "../../device/create_device.ts";
+ * import { openOffloadRuntime } from "../runtime.ts";
+ * import { FloePolicy } from "./floe.ts";
+ * const device = await createDevice({ backend: "cpu" });
+ * const policy = new FloePolicy({ sparsity: 0.5, upBits: 4, groupSize: 16 });
+ * using rt = await openOffloadRuntime("test/fixtures/models/mixtral-top2-f32", { device, budgetBytes: 2 ** 22, policy, maxSeq: 12 });
+ * const { report } = await rt.generate([1, 5, 9], { maxNewTokens: 4 });
+ * assert.equal(report.policyInfo.keptChannels, 24); // ⌊(1 − 0.5) · 48⌋ rows of gate and down per expert
+ * assert.ok(report.bytesPerToken <= 4 * 2 * 24 * 32 * 4); // ≤ 2 prefetched + 2 reloaded experts: gate and down rows
+ * ```
  * @module
  */
 import { quantize } from "../../compressors/quant/quantize.ts";
@@ -23,10 +37,8 @@ import { keptChannelCount } from "../../floe/floe_experts.ts";
 import { Linear } from "../../nn/linear.ts";
 import type { LinearLike } from "../../nn/linear_like.ts";
 import { QuantizedLinear } from "../../nn/quantized_linear.ts";
-import { add } from "../../ops/elementwise.ts";
 import { gatherCols } from "../../ops/gather.ts";
-import { sliceRows } from "../../ops/slice.ts";
-import { keptChannels, sparseExpert } from "../../ops/sparse_expert.ts";
+import { keptChannels } from "../../ops/sparse_expert.ts";
 import { type QuantBits, wordsPerRow } from "../../tensor/quantized_tensor.ts";
 import { Tensor } from "../../tensor/tensor.ts";
 import type { ExpertPredictor } from "../../predictors/expert_predictor.ts";
@@ -35,6 +47,7 @@ import type { MoeStep, PolicyContext, StepPolicy } from "../policy.ts";
 import { ExpertSlots } from "../slots.ts";
 import type { TransferEngine } from "../transfer.ts";
 import { floeReadback, hostTopK } from "./floe_readback.ts";
+import { addInto, sparseFromRows } from "./floe_rows.ts";
 
 /** Options of {@link FloePolicy}. */
 export interface FloePolicyOptions {
@@ -293,13 +306,9 @@ export class FloePolicy implements StepPolicy {
         const rows = Math.min(this.#rows, F - f0);
         const channels = Array.from({ length: rows }, (_, j) => f0 + j);
         this.#transfers!.uploadRows(i, e, channels, this.#slot(buf, 0), 0, "demand");
-        using g = rows === this.#rows ? undefined : sliceRows(buf.gate[0], 0, rows); // [rows, C]
-        using d = rows === this.#rows ? undefined : sliceRows(buf.downT[0], 0, rows); // [rows, C]
-        const ye = sparseExpert({
+        const ye = sparseFromRows(this.#slot(buf, 0), rows, {
           x,
           v: vs[e],
-          gate: g ?? buf.gate[0],
-          downT: d ?? buf.downT[0],
           selected,
           weights,
           expert: e,
@@ -350,25 +359,10 @@ export class FloePolicy implements StepPolicy {
     const m = channels.length;
     using idx = Tensor.fromArray(x.device, Int32Array.from(channels), [m], { dtype: "i32" }); // [m]
     using vSel = gatherCols(v, idx); // [T, F] -> [T, m]
-    const full = m === this.#rows;
-    using g = full ? undefined : sliceRows(buf.gate[slot], 0, m); // [m, C]
-    using d = full ? undefined : sliceRows(buf.downT[slot], 0, m); // [m, C]
     const k = this.options.channels === "exact" ? Math.min(this.#k, m) : m;
-    return sparseExpert({
-      x,
-      v: vSel,
-      gate: g ?? buf.gate[slot],
-      downT: d ?? buf.downT[slot],
-      selected,
-      weights,
-      expert: e,
-    }, { mode: "topk", k }); // [T, C]
+    return sparseFromRows(this.#slot(buf, slot), m, { x, v: vSel, selected, weights, expert: e }, {
+      mode: "topk",
+      k,
+    }); // [T, C]
   }
-}
-
-/** `y + ye` (both disposed), `[T, C]`. */
-function addInto(y: Tensor<"f32">, ye: Tensor<"f32">): Tensor<"f32"> {
-  using a = y;
-  using b = ye;
-  return add(a, b); // [T, C]
 }
