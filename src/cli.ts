@@ -12,6 +12,7 @@
  *   sweep                   compression sweep of a checkpoint's weights, and FloE's sensitivity study
  *   floe                    FloE: calibrate thresholds, compressed-expert logits, the paper's tables
  *   loram                   LoRAM: parameter accounting from a config (plan), the pipeline (run)
+ *   random-model            an HF folder of seeded random weights (llama | mixtral), for systems measurements
  *
  * Each command lives in `src/cli/<command>.ts`. Flags are parsed strictly (unknown flags are
  * errors). `--out` follows one rule everywhere (`src/cli/_out.ts`): missing folders are created,
@@ -29,6 +30,7 @@ import { LORAM_USAGE, loramCommand } from "./cli/loram.ts";
 import { PPL_USAGE, pplCommand } from "./cli/ppl.ts";
 import { PRUNE_USAGE, pruneCommand } from "./cli/prune.ts";
 import { QUANTIZE_USAGE, quantizeCommand } from "./cli/quantize.ts";
+import { RANDOM_MODEL_USAGE, randomModelCommand } from "./cli/random_model.ts";
 import { SWEEP_USAGE, sweepCommand } from "./cli/sweep.ts";
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
@@ -43,6 +45,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   sweep: sweepCommand,
   floe: floeCommand,
   loram: loramCommand,
+  "random-model": randomModelCommand,
 };
 
 /** The text `--help` prints. */
@@ -63,6 +66,7 @@ ${
     SWEEP_USAGE,
     FLOE_USAGE,
     LORAM_USAGE,
+    RANDOM_MODEL_USAGE,
   ].join("\n\n")
 }
 

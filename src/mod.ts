@@ -178,3 +178,6 @@ export * from "./compressors/mod.ts";
 // FloE: compressed sparse experts, calibration
 export * from "./floe/mod.ts";
 export * from "./predictors/mod.ts";
+
+// Offloading: the FloE runtime and its baselines under a device budget
+export * from "./moe/mod.ts";

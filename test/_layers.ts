@@ -36,7 +36,7 @@ export const LAYERS: Readonly<Record<string, number>> = {
   optim: 4, // beside autograd
   nn: 5,
   models: 6,
-  moe: 7,
+  moe: 8, // the offload runtime; its floe policy builds on floe/ (which never imports moe/)
   predictors: 7,
   compressors: 7,
   lora: 7,

@@ -226,7 +226,7 @@ Deno.test("ferry floe refuses bad input with one line on stderr and writes nothi
       ["floe", "logits", ...base, "--group-size", "64", "--sparsity", "0.5", "--mode", "topk"],
       /--group-size 64 must divide the hidden size 32/,
     ],
-    [["floe", "prune", ...base], /unknown subcommand "prune": expected calibrate, logits or tables/],
+    [["floe", "prune", ...base], /unknown subcommand "prune": expected calibrate, logits, tables or bench/],
     [
       ["floe", "tables", "--model", "test/fixtures/models/llama-gqa-tied-f32", "--out", `${dir}/tables`],
       /floe tables: --model .* is a dense llama model; FloE needs a MoE model/,

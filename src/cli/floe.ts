@@ -16,6 +16,8 @@ import { floeCompress } from "../floe/compress.ts";
 import { FloeThresholds } from "../floe/thresholds.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
 import { FLOE_TABLES_USAGE, floeTablesCommand } from "./floe_tables.ts";
+import { FLOE_BENCH_USAGE, floeBenchCommand } from "./floe_bench.ts";
+import { parseSparsity, parseUpBits } from "./_floe_args.ts";
 import type { ModelConfig } from "../models/config.ts";
 import { loadModel } from "../models/load.ts";
 import {
@@ -50,7 +52,8 @@ export const FLOE_USAGE =
                            Mixtral; "none" for none)
       --out FILE           .safetensors to write (tensor "logits")
       --backend B          auto | webgpu | cpu (default auto)
-${FLOE_TABLES_USAGE}`;
+${FLOE_TABLES_USAGE}
+${FLOE_BENCH_USAGE}`;
 
 const FLAGS = {
   model: { type: "string" },
@@ -65,17 +68,18 @@ const FLAGS = {
   backend: { type: "string" },
 } as const;
 
-/** Runs `ferry floe <calibrate|logits>`. */
+/** Runs `ferry floe <calibrate|logits|tables|bench>`. */
 export async function floeCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === undefined || sub === "--help" || sub === "-h") {
-    console.log(`usage: deno task ferry floe calibrate|logits|tables [options]\n\n${FLOE_USAGE}`);
+    console.log(`usage: deno task ferry floe calibrate|logits|tables|bench [options]\n\n${FLOE_USAGE}`);
     return sub === undefined ? 2 : 0;
   }
   if (sub === "tables") return await floeTablesCommand(rest);
+  if (sub === "bench") return await floeBenchCommand(rest);
   if (sub !== "calibrate" && sub !== "logits") {
     throw new UsageError(
-      `floe: unknown subcommand "${sub}": expected calibrate, logits or tables (see ferry floe --help)`,
+      `floe: unknown subcommand "${sub}": expected calibrate, logits, tables or bench (see ferry floe --help)`,
     );
   }
   const cmd = `floe ${sub}`;
@@ -155,21 +159,6 @@ export async function floeCommand(args: string[]): Promise<number> {
     device.destroy();
   }
   return 0;
-}
-
-function parseSparsity(cmd: string, v: string): number {
-  const s = v.trim() === "" ? NaN : Number(v);
-  if (!(Number.isFinite(s) && s >= 0 && s < 1)) {
-    throw new UsageError(`${cmd}: --sparsity must be a number in [0, 1): received ${v}`);
-  }
-  return s;
-}
-
-function parseUpBits(cmd: string, v: string): 2 | 3 | 4 | 16 {
-  if (!["2", "3", "4", "16"].includes(v.trim())) {
-    throw new UsageError(`${cmd}: --up-bits must be 2, 3, 4 or 16: received ${v}`);
-  }
-  return Number(v) as 2 | 3 | 4 | 16;
 }
 
 function parseLogitsFlags(

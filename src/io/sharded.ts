@@ -15,8 +15,15 @@
 import { isNotFound, mkdir, readDir, readTextFile, remove, stat } from "../host/runtime.ts";
 import { FormatError } from "../errors.ts";
 import { writeChunksAtomic, writeFileAtomic } from "./atomic.ts";
-import { layoutSafetensors, type TensorInput, type TensorsInput } from "./safetensors.ts";
-import type { SafetensorsTensor, TensorInfo } from "./safetensors_format.ts";
+import { layoutSafetensors, type TensorData, type TensorInput, type TensorsInput } from "./safetensors.ts";
+import {
+  DTYPE_BYTES,
+  isSafetensorsDtype,
+  SAFETENSORS_DTYPES,
+  type SafetensorsDtype,
+  type SafetensorsTensor,
+  type TensorInfo,
+} from "./safetensors_format.ts";
 import { SafetensorsFile } from "./safetensors_reader.ts";
 
 /** File name of the shard index. */
@@ -270,23 +277,116 @@ export async function writeShardedCheckpoint(
   tensors: TensorsInput,
   options: WriteShardedOptions = {},
 ): Promise<WriteShardedResult> {
-  const { maxShardBytes = DEFAULT_MAX_SHARD_BYTES, metadata = { format: "pt" }, indexMetadata = {} } =
-    options;
+  const list = (tensors instanceof Map ? [...tensors] : Object.entries(tensors)) as [string, TensorInput][];
+  const plan = planShards(list.map(([name, t]) => [name, t.data?.byteLength ?? 0]), options.maxShardBytes);
+  const { metadata = { format: "pt" } } = options;
+  const byName = new Map(list);
+  // validate every shard before writing any
+  const layouts = plan.groups.map((g) =>
+    layoutSafetensors(new Map(g.map((n) => [n, byName.get(n)!])), metadata)
+  );
+  await mkdir(dir, { recursive: true });
+  for (let i = 0; i < layouts.length; i++) {
+    await writeChunksAtomic(join(dir, plan.files[i]), [layouts[i].header, ...layouts[i].chunks]);
+  }
+  await finishShards(dir, plan, options.indexMetadata ?? {});
+  return { files: plan.files, totalSize: plan.totalSize };
+}
+
+/** A tensor whose bytes are made only when its shard is written (see {@linkcode writeShardedLazy}). */
+export interface LazyTensorInput {
+  readonly dtype: SafetensorsDtype;
+  readonly shape: readonly number[];
+  /** Makes the tensor's data (`product(shape)` elements of `dtype`); called once, when its shard is written. */
+  readonly data: () => TensorData;
+}
+
+/**
+ * {@linkcode writeShardedCheckpoint} for checkpoints too large to hold in memory: shards are
+ * planned from shapes and dtypes, and each shard's tensors are made, written (atomically) and
+ * dropped before the next shard's are made, so memory holds one shard at a time. A tensor whose
+ * data is invalid fails its shard; shards already written stay, and no index is written.
+ *
+ * @param dir Destination folder; created if missing.
+ * @param tensors Tensors by name, in shard order.
+ * @param options Shard size and metadata.
+ * @throws {TypeError} On an unknown dtype, a bad shape or data that does not match them.
+ * @throws {RangeError} When `maxShardBytes` is not a positive integer.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ShardedCheckpoint, writeShardedLazy } from "./sharded.ts";
+ * const dir = await Deno.makeTempDir();
+ * const w = (v: number) => ({ dtype: "F32" as const, shape: [2], data: () => new Float32Array([v, v]) });
+ * const { files } = await writeShardedLazy(dir, new Map([["a", w(1)], ["b", w(2)]]), { maxShardBytes: 8 });
+ * assert.deepEqual(files, ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]);
+ * using ckpt = await ShardedCheckpoint.open(dir);
+ * assert.ok((await ckpt.readF32("b"))[1] === 2);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function writeShardedLazy(
+  dir: string,
+  tensors: ReadonlyMap<string, LazyTensorInput>,
+  options: WriteShardedOptions = {},
+): Promise<WriteShardedResult> {
+  const sizes: [string, number][] = [];
+  for (const [name, t] of tensors) {
+    if (!isSafetensorsDtype(t.dtype)) {
+      throw new TypeError(
+        `Cannot write tensor "${name}": unknown dtype ${JSON.stringify(t.dtype)} (supported: ${
+          SAFETENSORS_DTYPES.join(", ")
+        })`,
+      );
+    }
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw new TypeError(
+        `Cannot write tensor "${name}": shape must be non-negative integers, received ${
+          JSON.stringify(t.shape)
+        }`,
+      );
+    }
+    sizes.push([name, count * DTYPE_BYTES[t.dtype]]);
+  }
+  const plan = planShards(sizes, options.maxShardBytes);
+  const { metadata = { format: "pt" } } = options;
+  await mkdir(dir, { recursive: true });
+  for (let i = 0; i < plan.groups.length; i++) {
+    const made = new Map<string, TensorInput>();
+    for (const name of plan.groups[i]) {
+      const t = tensors.get(name)!;
+      made.set(name, { dtype: t.dtype, shape: t.shape, data: t.data() });
+    }
+    const layout = layoutSafetensors(made, metadata);
+    await writeChunksAtomic(join(dir, plan.files[i]), [layout.header, ...layout.chunks]);
+  }
+  await finishShards(dir, plan, options.indexMetadata ?? {});
+  return { files: plan.files, totalSize: plan.totalSize };
+}
+
+/** Which tensors go in which shard file. */
+interface ShardPlan {
+  groups: string[][];
+  files: string[];
+  totalSize: number;
+}
+
+/** Groups tensors (name, bytes) into shards by the huggingface_hub rule, in input order. */
+function planShards(sizes: readonly [string, number][], maxShardBytes = DEFAULT_MAX_SHARD_BYTES): ShardPlan {
   if (!Number.isSafeInteger(maxShardBytes) || maxShardBytes <= 0) {
     throw new RangeError(
       `Cannot write sharded checkpoint: maxShardBytes must be a positive integer, received ${maxShardBytes}`,
     );
   }
-  const list = (tensors instanceof Map ? [...tensors] : Object.entries(tensors)) as [string, TensorInput][];
-  const groups: [string, TensorInput][][] = [];
-  let current: [string, TensorInput][] = [];
+  const groups: string[][] = [];
+  let current: string[] = [];
   let currentBytes = 0;
   let totalSize = 0;
-  for (const entry of list) {
-    const bytes = entry[1].data?.byteLength ?? 0; // validated below by layoutSafetensors
+  for (const [name, bytes] of sizes) {
     totalSize += bytes;
     if (bytes > maxShardBytes) {
-      groups.push([entry]);
+      groups.push([name]);
       continue;
     }
     if (currentBytes + bytes > maxShardBytes) {
@@ -294,29 +394,34 @@ export async function writeShardedCheckpoint(
       current = [];
       currentBytes = 0;
     }
-    current.push(entry);
+    current.push(name);
     currentBytes += bytes;
   }
   if (current.length > 0 || groups.length === 0) groups.push(current);
-
-  const names = groups.length === 1
+  const files = groups.length === 1
     ? [SINGLE_NAME]
     : groups.map((_, i) => shardFileName(i + 1, groups.length));
-  const layouts = groups.map((g) => layoutSafetensors(new Map(g), metadata)); // validate all before writing
-  await mkdir(dir, { recursive: true });
-  for (let i = 0; i < groups.length; i++) {
-    await writeChunksAtomic(join(dir, names[i]), [layouts[i].header, ...layouts[i].chunks]);
-  }
-  const keep = new Set(names);
-  if (groups.length > 1) {
+  return { groups, files, totalSize };
+}
+
+/** Writes the index (when sharded), then removes stale shard, index or single files of an earlier save. */
+async function finishShards(
+  dir: string,
+  plan: ShardPlan,
+  indexMetadata: Record<string, unknown>,
+): Promise<void> {
+  const keep = new Set(plan.files);
+  if (plan.groups.length > 1) {
     const byKey = (
       [a]: readonly [string, unknown],
       [b]: readonly [string, unknown],
     ) => (a < b ? -1 : a > b ? 1 : 0);
     const weightMap = Object.fromEntries(
-      groups.flatMap((g, i) => g.map(([name]) => [name, names[i]] as const)).sort(byKey),
+      plan.groups.flatMap((g, i) => g.map((name) => [name, plan.files[i]] as const)).sort(byKey),
     );
-    const meta = Object.fromEntries(Object.entries({ ...indexMetadata, total_size: totalSize }).sort(byKey));
+    const meta = Object.fromEntries(
+      Object.entries({ ...indexMetadata, total_size: plan.totalSize }).sort(byKey),
+    );
     // transformers writes json.dumps(index, indent=2, sort_keys=True) + "\n"; ensure_ascii escapes non-ASCII.
     const json = JSON.stringify({ metadata: meta, weight_map: weightMap }, null, 2)
       .replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
@@ -328,5 +433,4 @@ export async function writeShardedCheckpoint(
       (SHARD_RE.test(entry.name) || entry.name === SINGLE_NAME || entry.name === INDEX_NAME);
     if (stale) await remove(join(dir, entry.name));
   }
-  return { files: names, totalSize };
 }

@@ -33,6 +33,7 @@ import { Attention } from "../nn/attention.ts";
 import { DecoderLayer } from "../nn/decoder_layer.ts";
 import { Embedding } from "../nn/embedding.ts";
 import { SwiGLUExperts } from "../nn/experts.ts";
+import { DetachedExperts } from "../nn/detached_experts.ts";
 import { Linear } from "../nn/linear.ts";
 import { addPrefixed, countParameters, type NamedParameters } from "../nn/module.ts";
 import { RMSNorm } from "../nn/rms_norm.ts";
@@ -101,6 +102,15 @@ export interface CausalLMParts {
   lmHead?: Linear;
 }
 
+/** Options of {@link CausalLM.fromParameters}. */
+export interface FromParametersOptions {
+  /**
+   * Build every MoE layer's routed experts as {@link DetachedExperts} (no weights; the stacked
+   * expert parameters are not needed), for code that keeps the experts off the device.
+   */
+  detachedExperts?: boolean;
+}
+
 /** A decoder-only LM. Owns its modules; `dispose()` returns every weight to the ledger. */
 export class CausalLM {
   readonly config: ModelConfig;
@@ -146,8 +156,11 @@ export class CausalLM {
     config: ModelConfig,
     params: ReadonlyMap<string, Tensor>,
     hfConfig: Readonly<Record<string, unknown>>,
+    options: FromParametersOptions = {},
   ): CausalLM {
+    const detached = options.detachedExperts === true;
     for (const spec of parameterSpecs(config)) {
+      if (detached && spec.category === "experts") continue;
       const t = params.get(spec.name);
       if (!t || t.shape.length !== spec.shape.length || t.shape.some((d, i) => d !== spec.shape[i])) {
         throw new TypeError(
@@ -186,7 +199,13 @@ export class CausalLM {
         const shared = config.sharedExpertIntermediate > 0;
         mlp = new SparseMoE({
           router: linear(`${p}.mlp.gate`),
-          experts: new SwiGLUExperts(get(`${e}.gate_proj`), get(`${e}.up_proj`), get(`${e}.down_proj`)),
+          experts: detached
+            ? new DetachedExperts(i, {
+              numExperts: config.numExperts,
+              hidden: config.hidden,
+              intermediate: config.moeIntermediate,
+            })
+            : new SwiGLUExperts(get(`${e}.gate_proj`), get(`${e}.up_proj`), get(`${e}.down_proj`)),
           ...(shared
             ? {
               sharedExpert: swiglu(`${p}.mlp.shared_expert`),

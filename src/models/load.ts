@@ -35,6 +35,11 @@ import { checkpointTensors, parameterSpecs } from "./weights.ts";
 export const LoadModelOptionsSchema = z.strictObject({
   /** Compute dtype of the weights on the device; only `"f32"` for now. */
   dtype: z.literal("f32").default("f32"),
+  /**
+   * `"load"` (default): the routed experts go to the device; `"skip"`: they are neither read nor
+   * allocated, and each MoE layer holds `DetachedExperts` (an offloading runtime keeps them on the host).
+   */
+  experts: z.enum(["load", "skip"]).default("load"),
 });
 
 /** Options of {@link loadModel}. */
@@ -86,7 +91,7 @@ export async function readHfConfig(dir: string): Promise<Record<string, unknown>
  * Loads a Hugging Face checkpoint folder onto `device`.
  *
  * @param dir folder with `config.json` and the safetensors weights
- * @param options `device`, and `dtype` (only `"f32"`)
+ * @param options `device`, `dtype` (only `"f32"`) and `experts` (`"load"` or `"skip"`)
  * @returns the model; dispose it to return its weights to the ledger
  * @throws {FormatError} when config.json is missing or invalid JSON, when tensors are missing
  *   (all listed), have the wrong shape or a non-float dtype, or a shard is malformed
@@ -95,7 +100,8 @@ export async function readHfConfig(dir: string): Promise<Record<string, unknown>
  */
 export async function loadModel(dir: string, options: LoadModelOptions): Promise<CausalLM> {
   const { device, ...rest } = options;
-  parseConfig("loadModel", LoadModelOptionsSchema, rest);
+  const { experts } = parseConfig("loadModel", LoadModelOptionsSchema, rest);
+  const skip = experts === "skip";
   const hfConfig = await readHfConfig(dir);
   const config = parseModelConfig(hfConfig);
   using ckpt = await ShardedCheckpoint.open(dir);
@@ -105,14 +111,16 @@ export async function loadModel(dir: string, options: LoadModelOptions): Promise
   const params = new Map<string, Tensor>();
   try {
     for (const spec of parameterSpecs(config)) {
+      if (skip && spec.category === "experts") continue;
       params.set(spec.name, Tensor.empty(device, spec.shape, { category: spec.category, label: spec.name }));
     }
     for (const e of entries) {
+      if (skip && e.expert !== undefined) continue;
       const data = await ckpt.readF32(e.hfName); // F32 / F16 / BF16 -> f32
       const t = params.get(e.param)!;
       if (data.length > 0) device.upload(t.storage, data, (e.expert ?? 0) * data.byteLength);
     }
-    const model = CausalLM.fromParameters(config, params, hfConfig);
+    const model = CausalLM.fromParameters(config, params, hfConfig, { detachedExperts: skip });
     model.nameOrPath = dir; // like transformers' name_or_path: PEFT records it as the adapter's base
     return model;
   } catch (err) {

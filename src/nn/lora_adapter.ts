@@ -37,4 +37,3 @@ export function addAdapter(y: Tensor, x: Tensor, adapter: LoraAdapter): Tensor<"
   using d = scale(xab, scaling); // [..., out]
   return add(y, d); // [..., out]
 }
-

@@ -157,23 +157,9 @@ export class SparseMoE implements Module {
    * @returns `y [T, C]`, `routerLogits [T, E]`, `selected [T, K]` i32, `weights [T, K]`
    */
   forward(x: Tensor, options: MoeForwardOptions = {}): MoeOutput {
-    const { topK: K, normTopkProb } = this.config;
     const T = x.shape[0];
     const C = x.shape[1];
-    const routerLogits = this.router.forward(x); // [T, C] -> [T, E]
-    let selected: Tensor<"i32">;
-    let weights: Tensor<"f32">;
-    if (normTopkProb) {
-      const top = topk(routerLogits, K); // [T, E] -> [T, K], [T, K]
-      using _v = top.values;
-      selected = top.indices;
-      weights = softmax(top.values); // [T, K]: the renormalised top-k probabilities
-    } else {
-      using probs = softmax(routerLogits); // [T, E]
-      const top = topk(probs, K); // [T, K], [T, K]
-      selected = top.indices;
-      weights = top.values;
-    }
+    const { routerLogits, selected, weights } = this.route(x);
     const input: ExpertsInput = { layer: options.layer ?? -1, x, selected, weights };
     this.expertsHook?.(input);
     let y = this.#experts.forward(input); // [T, C]
@@ -189,6 +175,32 @@ export class SparseMoE implements Module {
       y = add(routed, gs2); // [T, C]
     }
     return { y, routerLogits, selected, weights };
+  }
+
+  /**
+   * The routing alone (what {@link SparseMoE.forward} computes before its experts run): code that
+   * runs the experts itself, such as an offloading runtime that must read the choice back first.
+   *
+   * @param x `[T, C]` f32
+   * @returns `routerLogits [T, E]`, `selected [T, K]` i32 and `weights [T, K]`; the caller owns them
+   */
+  route(x: Tensor): Omit<MoeOutput, "y"> {
+    const { topK: K, normTopkProb } = this.config;
+    const routerLogits = this.router.forward(x); // [T, C] -> [T, E]
+    let selected: Tensor<"i32">;
+    let weights: Tensor<"f32">;
+    if (normTopkProb) {
+      const top = topk(routerLogits, K); // [T, E] -> [T, K], [T, K]
+      using _v = top.values;
+      selected = top.indices;
+      weights = softmax(top.values); // [T, K]: the renormalised top-k probabilities
+    } else {
+      using probs = softmax(routerLogits); // [T, E]
+      const top = topk(probs, K); // [T, K], [T, K]
+      selected = top.indices;
+      weights = top.values;
+    }
+    return { routerLogits, selected, weights };
   }
 
   /**

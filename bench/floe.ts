@@ -1,0 +1,72 @@
+/**
+ * FloE offload benchmark: the systems table (ondemand, cached, floe) on the reference systems model
+ * (Mixtral-8x7B at a quarter of its width and full depth, random f16 weights, about 5.6 GB of
+ * experts; budget 12% of its f16 expert bytes, s = 0.9, 16 prompt + 16 decoded tokens) and on the
+ * embedded brown-moe (trained weights, so real predictor accuracy; budget 150% of its f16 experts,
+ * since its non-expert weights outweigh its experts), each with the hardware projection.
+ *
+ * Run: `deno task bench:floe` (writes the reference model to runs/bench-floe/ first, several GB;
+ * heavy on a small machine) or `deno task bench:floe --quick` (brown-moe only). Backend: auto
+ * (`FERRY_BACKEND=cpu|webgpu` forces one). Writes bench/results/floe_reference.json and
+ * floe_brown_moe.json (and .arrow) through `ferry floe bench`.
+ * @module
+ */
+import { floeBenchCommand } from "../src/cli/floe_bench.ts";
+import { writeRandomCheckpoint } from "../src/models/random.ts";
+
+const quick = Deno.args.includes("--quick");
+const REFERENCE = "runs/bench-floe/mixtral-quarter";
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+if (!quick) {
+  if (!(await exists(`${REFERENCE}/config.json`))) {
+    console.log(
+      `writing the reference systems model to ${REFERENCE} (random f16 weights, sharded at 2 GiB)...`,
+    );
+    await writeRandomCheckpoint(REFERENCE, {
+      model_type: "mixtral",
+      architectures: ["MixtralForCausalLM"],
+      hidden_size: 1024,
+      intermediate_size: 3584,
+      num_hidden_layers: 32,
+      num_local_experts: 8,
+      num_experts_per_tok: 2,
+      num_attention_heads: 16,
+      num_key_value_heads: 4,
+      vocab_size: 4096,
+      tie_word_embeddings: false,
+    }, { dtype: "f16", seed: 0, maxShardBytes: 2 ** 31 });
+  }
+  await floeBenchCommand([
+    ...["--model", REFERENCE, "--budget", "12%", "--policies", "ondemand,cached,floe", "--sparsity", "0.9"],
+    ...[
+      "--prompt-tokens",
+      "16",
+      "--tokens",
+      "16",
+      "--project",
+      "--json",
+      "bench/results/floe_reference.json",
+    ],
+  ]);
+}
+await floeBenchCommand([
+  ...[
+    "--model",
+    "examples/models/brown-moe",
+    "--budget",
+    "150%",
+    "--policies",
+    "ondemand,cached,floe,resident",
+  ],
+  ...["--sparsity", "0.9", "--prompt-tokens", "16", "--tokens", quick ? "8" : "16", "--project"],
+  ...["--json", "bench/results/floe_brown_moe.json"],
+]);

@@ -1,0 +1,202 @@
+/**
+ * `HostExperts`: every routed expert of a MoE checkpoint in host memory, whole (gate `[F, C]`, up
+ * `[F, C]`, down `[C, F]`, the HF layouts), read straight from the safetensors shards without
+ * passing through the device, as an offloading runtime keeps them (mixtral-offloading,
+ * DeepSpeed-MII; ALGORITHMS.md C.1). Values stay in the checkpoint's dtype (F32, F16 or BF16 bits),
+ * so an f16 model of 5.6 GB of experts takes 5.6 GB of host memory; {@link HostExperts.pack}
+ * widens one matrix to f32 (the device's compute dtype) into a staging array, the copy that one
+ * upload then sends.
+ *
+ * Legend: `E` experts, `C` hidden, `F` expert width.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { HostExperts } from "./host_experts.ts";
+ * const store = await HostExperts.fromCheckpoint("test/fixtures/models/mixtral-top2-f32");
+ * const staging = new Float32Array(store.expertValues());
+ * store.pack(1, 3, "down", staging); // [C, F] of expert 3 in layer 1
+ * assert.deepEqual(store.layers, [0, 1]);
+ * assert.equal(store.expertBytes(), 3 * 48 * 32 * 4); // gate + up + down, f32 on the device
+ * ```
+ * @module
+ */
+import { bf16ToF32, f16ToF32 } from "../io/dtype_convert.ts";
+import { ShardedCheckpoint } from "../io/sharded.ts";
+import { parseModelConfig } from "../models/config.ts";
+import type { ModelConfig } from "../models/config.ts";
+import { readHfConfig } from "../models/load.ts";
+import { checkpointTensors } from "../models/weights.ts";
+
+/** One projection of an expert. */
+export type ExpertProj = "gate" | "up" | "down";
+
+/** The three projections in the order a whole expert is packed and uploaded. */
+export const EXPERT_PROJS: readonly ExpertProj[] = ["gate", "up", "down"];
+
+type Stored = { dtype: "F32"; data: Float32Array } | { dtype: "F16" | "BF16"; data: Uint16Array };
+
+/** Whole experts of every MoE layer, in host memory. */
+export class HostExperts {
+  readonly config: ModelConfig;
+  /** MoE layers, ascending. */
+  readonly layers: readonly number[];
+  readonly numExperts: number;
+  readonly hidden: number;
+  readonly intermediate: number;
+  /** Bytes held in host memory (the checkpoint's dtype). */
+  readonly hostBytes: number;
+  readonly #w: Map<string, Stored>;
+
+  private constructor(config: ModelConfig, w: Map<string, Stored>, hostBytes: number) {
+    this.config = config;
+    this.layers = config.moeLayers.flatMap((m, i) => m ? [i] : []);
+    this.numExperts = config.numExperts;
+    this.hidden = config.hidden;
+    this.intermediate = config.moeIntermediate;
+    this.hostBytes = hostBytes;
+    this.#w = w;
+  }
+
+  /**
+   * Reads every routed expert of the checkpoint folder `dir` into host memory.
+   *
+   * @throws {TypeError} when the model has no MoE layers
+   * @throws {FormatError} when the checkpoint is malformed or lacks an expert tensor
+   */
+  static async fromCheckpoint(dir: string): Promise<HostExperts> {
+    const config = parseModelConfig(await readHfConfig(dir));
+    if (!config.moeLayers.some((m) => m)) {
+      throw new TypeError(
+        `Cannot offload experts of ${dir}: the model (${config.modelType}) has no MoE layers; ` +
+          "pass a MoE checkpoint (mixtral, qwen2_moe, qwen3_moe, olmoe)",
+      );
+    }
+    using ckpt = await ShardedCheckpoint.open(dir);
+    const w = new Map<string, Stored>();
+    let bytes = 0;
+    for (const t of checkpointTensors(config)) {
+      if (t.expert === undefined) continue;
+      const layer = Number(/^model\.layers\.(\d+)\./.exec(t.param)![1]);
+      const proj: ExpertProj = t.param.endsWith("gate_proj")
+        ? "gate"
+        : t.param.endsWith("up_proj")
+        ? "up"
+        : "down";
+      const raw = await ckpt.read(t.hfName);
+      const copy = raw.data.slice(); // own, aligned buffer
+      const stored: Stored = raw.dtype === "F32"
+        ? { dtype: "F32", data: new Float32Array(copy.buffer) }
+        : raw.dtype === "F16" || raw.dtype === "BF16"
+        ? { dtype: raw.dtype, data: new Uint16Array(copy.buffer) }
+        : (() => {
+          throw new TypeError(
+            `Cannot offload ${t.hfName} of ${dir}: expected F32, F16 or BF16, received ${raw.dtype}`,
+          );
+        })();
+      bytes += copy.byteLength;
+      w.set(key(layer, t.expert, proj), stored);
+    }
+    return new HostExperts(config, w, bytes);
+  }
+
+  /** Values of one projection (`F·C`). */
+  matrixValues(): number {
+    return this.intermediate * this.hidden;
+  }
+
+  /** Values of one whole expert (`3·F·C`). */
+  expertValues(): number {
+    return 3 * this.matrixValues();
+  }
+
+  /** Device bytes of one whole expert in f32 (what one upload of it moves). */
+  expertBytes(): number {
+    return 4 * this.expertValues();
+  }
+
+  /** Device bytes of every expert in f32. */
+  totalDeviceBytes(): number {
+    return this.layers.length * this.numExperts * this.expertBytes();
+  }
+
+  /**
+   * Widens one projection of one expert to f32 into `out` at `offset` (values): gate and up as
+   * `[F, C]`, down as `[C, F]`.
+   *
+   * @throws {RangeError} on a layer without experts, an expert outside `0..E-1`, or too small an `out`
+   */
+  pack(layer: number, expert: number, proj: ExpertProj, out: Float32Array, offset = 0): void {
+    const s = this.#stored(layer, expert, proj);
+    const n = this.matrixValues();
+    if (offset + n > out.length) {
+      throw new RangeError(
+        `Cannot pack expert ${expert} of layer ${layer}: ${out.length - offset} values left, ${n} needed`,
+      );
+    }
+    out.set(s.dtype === "F32" ? s.data : s.dtype === "F16" ? f16ToF32(s.data) : bf16ToF32(s.data), offset);
+  }
+
+  /**
+   * Widens the channel-major rows of `channels` (in the given order) to f32 into `out` at `offset`
+   * (values), `C` values per channel: FloE's packed transfer (A.6). `"gate"` rows are the gate
+   * matrix's rows; `"downT"` rows are down's columns, from a transposed copy made on first use
+   * (kept in the checkpoint's dtype).
+   *
+   * @throws {RangeError} on a channel outside `0..F-1` or too small an `out`
+   */
+  packRows(
+    layer: number,
+    expert: number,
+    which: "gate" | "downT",
+    channels: ArrayLike<number>,
+    out: Float32Array,
+    offset = 0,
+  ): void {
+    const { hidden: C, intermediate: F } = this;
+    const s = which === "gate" ? this.#stored(layer, expert, "gate") : this.#transposedDown(layer, expert);
+    if (offset + channels.length * C > out.length) {
+      throw new RangeError(
+        `Cannot pack ${channels.length} rows of expert ${expert}: ${out.length - offset} values left`,
+      );
+    }
+    for (let j = 0; j < channels.length; j++) {
+      const f = channels[j];
+      if (!(Number.isInteger(f) && f >= 0 && f < F)) {
+        throw new RangeError(`Cannot pack expert rows: channel ${f} is outside 0..${F - 1}`);
+      }
+      const run = s.data.subarray(f * C, (f + 1) * C);
+      const at = offset + j * C;
+      if (s.dtype === "F32") out.set(run as Float32Array, at);
+      else out.set(s.dtype === "F16" ? f16ToF32(run as Uint16Array) : bf16ToF32(run as Uint16Array), at);
+    }
+  }
+
+  #stored(layer: number, expert: number, proj: ExpertProj): Stored {
+    const s = this.#w.get(key(layer, expert, proj));
+    if (!s) {
+      throw new RangeError(
+        `Cannot read expert ${expert} of layer ${layer}: the store holds MoE layers [${this.layers}] with ` +
+          `${this.numExperts} experts each`,
+      );
+    }
+    return s;
+  }
+
+  /** `[F, C]` down transposed, cached. */
+  #transposedDown(layer: number, expert: number): Stored {
+    const k = `${key(layer, expert, "down")}T`;
+    let t = this.#w.get(k);
+    if (!t) {
+      const d = this.#stored(layer, expert, "down"); // [C, F]
+      const { hidden: C, intermediate: F } = this;
+      const data = d.dtype === "F32" ? new Float32Array(F * C) : new Uint16Array(F * C);
+      for (let c = 0; c < C; c++) for (let f = 0; f < F; f++) data[f * C + c] = d.data[c * F + f];
+      t = { dtype: d.dtype, data } as Stored;
+      this.#w.set(k, t);
+    }
+    return t;
+  }
+}
+
+const key = (layer: number, expert: number, proj: ExpertProj) => `${layer}.${expert}.${proj}`;
