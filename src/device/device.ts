@@ -31,7 +31,12 @@ export interface DeviceInfo {
 export interface TransferStats {
   uploads: number;
   uploadBytes: number;
-  /** Time to enqueue the uploads; on WebGPU they complete with the next submit (`await device.flush()`). */
+  /**
+   * Time until the uploads were usable on the device: on WebGPU from the oldest pending upload's
+   * enqueue to the end of the round trip (readback or `flush()`) that proved it, overlapping uploads
+   * counted once (an upper bound: the wait includes work queued with them); on the CPU backend the
+   * copies themselves.
+   */
   uploadMs: number;
   readbacks: number;
   readbackBytes: number;

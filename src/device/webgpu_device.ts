@@ -57,6 +57,8 @@ export class WebGpuDevice implements Device {
   #paramsAllocation: Allocation;
   /** Ledger entries of the bytes `writeBuffer` holds in its staging memory until the next submit. */
   #uploadStaging: Allocation[] = [];
+  /** When the oldest upload not yet known to be on the device was enqueued (null: none pending). */
+  #uploadPendingSince: number | null = null;
   #paramHost = new Uint8Array(PARAM_SLOT * PARAM_SLOTS);
   #paramSlot = 0;
   #slotAlign: number;
@@ -111,7 +113,7 @@ export class WebGpuDevice implements Device {
 
   upload(storage: Storage, data: ArrayBufferView, byteOffset = 0): void {
     this.#alive();
-    const t0 = performance.now();
+    this.#uploadPendingSince ??= performance.now();
     // writeBuffer needs a 4-byte multiple; pad the tail through a copy when needed.
     let src = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
     if (src.byteLength % 4 !== 0) {
@@ -124,7 +126,6 @@ export class WebGpuDevice implements Device {
     this.gpu.queue.writeBuffer(storage.buffer!, byteOffset, src);
     this.stats.uploads++;
     this.stats.uploadBytes += data.byteLength;
-    this.stats.uploadMs += performance.now() - t0;
     // A writeBuffer never followed by a submit is never flushed (and its memory never returned).
     this.#uploadedSinceSubmit += src.byteLength;
     if (this.#uploadedSinceSubmit >= FLUSH_UPLOAD_BYTES) this.submit();
@@ -184,6 +185,7 @@ export class WebGpuDevice implements Device {
       await this.#checkErrors();
       await staging.mapAsync(GPUMapMode.READ);
       this.#alive();
+      this.#uploadsSettled();
       // Deno's getMappedRange already returns a copy; take it once.
       const out = staging.getMappedRange(0, size).slice(0, byteLength);
       staging.unmap();
@@ -242,6 +244,18 @@ export class WebGpuDevice implements Device {
     await this.#checkErrors();
     await this.gpu.queue.onSubmittedWorkDone();
     this.#alive();
+    this.#uploadsSettled();
+  }
+
+  /**
+   * After a completed round trip every upload enqueued before it is on the device: `uploadMs` gains
+   * the time from the oldest such enqueue to now (an upper bound of the transfer time, the only one
+   * observable without a sync of its own; overlapping uploads count once).
+   */
+  #uploadsSettled(): void {
+    if (this.#uploadPendingSince === null) return;
+    this.stats.uploadMs += performance.now() - this.#uploadPendingSince;
+    this.#uploadPendingSince = null;
   }
 
   destroy(): void {

@@ -125,3 +125,19 @@ webGpuTest("WebGPU kernel compile errors surface as KernelCompileError at the ne
   void err;
   dev.destroy();
 });
+
+webGpuTest(
+  "WebGPU uploadMs counts until the uploads are usable (a readback proves it), not the enqueue",
+  async () => {
+    const dev = await createDevice({ backend: "webgpu" });
+    const x = Tensor.fromArray(dev, new Float32Array(1 << 20)); // 4 MiB, enqueued
+    assert.equal(dev.stats.uploadMs, 0, "nothing is known to be on the device yet");
+    await x.toArray(); // the round trip that proves it
+    const settled = dev.stats.uploadMs;
+    assert.ok(settled > 0, `uploadMs ${settled}`);
+    await x.toArray(); // no new upload: nothing more counted
+    assert.equal(dev.stats.uploadMs, settled);
+    x.dispose();
+    dev.destroy();
+  },
+);
