@@ -58,7 +58,15 @@ export class SafetensorsFile implements Disposable {
    * @throws {FormatError} When the header is malformed (see `parseHeader` for every check).
    * @throws {Error} When the file does not exist (`isNotFound(err)` in `src/host/runtime.ts`).
    */
-  static async open(path: string | URL): Promise<SafetensorsFile> {
+  static open(path: string | URL): Promise<SafetensorsFile> {
+    try {
+      return Promise.resolve(SafetensorsFile.#openSync(path));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  static #openSync(path: string | URL): SafetensorsFile {
     const shown = path instanceof URL ? decodeURIComponent(path.pathname) : path;
     const file = RandomAccessFile.open(path);
     try {
