@@ -2,13 +2,14 @@
  * FloE offload benchmark: the systems table (ondemand, cached, floe) on the reference systems model
  * (Mixtral-8x7B at a quarter of its width and full depth, random f16 weights, about 5.6 GB of
  * experts; budget 12% of its f16 expert bytes, s = 0.9, 16 prompt + 16 decoded tokens) and on the
- * embedded brown-moe (trained weights, so real predictor accuracy; budget 150% of its f16 experts,
- * since its non-expert weights outweigh its experts), each with the hardware projection.
+ * embedded brown-moe (trained weights, so real predictor accuracy; budget 250% of its f16 experts,
+ * since its non-expert weights outweigh its experts), each with the hardware projection; and, in every
+ * run, a transfer-bound case small enough for a small machine (the reference width at 2 layers).
  *
  * Run: `deno task bench:floe` (writes the reference model to runs/bench-floe/ first, several GB;
- * heavy on a small machine) or `deno task bench:floe --quick` (brown-moe only). Backend: auto
+ * heavy on a small machine) or `deno task bench:floe --quick` (brown-moe and the 2-layer case). Backend: auto
  * (`FERRY_BACKEND=cpu|webgpu` forces one). Writes bench/results/floe_reference.json and
- * floe_brown_moe.json (and .arrow) through `ferry floe bench`.
+ * floe_brown_moe.json and floe_mini_ref.json (and .arrow) through `ferry floe bench`.
  * @module
  */
 import { floeBenchCommand } from "../src/cli/floe_bench.ts";
@@ -58,12 +59,36 @@ if (!quick) {
     ],
   ]);
 }
+// A transfer-bound case small enough for this machine: the reference model's width at 2 layers
+// (336 MiB of f16 experts, random weights), budget 250 MB, f32 cache, no dense layer.
+const MINI = "runs/bench-floe/mixtral-quarter-2-layers";
+if (!(await exists(`${MINI}/config.json`))) {
+  console.log(`writing the 2-layer transfer-bound model to ${MINI}...`);
+  await writeRandomCheckpoint(MINI, {
+    model_type: "mixtral",
+    architectures: ["MixtralForCausalLM"],
+    hidden_size: 1024,
+    intermediate_size: 3584,
+    num_hidden_layers: 2,
+    num_local_experts: 8,
+    num_experts_per_tok: 2,
+    num_attention_heads: 16,
+    num_key_value_heads: 4,
+    vocab_size: 4096,
+    tie_word_embeddings: false,
+  }, { dtype: "f16", seed: 0, maxShardBytes: 2 ** 31 });
+}
+await floeBenchCommand([
+  ...["--model", MINI, "--budget", "250MB", "--policies", "ondemand,cached,floe", "--cache-bits", "16"],
+  ...["--floe-dense-layers", "none", "--sparsity", "0.9", "--prompt-tokens", "8", "--tokens", "8"],
+  ...["--json", "bench/results/floe_mini_ref.json"],
+]);
 await floeBenchCommand([
   ...[
     "--model",
     "examples/models/brown-moe",
     "--budget",
-    "150%",
+    "250%",
     "--policies",
     "ondemand,cached,floe,resident",
   ],

@@ -8,6 +8,7 @@
  * @module
  */
 import { writeFileAtomic } from "../src/io/atomic.ts";
+import { renderFloeBench } from "./readme_floe.ts";
 import type { BenchRow } from "./_harness.ts";
 
 /** A results file as the benchmarks write it. */
@@ -234,6 +235,14 @@ export const BLOCKS: Record<string, ReadmeBlock> = {
   qgemv: { file: "bench/results/quant.json", render: renderQgemv },
   quantize: { file: "bench/results/quantize.json", render: renderQuantize },
   batching: { file: "bench/results/kernels.json", render: renderBatching },
+  "floe-brown-moe": {
+    file: "bench/results/floe_brown_moe.json",
+    render: renderFloeBench("deno task bench:floe --quick"),
+  },
+  "floe-mini-ref": {
+    file: "bench/results/floe_mini_ref.json",
+    render: renderFloeBench("deno task bench:floe --quick"),
+  },
 };
 
 /**
@@ -245,7 +254,9 @@ export async function renderBlock(id: string, root = "."): Promise<string> {
   if (!block) {
     throw new RangeError(`No README block "${id}": known blocks are ${Object.keys(BLOCKS).join(", ")}`);
   }
-  const results = JSON.parse(await Deno.readTextFile(`${root}/${block.file}`)) as BenchResults;
+  const parsed = JSON.parse(await Deno.readTextFile(`${root}/${block.file}`));
+  // `ferry floe bench --json` writes an array of rows; the benchmarks write { meta, rows }.
+  const results: BenchResults = Array.isArray(parsed) ? { meta: parsed[0] ?? {}, rows: parsed } : parsed;
   return await formatMarkdown(block.render(results), root);
 }
 
