@@ -38,9 +38,9 @@ export function renderFloeBench(command: string): (results: BenchResults) => str
         ? `| ${r.policy} | does not fit | | | | | | |`
         : `| ${r.policy} | ${r.decode_tokens_per_s.toFixed(2)} | ${(r.bytes_per_token / 1e6).toFixed(2)} | ${
           r.reloads_per_token.toFixed(2)
-        } | ${r.expert_hit_rate.toFixed(3)} | ${r.syncs_per_token.toFixed(1)} | ${r.sync_ms_per_token.toFixed(1)} | ${
-          (r.peak_device_bytes / MiB).toFixed(1)
-        } |`;
+        } | ${r.expert_hit_rate.toFixed(3)} | ${r.syncs_per_token.toFixed(1)} | ${
+          r.sync_ms_per_token.toFixed(1)
+        } | ${(r.peak_device_bytes / MiB).toFixed(1)} |`;
     const by = (p: string) => policies.find((r) => r.policy === p && r.fits !== false);
     const [od, fl] = [by("ondemand"), by("floe")];
     const ratio = od && fl
@@ -52,7 +52,9 @@ export function renderFloeBench(command: string): (results: BenchResults) => str
       "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
       ...policies.map(line),
       "",
-      `Measured ${first.date.slice(0, 10)} on ${first.device} (measured upload ${first.upload_gbps.toFixed(2)} ` +
+      `Measured ${first.date.slice(0, 10)} on ${first.device} (measured upload ${
+        first.upload_gbps.toFixed(2)
+      } ` +
       `GB/s), budget ${(first.budget_bytes / MiB).toFixed(1)} MiB, ${first.prompt_tokens} prompt + ` +
       `${first.tokens} decoded tokens, s = ${first.sparsity}, by \`${command}\`.${ratio}`,
     ].join("\n");
