@@ -3,7 +3,7 @@
  * one device budget, decode tokens/s against the budget, and the projection of the measured
  * traffic to Mixtral-8x7B on an RTX 3090 and an H100. Notebook twin: `notebooks/04_offload.ipynb`.
  * The same from the command line: `deno task ferry floe bench --model examples/models/brown-moe
- * --budget 150% --sweep-budgets 100%,150%,300% --project`.
+ * --budget 250% --sweep-budgets 150%,250%,400% --project`.
  *
  * Run: `deno run -A examples/offload.ts` (under a minute on the CPU backend).
  * @module
@@ -37,8 +37,8 @@ const run = {
   settings: { cached: { bits: 4 as const }, floe: { sparsity: 0.9 } },
 } as const;
 
-// 1. The systems table at 150% of the f16 expert bytes (brown-moe's non-expert weights outweigh its experts).
-const bench = await offloadBench(dir, { ...run, budgetBytes: Math.floor(1.5 * expertF16) });
+// 1. The systems table at 250% of the f16 expert bytes (brown-moe's non-expert weights outweigh its experts).
+const bench = await offloadBench(dir, { ...run, budgetBytes: Math.floor(2.5 * expertF16) });
 const table = new MetricLog();
 for (const r of bench.rows) {
   table.log({
@@ -56,7 +56,7 @@ console.log(`${bench.device}, measured upload ${bench.uploadGBps.toFixed(2)} GB/
 console.log(table.format());
 
 // 2. Decode tokens/s against the budget.
-const sweep = await budgetSweep(dir, [1, 1.5, 3].map((f) => Math.floor(f * expertF16)), run);
+const sweep = await budgetSweep(dir, [1.5, 2.5, 4].map((f) => Math.floor(f * expertF16)), run);
 await showFigure(
   lineChart(sweep.filter((r) => r.fits).map((r) => ({ ...r, budget_mib: r.budget_bytes / 2 ** 20 })), {
     x: "budget_mib",
