@@ -3,8 +3,10 @@
  * (Mixtral-8x7B at a quarter of its width and full depth, random f16 weights, about 5.6 GB of
  * experts; budget 12% of its f16 expert bytes, s = 0.9, 16 prompt + 16 decoded tokens) and on the
  * embedded brown-moe (trained weights, so real predictor accuracy; budget 250% of its f16 experts,
- * since its non-expert weights outweigh its experts), each with the hardware projection; and, in every
- * run, a transfer-bound case small enough for a small machine (the reference width at 2 layers).
+ * since its non-expert weights outweigh its experts, and the 4-bit cache capped at 5 of its 32
+ * experts, the fraction the reference model's cache gets at its target), each with the hardware
+ * projection; and, in every run, a transfer-bound case small enough for a small machine (the
+ * reference width at 2 layers).
  *
  * Run: `deno task bench:floe` (writes the reference model to runs/bench-floe/ first, several GB;
  * heavy on a small machine) or `deno task bench:floe --quick` (brown-moe and the 2-layer case). Backend: auto
@@ -93,5 +95,7 @@ await floeBenchCommand([
     "ondemand,cached,floe,resident",
   ],
   ...["--sparsity", "0.9", "--prompt-tokens", "16", "--tokens", quick ? "8" : "16", "--project"],
+  // the reference model's 4-bit cache gets 39 of its 256 experts at the target budget: 5 of brown-moe's 32
+  ...["--cache-slots", "5"],
   ...["--json", "bench/results/floe_brown_moe.json"],
 ]);

@@ -26,6 +26,8 @@ Deno.test("ferry floe bench writes the systems table as JSON and Arrow", async (
     "0.5",
     "--group-size",
     "16",
+    "--cache-slots",
+    "3",
     "--prompt-tokens",
     "5",
     "--tokens",
@@ -55,6 +57,7 @@ Deno.test("ferry floe bench writes the systems table as JSON and Arrow", async (
     assert.ok(o.peak_by_category.weights > 0 && o.peak_by_category.weights <= o.peak_device_bytes, o.policy);
   }
   assert.equal(rows[0].expert_hit_rate, 0); // ondemand never hits
+  assert.match(rows[1].settings, /slots=3 bits=4 eviction=lru/);
   assert.equal(rows[3].bytes_per_token, 0); // resident moves nothing
   const table = tableFromIPC(await Deno.readFile(`${dir}/out/bench.arrow`));
   assert.equal(table.numRows, 4);

@@ -39,6 +39,7 @@ export const FLOE_BENCH_USAGE =
       --floe-channels C    predicted (FloE's runtime, default) | exact (reload the channels it missed)
       --cache-bits B       cached experts: 16 (f32) | 4 | 2 (HQQ; default 4)
       --cache-eviction E   lru | lfu (default lru)
+      --cache-slots N      cap on the cached experts (default: as many as the budget leaves)
       --cache-prefetch     cached: prefetch the next layer's experts by its router
       --prompt-tokens P    prompt length (default 16)
       --tokens N           tokens to generate (default 16)
@@ -60,6 +61,7 @@ const FLAGS = {
   "floe-channels": { type: "string" },
   "cache-bits": { type: "string" },
   "cache-eviction": { type: "string" },
+  "cache-slots": { type: "string" },
   "cache-prefetch": { type: "boolean" },
   "prompt-tokens": { type: "string" },
   tokens: { type: "string" },
@@ -107,6 +109,9 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
     groupSize,
     eviction,
     prefetch: values["cache-prefetch"] === true,
+    maxSlots: str(values, "cache-slots") === undefined
+      ? undefined
+      : parseInteger(cmd, "cache-slots", str(values, "cache-slots")!, 1),
   };
   const promptTokens = parseInteger(cmd, "prompt-tokens", str(values, "prompt-tokens") ?? "16", 1);
   const tokens = parseInteger(cmd, "tokens", str(values, "tokens") ?? "16", 2);

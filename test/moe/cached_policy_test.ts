@@ -66,3 +66,17 @@ Deno.test("cached: a group's experts are never evicted while it loads; prefetch 
   policy.dispose();
   device.destroy();
 });
+
+Deno.test("cached: the slots the budget leaves are counted at the cache's bits", () => {
+  const f32 = new CachedPolicy({ bits: 16 });
+  const q4 = new CachedPolicy({ bits: 4, groupSize: 16 });
+  const free = 5 * store.expertBytes();
+  assert.equal(f32.plannedBytes(store, free), 5 * store.expertBytes());
+  const scratch = 2 * store.matrixValues() * 4; // one f32 matrix and its codes while quantizing
+  const slots = Math.min(
+    store.layers.length * store.numExperts,
+    Math.floor((free - scratch) / q4.slotBytes(store)),
+  );
+  assert.ok(slots > 5);
+  assert.equal(q4.plannedBytes(store, free), slots * q4.slotBytes(store));
+});

@@ -190,10 +190,8 @@ export class CachedPolicy implements WholeExpertPolicy {
 
   #slotCount(store: HostExperts, freeBytes: number): number {
     const all = store.layers.length * store.numExperts;
-    return Math.max(
-      store.config.topK,
-      Math.min(all, this.#maxSlots, Math.floor(freeBytes / store.expertBytes())),
-    );
+    const fit = Math.floor((freeBytes - this.#scratch(store)) / this.slotBytes(store)); // slots of this cache's bits
+    return Math.max(store.config.topK, Math.min(all, this.#maxSlots, fit));
   }
 
   /** Uploads (layer, e) into a free or evicted slot; returns the slot. */
