@@ -323,6 +323,11 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   expectDType("matmul", "a", a, "f32");
   expectDType("matmul", "b", b, "f32");
   const s = checkShapes(a, b, transB, transA);
+  if (transA && device.kind !== "cpu" && s.out.every((d) => d > 0) && s.K > 0) {
+    // WebGPU: transpose a first (the kernel reads a row-major); the result is allocated by that call.
+    using at = transpose2d(a); // [..., K, M] -> [..., M, K]
+    return matmul(at, b, { transB });
+  }
   const y = Tensor.empty(device, s.out);
   if (y.size === 0 || s.K === 0) return y; // device memory starts zeroed
   if (device.kind === "cpu") {
@@ -336,10 +341,6 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
       blasOf(device),
     );
     return y;
-  }
-  if (transA) {
-    using at = transpose2d(a); // [..., K, M] -> [..., M, K]
-    return matmul(at, b, { transB });
   }
   const { WG, TN } = MATMUL_KERNEL;
   const vec4 = s.K % 4 === 0 && (transB || s.N % 4 === 0);

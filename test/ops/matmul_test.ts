@@ -193,3 +193,18 @@ testOnDevices("matmul with transA equals the product with a transposed first", a
     }
   }
 });
+
+testOnDevices(
+  "matmul with transA leaves nothing allocated but its result (WebGPU transposes into a temporary)",
+  async (dev) => {
+    const tensors = () => dev.ledger.current() - dev.ledger.current("staging");
+    using a = Tensor.fromArray(dev, randn(7 * 5, 1), [7, 5]); // stored [K, M]
+    using b = Tensor.fromArray(dev, randn(7 * 3, 2), [7, 3]); // [K, N]
+    const before = tensors();
+    const y = matmul(a, b, { transA: true }); // [M, N] = [5, 3]
+    await y.toArray();
+    assert.equal(tensors() - before, y.storage.bytes);
+    y.dispose();
+    assert.equal(tensors(), before);
+  },
+);
