@@ -22,7 +22,7 @@ import { generate } from "../src/models/generate.ts";
 import { applyLora } from "../src/lora/lora_model.ts";
 import { causalLmTask } from "../src/lora/causal_lm_task.ts";
 import { Trainer } from "../src/lora/trainer.ts";
-import { type BenchRow, printTable, writeJson } from "./_harness.ts";
+import { type BenchRow, printTable, type Spread, spread, writeJson } from "./_harness.ts";
 
 const args = Deno.args;
 const flag = (name: string) => args.includes(name);
@@ -42,17 +42,6 @@ const PROMPT = 128,
   REPEATS = quick ? 2 : 5;
 const MODELS = ["examples/models/brown-dense", "examples/models/brown-moe"];
 const name = (dir: string) => dir.slice(dir.lastIndexOf("/") + 1);
-
-/** Median, min and max of repeated measurements. */
-interface Spread {
-  median: number;
-  min: number;
-  max: number;
-}
-const spread = (xs: number[]): Spread => {
-  const s = [...xs].sort((a, b) => a - b);
-  return { median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1] };
-};
 
 const ids = (n: number, f: (i: number) => number, vocab: number) =>
   Int32Array.from({ length: n }, (_, i) => f(i) % vocab);
