@@ -21,6 +21,8 @@ import {
   createDevice,
   dequantizeRef,
   disposeQuantized,
+  documentPerplexity,
+  type DocumentScore,
   hasWebGpu,
   l2Plan,
   loadBrown,
@@ -28,7 +30,7 @@ import {
   MetricLog,
   modelSweepWeights,
   outputError,
-  perplexity,
+  pairedBootstrap,
   planDimsOf,
   pruneLinears,
   quantize,
@@ -52,9 +54,14 @@ console.log(`device: ${device.info.backend} (${device.info.adapter})`);
 
 // Brown validation text, tokenized by the models' shared tokenizer.
 const tokenizer = await Tokenizer.fromDir(`${MODELS}brown-dense`);
-const docs = splitDocuments(await loadBrown({ genres: ["ca", "cn", "cp"] })).validation;
-const ids = tokenStream(docs, tokenizer, { addEos: true, maxTokens: 2048 });
-const blocks = Array.from({ length: 4 }, (_, i) => ids.subarray(i * 128, (i + 1) * 128));
+// Calibration from the training split; evaluation on whole validation documents (their first 256 tokens
+// each), so calibration never sees evaluation text and the comparisons get intervals over documents.
+const split = splitDocuments(await loadBrown({ genres: ["ca", "cn", "cp"] }));
+const cal = tokenStream(split.train, tokenizer, { addEos: true, maxTokens: 512 });
+const blocks = Array.from({ length: 4 }, (_, i) => cal.subarray(i * 128, (i + 1) * 128));
+const evalDocs = split.validation.map((d) => tokenStream([d], tokenizer, { addEos: true, maxTokens: 256 }));
+const pct = (r: { lo: number; hi: number }) =>
+  `${(100 * (r.lo - 1)).toFixed(1)}% to ${(100 * (r.hi - 1)).toFixed(1)}%`;
 
 // ---------------------------------------------------------------------------------------
 // 1. Quantizers on one expert's up projection, errors on the tokens routed through layer 0.
@@ -106,11 +113,16 @@ const dense = await loadModel(`${MODELS}brown-dense`, { device });
 const { norms } = await collectInputNorms(dense, blocks);
 {
   const L = dense.config.layers;
-  const base = await perplexity(dense, ids, { blockSize: 128 });
+  const base = await documentPerplexity(dense, evalDocs, { blockSize: 128 });
   const params = dense.numParameters().total;
-  console.log(`\n2. brown-dense structured pruning at ratio 0.5`);
-  console.log(`  original: ${params.toLocaleString("en-US")} parameters, ppl ${base.perplexity.toFixed(2)}`);
-  log.log({ section: "structured", method: "none", params, ppl: base.perplexity });
+  console.log(
+    `\n2. brown-dense structured pruning at ratio 0.5 (perplexity on ${evalDocs.length} validation documents; ` +
+      "95% paired bootstrap intervals over documents)",
+  );
+  console.log(
+    `  original: ${params.toLocaleString("en-US")} parameters, ppl ${base.interval.perplexity.toFixed(2)}`,
+  );
+  log.log({ section: "structured", method: "none", params, ppl: base.interval.perplexity });
   for (const layers of [[4, L - 2], [1, L - 1]] as [number, number][]) {
     const options = { ratio: 0.5, layers };
     const plans = {
@@ -119,15 +131,36 @@ const { norms } = await collectInputNorms(dense, blocks);
       activation: await activationPlan(dense, norms, options),
     };
     console.log(`  layers [${layers}):`);
+    let random: DocumentScore[] | undefined;
     for (const [name, plan] of Object.entries(plans)) {
       using small = await applyPlan(dense, plan);
-      const ppl = (await perplexity(small, ids, { blockSize: 128 })).perplexity;
+      const r = await documentPerplexity(small, evalDocs, { blockSize: 128 });
+      const ppl = r.interval.perplexity;
+      random ??= r.documents; // the first plan is the random one
+      const change = pairedBootstrap(r.documents, base.documents); // against the original
+      const vsRandom = pairedBootstrap(r.documents, random); // against the random plan
       const n = small.numParameters().total;
-      log.log({ section: "structured", method: name, layers: `[${layers})`, params: n, ppl });
+      log.log({
+        section: "structured",
+        method: name,
+        layers: `[${layers})`,
+        params: n,
+        ppl,
+        change_lo_pct: 100 * (change.lo - 1),
+        change_hi_pct: 100 * (change.hi - 1),
+        vs_random_lo_pct: 100 * (vsRandom.lo - 1),
+        vs_random_hi_pct: 100 * (vsRandom.hi - 1),
+      });
       console.log(
         `    ${name.padEnd(10)} ${n.toLocaleString("en-US")} parameters (${
           (100 * n / params).toFixed(1)
-        }%), ppl ${ppl.toFixed(2)}`,
+        }%), ` +
+          `ppl ${ppl.toFixed(2)}: ${(100 * (change.value - 1)).toFixed(1)}% (${
+            pct(change)
+          }) vs the original` +
+          (name === "random"
+            ? ""
+            : `, ${(100 * (vsRandom.value - 1)).toFixed(1)}% (${pct(vsRandom)}) vs random`),
       );
     }
     if (layers[0] === 4) {
@@ -146,7 +179,7 @@ dense.dispose();
   for (const [method, sparsity] of [["magnitude", 0.5], ["wanda", 0.5], ["2:4", 0.5]] as const) {
     using fresh = await loadModel(`${MODELS}brown-dense`, { device }); // pruned in place
     await pruneLinears(fresh, { method, sparsity, norms });
-    const ppl = (await perplexity(fresh, ids, { blockSize: 128 })).perplexity;
+    const ppl = (await documentPerplexity(fresh, evalDocs, { blockSize: 128 })).interval.perplexity;
     log.log({ section: "unstructured", method, sparsity, ppl });
     console.log(`  ${method.padEnd(9)} sparsity ${sparsity}: ppl ${ppl.toFixed(2)}`);
   }
