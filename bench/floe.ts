@@ -20,6 +20,23 @@ import { writeRandomCheckpoint } from "../src/models/random.ts";
 const quick = Deno.args.includes("--quick");
 const REFERENCE = "runs/bench-floe/mixtral-quarter";
 
+/** Mixtral-8x7B at a quarter of its width, with `layers` decoder layers (HF config.json fields). */
+function quarterMixtral(layers: number): Record<string, unknown> {
+  return {
+    model_type: "mixtral",
+    architectures: ["MixtralForCausalLM"],
+    hidden_size: 1024,
+    intermediate_size: 3584,
+    num_hidden_layers: layers,
+    num_local_experts: 8,
+    num_experts_per_tok: 2,
+    num_attention_heads: 16,
+    num_key_value_heads: 4,
+    vocab_size: 4096,
+    tie_word_embeddings: false,
+  };
+}
+
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
@@ -34,19 +51,11 @@ if (!quick) {
     console.log(
       `writing the reference systems model to ${REFERENCE} (random f16 weights, sharded at 2 GiB)...`,
     );
-    await writeRandomCheckpoint(REFERENCE, {
-      model_type: "mixtral",
-      architectures: ["MixtralForCausalLM"],
-      hidden_size: 1024,
-      intermediate_size: 3584,
-      num_hidden_layers: 32,
-      num_local_experts: 8,
-      num_experts_per_tok: 2,
-      num_attention_heads: 16,
-      num_key_value_heads: 4,
-      vocab_size: 4096,
-      tie_word_embeddings: false,
-    }, { dtype: "f16", seed: 0, maxShardBytes: 2 ** 31 });
+    await writeRandomCheckpoint(REFERENCE, quarterMixtral(32), {
+      dtype: "f16",
+      seed: 0,
+      maxShardBytes: 2 ** 31,
+    });
   }
   await floeBenchCommand([
     ...["--model", REFERENCE, "--budget", "12%", "--policies", "ondemand,cached,floe", "--sparsity", "0.9"],
@@ -66,19 +75,7 @@ if (!quick) {
 const MINI = "runs/bench-floe/mixtral-quarter-2-layers";
 if (!(await exists(`${MINI}/config.json`))) {
   console.log(`writing the 2-layer transfer-bound model to ${MINI}...`);
-  await writeRandomCheckpoint(MINI, {
-    model_type: "mixtral",
-    architectures: ["MixtralForCausalLM"],
-    hidden_size: 1024,
-    intermediate_size: 3584,
-    num_hidden_layers: 2,
-    num_local_experts: 8,
-    num_experts_per_tok: 2,
-    num_attention_heads: 16,
-    num_key_value_heads: 4,
-    vocab_size: 4096,
-    tie_word_embeddings: false,
-  }, { dtype: "f16", seed: 0, maxShardBytes: 2 ** 31 });
+  await writeRandomCheckpoint(MINI, quarterMixtral(2), { dtype: "f16", seed: 0, maxShardBytes: 2 ** 31 });
 }
 await floeBenchCommand([
   ...["--model", MINI, "--budget", "250MB", "--policies", "ondemand,cached,floe", "--cache-bits", "16"],

@@ -10,7 +10,7 @@ import { mkdir } from "../host/runtime.ts";
 import { checkOut } from "./_out.ts";
 import { tableToIPC } from "apache-arrow";
 import { loadBrown } from "../data/brown.ts";
-import { tokenStream } from "../data/pack.ts";
+import { concatTokens, tokenStream } from "../data/pack.ts";
 import { splitDocuments } from "../data/splits.ts";
 import { compressionTable } from "../floe/compression_table.ts";
 import { maskSignalTable } from "../floe/mask_study.ts";
@@ -87,23 +87,21 @@ export async function floeTablesCommand(args: string[]): Promise<number> {
   const split = splitDocuments(await loadBrown({ genres }));
   // Evaluation: the first `block` tokens of successive validation documents, `tokens` in all: documents
   // are the units of the quality table's bootstrap intervals; the other studies read them as one stream.
-  const block0 = Math.min(128, config.maxPositionEmbeddings);
+  const block = Math.min(128, config.maxPositionEmbeddings);
   const evalDocs: Int32Array[] = [];
   for (let i = 0, n = 0; i < split.validation.length && n < tokens; i++) {
     const d = tokenStream([split.validation[i]], tokenizer, {
       addEos: true,
-      maxTokens: Math.min(block0, tokens - n),
+      maxTokens: Math.min(block, tokens - n),
     });
     if (d.length >= 2) evalDocs.push(d);
     n += d.length;
   }
-  const evaluation = new Int32Array(evalDocs.reduce((n, d) => n + d.length, 0));
-  evalDocs.reduce((at, d) => (evaluation.set(d, at), at + d.length), 0);
+  const evaluation = concatTokens(evalDocs);
   const cal = tokenStream(split.train, tokenizer, { addEos: true, maxTokens: tokens / 2 }).subarray(
     0,
     tokens / 2,
   );
-  const block = Math.min(128, config.maxPositionEmbeddings);
   const calibration = Array.from(
     { length: Math.ceil(cal.length / block) },
     (_, i) => cal.subarray(i * block, (i + 1) * block),
@@ -135,7 +133,7 @@ export async function floeTablesCommand(args: string[]): Promise<number> {
         ),
     });
     console.log(
-      `Quality (perplexity on ${evaluation.length} validation tokens: the first ${block0} of ${evalDocs.length} ` +
+      `Quality (perplexity on ${evaluation.length} validation tokens: the first ${block} of ${evalDocs.length} ` +
         `documents, 95% bootstrap intervals over documents; ${calibration.length} calibration blocks):`,
     );
     console.log(quality.format({ maxRows: 100 }));

@@ -5,7 +5,7 @@
  */
 import { isTerminal } from "../host/runtime.ts";
 import { BROWN_GENRES, type BrownGenre, loadBrown } from "../data/brown.ts";
-import { tokenStream } from "../data/pack.ts";
+import { concatTokens, tokenStream } from "../data/pack.ts";
 import { SPLIT_NAMES, splitDocuments, type SplitName } from "../data/splits.ts";
 import { loadJsonl, loadTextFile, type TextDocument } from "../data/text.ts";
 import { Tokenizer } from "../io/tokenizer.ts";
@@ -112,7 +112,21 @@ export async function pplCommand(args: string[]): Promise<number> {
     );
   }
   const addEos = tokenizer.eosTokenId !== undefined;
-  const ids = tokenStream(chosen, tokenizer, { addEos, maxTokens });
+  // --per-document: each document tokenized on its own (the stream's token budget kept); the stream is
+  // then their concatenation, which is what tokenStream gives.
+  const perDocument = values["per-document"] === true;
+  const documents: Int32Array[] = [];
+  if (perDocument) {
+    for (let i = 0, n = 0; i < chosen.length && (maxTokens === undefined || n < maxTokens); i++) {
+      const d = tokenStream([chosen[i]], tokenizer, {
+        addEos,
+        maxTokens: maxTokens === undefined ? undefined : maxTokens - n,
+      });
+      documents.push(d);
+      n += d.length;
+    }
+  }
+  const ids = perDocument ? concatTokens(documents) : tokenStream(chosen, tokenizer, { addEos, maxTokens });
   if (ids.length < 2) throw new UsageError(`${cmd}: ${data} (${split}) has fewer than 2 tokens`);
   let maxId = 0;
   for (const id of ids) maxId = Math.max(maxId, id);
@@ -121,18 +135,6 @@ export async function pplCommand(args: string[]): Promise<number> {
       `${cmd}: the tokenizer produced id ${maxId}, outside the model's vocabulary of ${config.vocabSize}; ` +
         `tokenizer.json does not belong to this model`,
     );
-  }
-  // --per-document: the same tokens, cut at document boundaries (the stream's budget kept).
-  const perDocument = values["per-document"] === true;
-  const documents: Int32Array[] = [];
-  if (perDocument) {
-    let n = 0;
-    for (const doc of chosen) {
-      if (n >= ids.length) break;
-      const d = tokenStream([doc], tokenizer, { addEos, maxTokens: ids.length - n });
-      documents.push(d);
-      n += d.length;
-    }
   }
 
   const device = await openDevice(backend);

@@ -53,6 +53,7 @@ export {
   SplitOptionsSchema,
 } from "./splits.ts";
 export {
+  concatTokens,
   type DocumentInput,
   type PackedBlocks,
   type PackOptions,

@@ -174,6 +174,13 @@ export function tokenStream(
   return out;
 }
 
+/** The token arrays one after another (a stream built from separately tokenized documents). */
+export function concatTokens(parts: readonly Int32Array[]): Int32Array {
+  const out = new Int32Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((at, p) => (out.set(p, at), at + p.length), 0);
+  return out;
+}
+
 /**
  * Tokenizes documents, concatenates them with EOS after each, and cuts the stream into blocks of
  * `blockSize` tokens starting every `stride` tokens.

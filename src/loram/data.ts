@@ -14,7 +14,13 @@
  * @module
  */
 import { BROWN_GENRES, type BrownDocument, type BrownGenre, loadBrown } from "../data/brown.ts";
-import { type DocumentInput, type TokenEncoder, tokenizeAndPack, tokenStream } from "../data/pack.ts";
+import {
+  concatTokens,
+  type DocumentInput,
+  type TokenEncoder,
+  tokenizeAndPack,
+  tokenStream,
+} from "../data/pack.ts";
 import { loadSotu } from "../data/sotu.ts";
 import { splitDocuments } from "../data/splits.ts";
 
@@ -80,9 +86,7 @@ export function evenStream(
       { addEos: true, maxTokens: share },
     )
   );
-  const out = new Int32Array(parts.reduce((n, p) => n + p.length, 0));
-  parts.reduce((at, p) => (out.set(p, at), at + p.length), 0);
-  return out;
+  return concatTokens(parts);
 }
 
 /**
