@@ -13,13 +13,16 @@
 // Bindings (group 0), entry point `select` (pass 1):
 //   0 x     : array<f32>  read        [T, C]
 //   1 v     : array<f32>  read        [T, F]
-//   2 gate  : array<f32>  read        [Fc, C]
+//   2 gate  : array<u32>  read        [Fc, C] f32 bits, or halves two per word when F16
 //   3 sel   : array<i32>  read        [T, K] expert ids
 //   4 w     : array<f32>  read        [T, K] routing weights
 //   5 a     : array<f32>  read_write  [T, Fc] scratch
 //   6 thr   : array<f32>  read        [F] per-channel thresholds (mode 2; any read-only buffer otherwise)
 //   7 p     : uniform Params
-// Entry point `down` (pass 2): 0 a [T, Fc] read, 1 downT [Fc, C] read, 2 y [T, C] read_write, 3 p.
+// Entry point `down` (pass 2): 0 a [T, Fc] read, 1 downT [Fc, C] read (as gate), 2 y [T, C]
+// read_write, 3 p.
+// Override F16: gate and downT hold IEEE halves (the offload runtime's 16-bit streamed rows), widened
+// with unpack2x16float (exact but for subnormal halves, which the device may flush to zero).
 // Work split: select: one invocation per (t, f), flat over T·Fc; it returns before touching gate
 // when the token is not routed here or the channel is not kept (top-k rank: one pass over the
 // row's F values). down: one invocation per (t, c), flat over T·C; it walks the F entries of
@@ -29,17 +32,23 @@
 // Reference: src/ops/sparse_expert.ts (sparseExpertRef).
 
 override WG: u32 = 64u;
+override F16: bool = false;
 
 struct Params { T: u32, C: u32, F: u32, K: u32, expert: i32, mode: u32, k: u32, threshold: f32, Fc: u32, f0: u32 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> v: array<f32>;
-@group(0) @binding(2) var<storage, read> gate: array<f32>;
+@group(0) @binding(2) var<storage, read> gate: array<u32>;
 @group(0) @binding(3) var<storage, read> sel: array<i32>;
 @group(0) @binding(4) var<storage, read> rw: array<f32>;
 @group(0) @binding(5) var<storage, read_write> a: array<f32>;
 @group(0) @binding(6) var<storage, read> thr: array<f32>;
 @group(0) @binding(7) var<uniform> p: Params;
+
+fn gateAt(i: u32) -> f32 {
+  if (F16) { return unpack2x16float(gate[i >> 1u])[i & 1u]; }
+  return bitcast<f32>(gate[i]);
+}
 
 fn silu(z: f32) -> f32 {
   return z / (1.0 + exp(-z));
@@ -87,15 +96,20 @@ fn select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
   let gb = fc * p.C;
   let xb = t * p.C;
   for (var c = 0u; c < p.C; c++) {
-    dot += gate[gb + c] * x[xb + c];
+    dot += gateAt(gb + c) * x[xb + c];
   }
   a[i] = wt * silu(dot) * vf;
 }
 
 @group(0) @binding(0) var<storage, read> a2: array<f32>;
-@group(0) @binding(1) var<storage, read> downT: array<f32>;
+@group(0) @binding(1) var<storage, read> downT: array<u32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<uniform> p2: Params;
+
+fn downAt(i: u32) -> f32 {
+  if (F16) { return unpack2x16float(downT[i >> 1u])[i & 1u]; }
+  return bitcast<f32>(downT[i]);
+}
 
 @compute @workgroup_size(WG)
 fn down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -109,7 +123,7 @@ fn down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var f = 0u; f < p2.Fc; f++) {
     let af = a2[ab + f];
     if (af != 0.0) {
-      acc += af * downT[f * p2.C + c];
+      acc += af * downAt(f * p2.C + c);
     }
   }
   y[i] = acc;

@@ -40,9 +40,11 @@
  * @module
  */
 import code from "../../kernels/gather_matmul.wgsl" with { type: "text" };
+import codeF16 from "../../kernels/gather_matmul_f16.wgsl" with { type: "text" };
 import type { Blas } from "../device/blas.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { blasOf } from "./_blas.ts";
+import { widenHalves } from "./_f16.ts";
 import { expectDType, expectRank, gpuOf, grid1d, params, sameDevice } from "./_kernel.ts";
 
 /** Kernel configuration: invocations per workgroup and output rows per invocation. */
@@ -146,7 +148,7 @@ function gatherMatmulBlas(
 function checkShapes(x: Tensor, w: Tensor, idx: Tensor): GatherMatmulDims {
   const op = "gatherMatmul";
   expectDType(op, "x", x, "f32");
-  expectDType(op, "w", w, "f32");
+  expectDType(op, "w", w, "f32", "f16");
   expectDType(op, "idx", idx, "i32", "u32");
   expectRank(op, "x", x, 2, 3);
   expectRank(op, "w", w, 3);
@@ -200,7 +202,9 @@ function validateIds(idx: Tensor, T: number, K: number, E: number): void {
  *
  * @param x `[T, C]` or `[T, 1, C]` (one input per token, shared by its K slots: the up/gate
  *   projections), or `[T, K, C]` (one input per slot: the down projection), f32
- * @param w `[E, N, C]` f32: E expert matrices `[out, in]` stacked, as HF stores Linear weights
+ * @param w `[E, N, C]` f32 or f16: E expert matrices `[out, in]` stacked, as HF stores Linear weights
+ *   (f16 weights widen in registers: `kernels/gather_matmul_f16.wgsl`; on the CPU, the used experts
+ *   are widened exactly first)
  * @param idx `[T, K]` i32 (or u32) expert ids, e.g. `topk(routerLogits, K).indices`
  * @returns `[T, K, N]` f32
  * @throws {TypeError} on wrong dtypes or ranks, or when C, T or Kx disagree (the message names
@@ -230,19 +234,20 @@ export function gatherMatmul(x: Tensor, w: Tensor, idx: Tensor): Tensor<"f32"> {
   if (device.kind === "cpu") {
     validateIds(idx, T, K, E);
     const blas = blasOf(device);
-    const args = [
-      x.host() as Float32Array,
-      w.host() as Float32Array,
-      idx.host() as Int32Array,
-      y.host(),
-      d,
-    ] as const;
+    const { w32, ids, used } = w.dtype === "f16"
+      ? widenUsed(w.host() as Uint16Array, idx.host() as Int32Array, d)
+      : { w32: w.host() as Float32Array, ids: idx.host() as Int32Array, used: E };
+    const args = [x.host() as Float32Array, w32, ids, y.host(), { ...d, E: used }] as const;
     if (blas && C > 0) gatherMatmulBlas(blas, ...args);
     else gatherMatmulRef(...args);
     return y;
   }
   // Nothing to read: C = 0 gives zero sums, E = 0 only out-of-range ids (zero rows).
   if (C === 0 || E === 0) return y; // device memory starts zeroed
+  if (w.dtype === "f16") {
+    dispatchF16(w, x, idx, y, d);
+    return y;
+  }
   const { WG, R } = GATHER_MATMUL_KERNEL;
   const blocks = Math.ceil(N / (R * WG));
   gpuOf(device).dispatch({ name: "gather_matmul", code, entryPoint: C % 4 === 0 ? "rows4" : "rows1" }, {
@@ -260,4 +265,48 @@ export function gatherMatmul(x: Tensor, w: Tensor, idx: Tensor): Tensor<"f32"> {
     constants: { WG, R },
   });
   return y;
+}
+
+/**
+ * The f16-weight kernel (`kernels/gather_matmul_f16.wgsl`) on the GPU; with `idx` undefined every
+ * pair uses matrix 0 (the kernel's DIRECT mode: `gemv` of an f16 matrix). C must be > 0 and E ≥ 1.
+ */
+export function dispatchF16(
+  w: Tensor,
+  x: Tensor,
+  idx: Tensor | undefined,
+  y: Tensor,
+  d: GatherMatmulDims,
+): void {
+  const { T, K, Kx, N, C, E } = d;
+  const { WG, R } = GATHER_MATMUL_KERNEL;
+  const blocks = Math.ceil(N / (R * WG));
+  gpuOf(x.device).dispatch({
+    name: "gather_matmul_f16",
+    code: codeF16,
+    entryPoint: C % 8 === 0 ? "rows8" : "rows1",
+  }, {
+    bindings: [w.storage, x.storage, (idx ?? x).storage, y.storage], // DIRECT: any read-only buffer as idx
+    params: params(["u32", T], ["u32", K], ["u32", Kx], ["u32", N], ["u32", C], ["u32", E], ["u32", blocks]),
+    workgroups: grid1d(T * K * blocks),
+    constants: { WG, R, DIRECT: idx ? 0 : 1 },
+  });
+}
+
+/** The experts that `idx` uses, widened to f32 `[U, N, C]`, and idx renumbered into them (CPU, f16 w). */
+function widenUsed(
+  w: Uint16Array,
+  idx: Int32Array | Uint32Array,
+  { T, K, N, C }: GatherMatmulDims,
+): { w32: Float32Array; ids: Int32Array; used: number } {
+  const slot = new Map<number, number>();
+  const ids = new Int32Array(T * K);
+  for (let i = 0; i < T * K; i++) {
+    let s = slot.get(idx[i]);
+    if (s === undefined) slot.set(idx[i], s = slot.size);
+    ids[i] = s;
+  }
+  const w32 = new Float32Array(slot.size * N * C);
+  for (const [e, s] of slot) widenHalves(w, e * N * C, N * C, w32.subarray(s * N * C, (s + 1) * N * C));
+  return { w32, ids, used: slot.size };
 }

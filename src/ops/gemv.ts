@@ -22,6 +22,8 @@
 import code from "../../kernels/gemv.wgsl" with { type: "text" };
 import { Tensor } from "../tensor/tensor.ts";
 import { blasOf } from "./_blas.ts";
+import { hostF32 } from "./_f16.ts";
+import { dispatchF16 } from "./gather_matmul.ts";
 import { expectDType, expectRank, gpuOf, grid1d, params, sameDevice } from "./_kernel.ts";
 
 /** Kernel configuration: invocations per workgroup and rows per invocation. */
@@ -45,11 +47,12 @@ export function gemvRef(w: Float32Array, x: Float32Array, y: Float32Array, rows:
 
 /**
  * `[out, in] · [in] -> [out]`, or `[out, in] · [1, in] -> [1, out]` (x keeps its leading 1).
- * f32 in, f32 out, accumulated in f32 on the GPU.
+ * W f32 or f16 (halves widen in registers: `kernels/gather_matmul_f16.wgsl`, DIRECT mode; on the
+ * CPU they are widened exactly first), x and the result f32, accumulated in f32 on the GPU.
  */
 export function gemv(w: Tensor, x: Tensor): Tensor<"f32"> {
   const device = sameDevice("gemv", w, x);
-  expectDType("gemv", "W", w, "f32");
+  expectDType("gemv", "W", w, "f32", "f16");
   expectDType("gemv", "x", x, "f32");
   expectRank("gemv", "W", w, 2);
   expectRank("gemv", "x", x, 1, 2);
@@ -65,8 +68,13 @@ export function gemv(w: Tensor, x: Tensor): Tensor<"f32"> {
   if (rows === 0 || cols === 0) return y; // device memory starts zeroed
   if (device.kind === "cpu") {
     const blas = blasOf(device); // cblas_sgemv when loaded, else the reference
-    if (blas) blas.gemv(false, rows, cols, w.host() as Float32Array, x.host() as Float32Array, y.host());
-    else gemvRef(w.host() as Float32Array, x.host() as Float32Array, y.host(), rows, cols);
+    const w32 = hostF32(w); // f16 weights widened exactly
+    if (blas) blas.gemv(false, rows, cols, w32, x.host() as Float32Array, y.host());
+    else gemvRef(w32, x.host() as Float32Array, y.host(), rows, cols);
+    return y;
+  }
+  if (w.dtype === "f16") {
+    dispatchF16(w, x, undefined, y, { T: 1, K: 1, Kx: 1, E: 1, N: rows, C: cols }); // halves widen in registers
     return y;
   }
   const { WG, R } = GEMV_KERNEL;

@@ -24,6 +24,7 @@ import code from "../../kernels/matmul.wgsl" with { type: "text" };
 import type { Blas } from "../device/blas.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { blasOf } from "./_blas.ts";
+import { cast } from "./cast.ts";
 import { expectDType, expectRank, gpuOf, MAX_GROUPS, params, sameDevice } from "./_kernel.ts";
 import { transpose2d, transpose2dRef } from "./transpose.ts";
 
@@ -314,14 +315,20 @@ function checkShapes(a: Tensor, b: Tensor, transB: boolean, transA: boolean): Ma
 /**
  * `[..., M, K] x [K, N] -> [..., M, N]`; `[B, M, K] x [B, K, N] -> [B, M, N]`; with
  * `transB`, b is `[N, K]` / `[B, N, K]` (HF `Linear`: `matmul(x, W, { transB: true })`).
- * f32 in, f32 out, accumulated in f32 on the GPU.
+ * f32 in, f32 out, accumulated in f32 on the GPU. b may be f16 (weights kept at 16 bits): it is
+ * widened exactly into a temporary f32 copy first.
  */
 export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor<"f32"> {
   const transB = options.transB ?? false;
   const transA = options.transA ?? false;
   const device = sameDevice("matmul", a, b);
   expectDType("matmul", "a", a, "f32");
-  expectDType("matmul", "b", b, "f32");
+  expectDType("matmul", "b", b, "f32", "f16");
+  if (b.dtype === "f16") {
+    // 16-bit weights (prefill through an f16 Linear): widened once into a temporary, then f32.
+    using b32 = cast(b, "f32"); // [..., K, N] or [..., N, K], f16 -> f32
+    return matmul(a, b32, options);
+  }
   const s = checkShapes(a, b, transB, transA);
   if (transA && device.kind !== "cpu" && s.out.every((d) => d > 0) && s.K > 0) {
     // WebGPU: transpose a first (the kernel reads a row-major); the result is allocated by that call.

@@ -42,6 +42,7 @@
 import code from "../../kernels/sparse_expert.wgsl" with { type: "text" };
 import { Tensor } from "../tensor/tensor.ts";
 import { siluScalar } from "./elementwise.ts";
+import { hostF32 } from "./_f16.ts";
 import { expectDType, gpuOf, grid1d, params, sameDevice } from "./_kernel.ts";
 
 const WG = 64;
@@ -59,9 +60,9 @@ export interface SparseExpertInput {
   readonly x: Tensor;
   /** `[T, F]` f32: the up projection of `x`. */
   readonly v: Tensor;
-  /** `[Fc, C]` f32: gate rows (HF `gate_proj` / Mixtral `w1`) of channels `channelOffset ..`. */
+  /** `[Fc, C]` f32 or f16: gate rows (HF `gate_proj` / Mixtral `w1`) of channels `channelOffset ..`. */
   readonly gate: Tensor;
-  /** `[Fc, C]` f32: down transposed (HF `down_proj`ᵀ / Mixtral `w2`ᵀ), same channels. */
+  /** `[Fc, C]`, gate's dtype: down transposed (HF `down_proj`ᵀ / Mixtral `w2`ᵀ), same channels. */
   readonly downT: Tensor;
   /** First channel of `gate`/`downT` (default 0: the whole `F`). */
   readonly channelOffset?: number;
@@ -146,11 +147,9 @@ export function sparseExpert(input: SparseExpertInput, selection: ChannelSelecti
   const op = "sparseExpert";
   const { x, v, gate, downT, selected, weights, expert, channelOffset: f0 = 0 } = input;
   const device = sameDevice(op, x, v, gate, downT, selected, weights);
-  for (
-    const [n, t] of [["x", x], ["v", v], ["gate", gate], ["downT", downT], ["weights", weights]] as const
-  ) {
-    expectDType(op, n, t, "f32");
-  }
+  for (const [n, t] of [["x", x], ["v", v], ["weights", weights]] as const) expectDType(op, n, t, "f32");
+  expectDType(op, "gate", gate, "f32", "f16");
+  expectDType(op, "downT", downT, gate.dtype);
   expectDType(op, "selected", selected, "i32");
   const [T, C] = x.shape;
   const F = v.shape[1];
@@ -195,8 +194,8 @@ export function sparseExpert(input: SparseExpertInput, selection: ChannelSelecti
       {
         x: x.host() as Float32Array,
         v: v.host() as Float32Array,
-        gate: gate.host() as Float32Array,
-        downT: downT.host() as Float32Array,
+        gate: hostF32(gate), // f16 rows widened exactly
+        downT: hostF32(downT),
         selected: selected.host() as Int32Array,
         weights: weights.host() as Float32Array,
         expert,
@@ -239,13 +238,13 @@ export function sparseExpert(input: SparseExpertInput, selection: ChannelSelecti
     ],
     params: p,
     workgroups: grid1d(Math.ceil((T * Fc) / WG)),
-    constants: { WG },
+    constants: { WG, F16: gate.dtype === "f16" ? 1 : 0 },
   });
   gpu.dispatch({ name: "sparse_expert", code, entryPoint: "down" }, {
     bindings: [a.storage, downT.storage, y.storage],
     params: p,
     workgroups: grid1d(Math.ceil((T * C) / WG)),
-    constants: { WG },
+    constants: { WG, F16: gate.dtype === "f16" ? 1 : 0 },
   });
   a.dispose(); // destroyed after the pending submit
   return y;

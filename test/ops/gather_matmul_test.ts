@@ -243,8 +243,8 @@ testOnDevices("gatherMatmul rejects wrong ranks, dtypes and mismatched shapes, n
   );
   using xi = Tensor.zeros(dev, [3, 6], { dtype: "i32" });
   assert.throws(() => gatherMatmul(xi, w, idx), /x must be f32: received i32/);
-  using wh = Tensor.zeros(dev, [4, 5, 6], { dtype: "f16" });
-  assert.throws(() => gatherMatmul(x, wh, idx), /w must be f32: received f16/);
+  using wb = Tensor.zeros(dev, [4, 5, 6], { dtype: "bf16" });
+  assert.throws(() => gatherMatmul(x, wb, idx), /w must be f32 or f16: received bf16/);
 });
 
 testOnDevices("gatherMatmul handles empty extents", async (dev) => {
