@@ -25,6 +25,7 @@ import { z } from "zod";
 import { parseConfig } from "../config.ts";
 import type { Device } from "../device/device.ts";
 import { FormatError } from "../errors.ts";
+import { f32ToF16 } from "../io/dtype_convert.ts";
 import { ShardedCheckpoint } from "../io/sharded.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { CausalLM } from "./causal_lm.ts";
@@ -33,8 +34,12 @@ import { checkpointTensors, parameterSpecs } from "./weights.ts";
 
 /** Options of {@link loadModel} (besides the device). */
 export const LoadModelOptionsSchema = z.strictObject({
-  /** Compute dtype of the weights on the device; only `"f32"` for now. */
-  dtype: z.literal("f32").default("f32"),
+  /**
+   * Storage of the projection weights on the device: `"f32"` (default) or `"f16"` (inference
+   * only: every `*_proj` weight, `lm_head` and loaded expert stacks stay at 16 bits and the ops
+   * widen them in registers; embeddings, norms and routers stay f32).
+   */
+  dtype: z.enum(["f32", "f16"]).default("f32"),
   /**
    * `"load"` (default): the routed experts go to the device; `"skip"`: they are neither read nor
    * allocated, and each MoE layer holds `DetachedExperts` (an offloading runtime keeps them on the host).
@@ -87,11 +92,17 @@ export async function readHfConfig(dir: string): Promise<Record<string, unknown>
   return json as Record<string, unknown>;
 }
 
+/** Whether `loadModel({ dtype: "f16" })` keeps Ferry parameter `name` at 16 bits. */
+export function isHalfParameter(name: string): boolean {
+  return /_proj\.weight$/.test(name) || name === "lm_head.weight" || /\.mlp\.experts\.\w+$/.test(name);
+}
+
 /**
  * Loads a Hugging Face checkpoint folder onto `device`.
  *
  * @param dir folder with `config.json` and the safetensors weights
- * @param options `device`, `dtype` (only `"f32"`) and `experts` (`"load"` or `"skip"`)
+ * @param options `device`, `dtype` (`"f32"`, or `"f16"` projection weights for inference) and
+ *   `experts` (`"load"` or `"skip"`)
  * @returns the model; dispose it to return its weights to the ledger
  * @throws {FormatError} when config.json is missing or invalid JSON, when tensors are missing
  *   (all listed), have the wrong shape or a non-float dtype, or a shard is malformed
@@ -100,7 +111,7 @@ export async function readHfConfig(dir: string): Promise<Record<string, unknown>
  */
 export async function loadModel(dir: string, options: LoadModelOptions): Promise<CausalLM> {
   const { device, ...rest } = options;
-  const { experts } = parseConfig("loadModel", LoadModelOptionsSchema, rest);
+  const { experts, dtype } = parseConfig("loadModel", LoadModelOptionsSchema, rest);
   const skip = experts === "skip";
   const hfConfig = await readHfConfig(dir);
   const config = parseModelConfig(hfConfig);
@@ -112,12 +123,26 @@ export async function loadModel(dir: string, options: LoadModelOptions): Promise
   try {
     for (const spec of parameterSpecs(config)) {
       if (skip && spec.category === "experts") continue;
-      params.set(spec.name, Tensor.empty(device, spec.shape, { category: spec.category, label: spec.name }));
+      const half = dtype === "f16" && isHalfParameter(spec.name);
+      const opts = {
+        category: spec.category,
+        label: spec.name,
+        dtype: half ? "f16" as const : "f32" as const,
+      };
+      params.set(spec.name, Tensor.empty(device, spec.shape, opts));
     }
     for (const e of entries) {
       if (skip && e.expert !== undefined) continue;
-      const data = await ckpt.readF32(e.hfName); // F32 / F16 / BF16 -> f32
       const t = params.get(e.param)!;
+      const f32 = await ckpt.readF32(e.hfName); // F32 / F16 / BF16 -> f32
+      const data = t.dtype === "f16" ? f32ToF16(f32) : f32; // exact for an F16 checkpoint
+      if (t.dtype === "f16" && e.expert !== undefined && data.byteLength % 4 !== 0) {
+        throw new FormatError(
+          `Cannot load ${e.hfName} as f16: one expert's matrix has an odd number of elements (${data.length}), ` +
+            "which 16-bit expert stacks cannot hold; load with dtype f32",
+          dir,
+        );
+      }
       if (data.length > 0) device.upload(t.storage, data, (e.expert ?? 0) * data.byteLength);
     }
     const model = CausalLM.fromParameters(config, params, hfConfig, { detachedExperts: skip });

@@ -65,17 +65,21 @@ export class SwiGLUExperts implements Experts {
    */
   readonly adapters: Map<ExpertAdapterKey, LoraAdapter> = new Map();
 
-  /** @throws {TypeError} unless the tensors are f32 `[E, F, C]`, `[E, F, C]`, `[E, C, F]` */
+  /**
+   * @throws {TypeError} unless the tensors are `[E, F, C]`, `[E, F, C]`, `[E, C, F]`, all f32 or all
+   *   f16 (16-bit experts serve inference only: the offload runtime's slots)
+   */
   constructor(gateProj: Tensor, upProj: Tensor, downProj: Tensor) {
     const [E, F, C] = gateProj.shape;
+    const dtype = gateProj.dtype === "f16" ? "f16" : "f32";
     const same = (t: Tensor, shape: number[]) =>
-      t.dtype === "f32" && t.rank === 3 && t.shape.every((d, i) => d === shape[i]);
+      t.dtype === dtype && t.rank === 3 && t.shape.every((d, i) => d === shape[i]);
     if (
       gateProj.rank !== 3 || !same(gateProj, [E, F, C]) || !same(upProj, [E, F, C]) ||
       !same(downProj, [E, C, F])
     ) {
       throw new TypeError(
-        `Cannot create SwiGLUExperts: expected f32 gate [E, F, C], up [E, F, C], down [E, C, F]: received ` +
+        `Cannot create SwiGLUExperts: expected gate [E, F, C], up [E, F, C], down [E, C, F], all f32 or all f16: received ` +
           `${gateProj.dtype}[${gateProj.shape}], ${upProj.dtype}[${upProj.shape}], ${downProj.dtype}[${downProj.shape}]`,
       );
     }
@@ -160,6 +164,11 @@ export class SwiGLUExperts implements Experts {
    * ```
    */
   forwardTrain(x: Var, groups: readonly number[], ctx: TrainContext): Var {
+    if (this.gateProj.dtype !== "f32") {
+      throw new TypeError(
+        "Cannot train through SwiGLUExperts: its weights are f16 (inference only); load them as f32",
+      );
+    }
     const g = this.#projectTrain("gate_proj", x, groups, ctx); // [N, C] -> [N, F]
     const u = this.#projectTrain("up_proj", x, groups, ctx); // [N, C] -> [N, F]
     return this.#projectTrain("down_proj", siluMulV(g, u), groups, ctx); // [N, F] -> [N, C]

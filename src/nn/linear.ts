@@ -25,6 +25,7 @@ import type { Var } from "../autograd/tape.ts";
 import type { TrainContext } from "../autograd/train_context.ts";
 import type { MemoryCategory } from "../device/ledger.ts";
 import { add } from "../ops/elementwise.ts";
+import { gemv } from "../ops/gemv.ts";
 import { matmul } from "../ops/matmul.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { addAdapter, type LoraAdapter } from "./lora_adapter.ts";
@@ -49,14 +50,15 @@ export class Linear implements Module {
   inputHook: ((x: Tensor) => void) | undefined = undefined;
 
   /**
-   * @param weight `[out, in]` f32
+   * @param weight `[out, in]` f32, or f16 for inference only (decode reads the halves directly,
+   *   a longer input widens the weight into a temporary; training refuses it)
    * @param bias `[out]` f32, optional
-   * @throws {TypeError} on a weight that is not f32 `[out, in]` or a bias that is not f32 `[out]`
+   * @throws {TypeError} on a weight that is not f32/f16 `[out, in]` or a bias that is not f32 `[out]`
    */
   constructor(weight: Tensor, bias?: Tensor) {
-    if (weight.dtype !== "f32" || weight.rank !== 2) {
+    if ((weight.dtype !== "f32" && weight.dtype !== "f16") || weight.rank !== 2) {
       throw new TypeError(
-        `Cannot create Linear: weight must be f32 [out, in]: received ${weight.dtype}[${weight.shape}]`,
+        `Cannot create Linear: weight must be f32 or f16 [out, in]: received ${weight.dtype}[${weight.shape}]`,
       );
     }
     if (bias && (bias.dtype !== "f32" || bias.rank !== 1 || bias.shape[0] !== weight.shape[0])) {
@@ -93,7 +95,9 @@ export class Linear implements Module {
   /** `[..., in] -> [..., out]`. */
   forward(x: Tensor): Tensor<"f32"> {
     this.inputHook?.(x);
-    let y = matmul(x, this.weight, { transB: true }); // [..., in] x [out, in]ᵀ -> [..., out]
+    let y = this.weight.dtype === "f16" && x.size === this.inFeatures
+      ? this.#gemv16(x) // one row of f16 weights: the halves read directly
+      : matmul(x, this.weight, { transB: true }); // [..., in] x [out, in]ᵀ -> [..., out]
     if (this.bias) {
       using _y = y;
       y = add(y, this.bias); // [..., out] + [out]
@@ -101,6 +105,13 @@ export class Linear implements Module {
     if (!this.adapter) return y;
     using _y = y;
     return addAdapter(y, x, this.adapter); // [..., out]
+  }
+
+  /** `[..., in] -> [..., out]` for one row (`x.size == in`) of an f16 weight. */
+  #gemv16(x: Tensor): Tensor<"f32"> {
+    using row = x.reshape([this.inFeatures]); // [..., in] -> [in]
+    using y = gemv(this.weight, row); // [out, in] · [in] -> [out]
+    return y.reshape([...x.shape.slice(0, -1), this.outFeatures]); // [out] -> [..., out]
   }
 
   /**
@@ -131,6 +142,12 @@ export class Linear implements Module {
    * ```
    */
   forwardTrain(x: Var, ctx: TrainContext): Var {
+    if (this.weight.dtype !== "f32") {
+      throw new TypeError(
+        `Cannot train through Linear [${this.weightShape}]: its weight is ${this.weight.dtype} (inference only); ` +
+          "load the model with dtype f32 to train",
+      );
+    }
     const weight = ctx.v(this.weight);
     const bias = this.bias && ctx.v(this.bias);
     if (!this.adapter) return linearV(x, weight, bias); // [..., in] -> [..., out]
