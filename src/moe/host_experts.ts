@@ -4,8 +4,8 @@
  * passing through the device, as an offloading runtime keeps them (mixtral-offloading,
  * DeepSpeed-MII; ALGORITHMS.md C.1). Values stay in the checkpoint's dtype (F32, F16 or BF16 bits),
  * so an f16 model of 5.6 GB of experts takes 5.6 GB of host memory; {@link HostExperts.pack}
- * widens one matrix to f32 (the device's compute dtype) into a staging array, the copy that one
- * upload then sends.
+ * writes one matrix in the device's storage dtype (`deviceDType`: f32, or f16 for 16-bit slots)
+ * into a staging array, the copy that one upload then sends.
  *
  * Legend: `E` experts, `C` hidden, `F` expert width.
  *
@@ -21,7 +21,7 @@
  * ```
  * @module
  */
-import { bf16ToF32, f16ToF32 } from "../io/dtype_convert.ts";
+import { bf16ToF32, f16ToF32, f32ToF16 } from "../io/dtype_convert.ts";
 import { ShardedCheckpoint } from "../io/sharded.ts";
 import { parseModelConfig } from "../models/config.ts";
 import type { ModelConfig } from "../models/config.ts";
@@ -36,6 +36,18 @@ export const EXPERT_PROJS: readonly ExpertProj[] = ["gate", "up", "down"];
 
 type Stored = { dtype: "F32"; data: Float32Array } | { dtype: "F16" | "BF16"; data: Uint16Array };
 
+/** How experts are stored on the device: f32 values or IEEE halves. */
+export type ExpertDType = "f32" | "f16";
+
+/** A staging array of the device dtype: `Float32Array` for f32, `Uint16Array` (half bits) for f16. */
+export type Staging = Float32Array | Uint16Array;
+
+/** Options of {@link HostExperts.fromCheckpoint}. */
+export interface HostExpertsOptions {
+  /** The device storage of the experts (default f32). */
+  deviceDType?: ExpertDType;
+}
+
 /** Whole experts of every MoE layer, in host memory. */
 export class HostExperts {
   readonly config: ModelConfig;
@@ -46,9 +58,17 @@ export class HostExperts {
   readonly intermediate: number;
   /** Bytes held in host memory (the checkpoint's dtype). */
   readonly hostBytes: number;
+  /** The experts' storage dtype on the device. */
+  readonly deviceDType: ExpertDType;
   readonly #w: Map<string, Stored>;
 
-  private constructor(config: ModelConfig, w: Map<string, Stored>, hostBytes: number) {
+  private constructor(
+    config: ModelConfig,
+    w: Map<string, Stored>,
+    hostBytes: number,
+    deviceDType: ExpertDType,
+  ) {
+    this.deviceDType = deviceDType;
     this.config = config;
     this.layers = config.moeLayers.flatMap((m, i) => m ? [i] : []);
     this.numExperts = config.numExperts;
@@ -61,11 +81,18 @@ export class HostExperts {
   /**
    * Reads every routed expert of the checkpoint folder `dir` into host memory.
    *
-   * @throws {TypeError} when the model has no MoE layers
+   * @throws {TypeError} when the model has no MoE layers, or f16 is asked for an odd hidden size
    * @throws {FormatError} when the checkpoint is malformed or lacks an expert tensor
    */
-  static async fromCheckpoint(dir: string): Promise<HostExperts> {
+  static async fromCheckpoint(dir: string, options: HostExpertsOptions = {}): Promise<HostExperts> {
+    const deviceDType = options.deviceDType ?? "f32";
     const config = parseModelConfig(await readHfConfig(dir));
+    if (deviceDType === "f16" && config.hidden % 2 !== 0) {
+      throw new TypeError(
+        `Cannot keep the experts of ${dir} at f16 on the device: the hidden size ${config.hidden} is odd, so ` +
+          "rows would not start on 4-byte words; use f32",
+      );
+    }
     if (!config.moeLayers.some((m) => m)) {
       throw new TypeError(
         `Cannot offload experts of ${dir}: the model (${config.modelType}) has no MoE layers; ` +
@@ -97,7 +124,7 @@ export class HostExperts {
       bytes += copy.byteLength;
       w.set(key(layer, t.expert, proj), stored);
     }
-    return new HostExperts(config, w, bytes);
+    return new HostExperts(config, w, bytes, deviceDType);
   }
 
   /** Values of one projection (`F·C`). */
@@ -110,23 +137,33 @@ export class HostExperts {
     return 3 * this.matrixValues();
   }
 
-  /** Device bytes of one whole expert in f32 (what one upload of it moves). */
-  expertBytes(): number {
-    return 4 * this.expertValues();
+  /** Bytes per value on the device (4 for f32, 2 for f16). */
+  get bytesPerValue(): 2 | 4 {
+    return this.deviceDType === "f16" ? 2 : 4;
   }
 
-  /** Device bytes of every expert in f32. */
+  /** A staging array of `n` values in the device dtype. */
+  staging(n: number): Staging {
+    return this.deviceDType === "f16" ? new Uint16Array(n) : new Float32Array(n);
+  }
+
+  /** Device bytes of one whole expert in the device dtype (what one upload of it moves). */
+  expertBytes(): number {
+    return this.bytesPerValue * this.expertValues();
+  }
+
+  /** Device bytes of every expert in the device dtype. */
   totalDeviceBytes(): number {
     return this.layers.length * this.numExperts * this.expertBytes();
   }
 
   /**
-   * Widens one projection of one expert to f32 into `out` at `offset` (values): gate and up as
-   * `[F, C]`, down as `[C, F]`.
+   * Writes one projection of one expert into `out` at `offset` (values), as f32 values
+   * (`Float32Array`) or half bits (`Uint16Array`): gate and up as `[F, C]`, down as `[C, F]`.
    *
    * @throws {RangeError} on a layer without experts, an expert outside `0..E-1`, or too small an `out`
    */
-  pack(layer: number, expert: number, proj: ExpertProj, out: Float32Array, offset = 0): void {
+  pack(layer: number, expert: number, proj: ExpertProj, out: Staging, offset = 0): void {
     const s = this.#stored(layer, expert, proj);
     const n = this.matrixValues();
     if (offset + n > out.length) {
@@ -134,12 +171,12 @@ export class HostExperts {
         `Cannot pack expert ${expert} of layer ${layer}: ${out.length - offset} values left, ${n} needed`,
       );
     }
-    out.set(s.dtype === "F32" ? s.data : s.dtype === "F16" ? f16ToF32(s.data) : bf16ToF32(s.data), offset);
+    out.set(convert(s, s.data, out), offset);
   }
 
   /**
-   * Widens the channel-major rows of `channels` (in the given order) to f32 into `out` at `offset`
-   * (values), `C` values per channel: FloE's packed transfer (A.6). `"gate"` rows are the gate
+   * Writes the channel-major rows of `channels` (in the given order) into `out` at `offset`
+   * (values; f32 or half bits as in {@link pack}), `C` values per channel: FloE's packed transfer (A.6). `"gate"` rows are the gate
    * matrix's rows; `"downT"` rows are down's columns, from a transposed copy made on first use
    * (kept in the checkpoint's dtype).
    *
@@ -150,7 +187,7 @@ export class HostExperts {
     expert: number,
     which: "gate" | "downT",
     channels: ArrayLike<number>,
-    out: Float32Array,
+    out: Staging,
     offset = 0,
   ): void {
     const { hidden: C, intermediate: F } = this;
@@ -165,10 +202,7 @@ export class HostExperts {
       if (!(Number.isInteger(f) && f >= 0 && f < F)) {
         throw new RangeError(`Cannot pack expert rows: channel ${f} is outside 0..${F - 1}`);
       }
-      const run = s.data.subarray(f * C, (f + 1) * C);
-      const at = offset + j * C;
-      if (s.dtype === "F32") out.set(run as Float32Array, at);
-      else out.set(s.dtype === "F16" ? f16ToF32(run as Uint16Array) : bf16ToF32(run as Uint16Array), at);
+      out.set(convert(s, s.data.subarray(f * C, (f + 1) * C), out), offset + j * C);
     }
   }
 
@@ -200,3 +234,15 @@ export class HostExperts {
 }
 
 const key = (layer: number, expert: number, proj: ExpertProj) => `${layer}.${expert}.${proj}`;
+
+/** `run` (a part of `s.data`) in the dtype of `out`: f32 values or half bits (an F16 run as is). */
+function convert(s: Stored, run: Float32Array | Uint16Array, out: Staging): Staging {
+  const f32 = () =>
+    s.dtype === "F32"
+      ? run as Float32Array
+      : s.dtype === "F16"
+      ? f16ToF32(run as Uint16Array)
+      : bf16ToF32(run as Uint16Array);
+  if (out instanceof Float32Array) return f32();
+  return s.dtype === "F16" ? run as Uint16Array : f32ToF16(f32());
+}

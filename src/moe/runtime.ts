@@ -146,7 +146,7 @@ export class OffloadRuntime implements Disposable {
         budgetBytes,
         heldBytes: held,
         kvBytes: device.ledger.current() - held,
-        activationBytes: activationReserve(model.config, maxSeq, maxSeq),
+        activationBytes: activationReserve(model.config, maxSeq, maxSeq) + widenedWeightBytes(model),
         policyMinimumBytes: policy.minimumBytes(store),
         policy: policy.name,
       });
@@ -264,6 +264,11 @@ export class OffloadRuntime implements Disposable {
 /** Options of {@link openOffloadRuntime}. */
 export interface OpenOffloadOptions extends OffloadRuntimeOptions {
   device: Device;
+  /**
+   * Device storage of the weights: `"f32"` (default) or `"f16"` (projection weights, expert slots,
+   * streamed rows and exact up projections at 16 bits: half the bytes resident and moved).
+   */
+  dtype?: "f32" | "f16";
 }
 
 /**
@@ -274,14 +279,23 @@ export interface OpenOffloadOptions extends OffloadRuntimeOptions {
  * @throws {OutOfBudgetError} when the budget is below the minimum
  */
 export async function openOffloadRuntime(dir: string, options: OpenOffloadOptions): Promise<OffloadRuntime> {
-  const { device, ...rest } = options;
+  const { device, dtype = "f32", ...rest } = options;
   if (typeof rest.policy === "string") createPolicy(rest.policy); // an unknown name fails before loading
-  const store = await HostExperts.fromCheckpoint(dir);
-  const model = await loadModel(dir, { device, experts: "skip" });
+  const store = await HostExperts.fromCheckpoint(dir, { deviceDType: dtype });
+  const model = await loadModel(dir, { device, experts: "skip", dtype });
   try {
     return await OffloadRuntime.create(model, store, rest);
   } catch (err) {
     model.dispose();
     throw err;
   }
+}
+
+/** The f32 temporary of the largest 16-bit non-expert weight (a prefill matmul widens one at a time). */
+function widenedWeightBytes(model: CausalLM): number {
+  let most = 0;
+  for (const [name, t] of model.parameters()) {
+    if (t.dtype === "f16" && !name.includes(".experts.")) most = Math.max(most, 4 * t.size);
+  }
+  return most;
 }

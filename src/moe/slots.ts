@@ -1,6 +1,6 @@
 /**
  * `ExpertSlots`: `S` whole experts on the device, stacked as dense `SwiGLUExperts` (gate
- * `[S, F, C]`, up `[S, F, C]`, down `[S, C, F]`) under one ledger category, and the expert
+ * `[S, F, C]`, up `[S, F, C]`, down `[S, C, F]`, f32 or f16) under one ledger category, and the expert
  * compute over them: the routing's expert ids are mapped to slot ids on the host and the stacked
  * `gatherMatmul` runs as for a resident layer, so an expert computes the same numbers in a slot as
  * in the model's own stack.
@@ -28,6 +28,7 @@ import type { MemoryCategory } from "../device/ledger.ts";
 import { SwiGLUExperts } from "../nn/experts.ts";
 import { mul } from "../ops/elementwise.ts";
 import { Tensor } from "../tensor/tensor.ts";
+import type { ExpertDType } from "./host_experts.ts";
 import type { SlotTensors } from "./transfer.ts";
 
 /** Sizes of an {@link ExpertSlots}. */
@@ -37,6 +38,8 @@ export interface ExpertSlotsOptions {
   intermediate: number;
   /** Ledger category of the slot memory (`experts` resident, `cache` cached, `staging` streamed). */
   category: MemoryCategory;
+  /** Storage of the weights (default f32; f16 halves the bytes, the kernels widen in registers). */
+  dtype?: ExpertDType;
 }
 
 /** `S` device slots of whole experts. Owns its tensors. */
@@ -48,7 +51,10 @@ export class ExpertSlots implements SlotTensors {
   readonly #experts: SwiGLUExperts;
 
   /** @throws {OutOfBudgetError} when the slots do not fit the device's budget */
-  constructor(device: Device, { slots: S, hidden: C, intermediate: F, category }: ExpertSlotsOptions) {
+  constructor(
+    device: Device,
+    { slots: S, hidden: C, intermediate: F, category, dtype = "f32" }: ExpertSlotsOptions,
+  ) {
     if (!(Number.isInteger(S) && S >= 1)) {
       throw new RangeError(`Cannot create expert slots: slots must be a positive integer: received ${S}`);
     }
@@ -56,7 +62,7 @@ export class ExpertSlots implements SlotTensors {
     const made: Tensor[] = [];
     try {
       const t = (shape: number[], label: string) => {
-        const x = Tensor.empty(device, shape, { category, label });
+        const x = Tensor.empty(device, shape, { category, label, dtype });
         made.push(x);
         return x;
       };
@@ -70,9 +76,9 @@ export class ExpertSlots implements SlotTensors {
     this.#experts = new SwiGLUExperts(this.gate, this.up, this.down);
   }
 
-  /** Device bytes of one slot (a whole f32 expert). */
-  static slotBytes(hidden: number, intermediate: number): number {
-    return 3 * hidden * intermediate * 4;
+  /** Device bytes of one slot (a whole expert in `dtype`, default f32). */
+  static slotBytes(hidden: number, intermediate: number, dtype: ExpertDType = "f32"): number {
+    return 3 * hidden * intermediate * (dtype === "f16" ? 2 : 4);
   }
 
   /** Device bytes of every slot. */

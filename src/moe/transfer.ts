@@ -1,7 +1,7 @@
 /**
  * The one path expert bytes take to the device, and the host round trips around it.
  *
- * {@link TransferEngine.uploadExpert} packs one whole expert (gate, up, down, widened to f32) into
+ * {@link TransferEngine.uploadExpert} packs one whole expert (gate, up, down, in the device dtype) into
  * a host staging array (the pinned-buffer pack of FloE and mixtral-offloading) and sends it with
  * one `writeBuffer` per projection into a device slot: one transfer per (layer, expert). It counts
  * bytes and transfers by kind (`resident` at setup, `demand` when routing asks for an expert that
@@ -39,7 +39,7 @@
  */
 import type { Device } from "../device/device.ts";
 import type { Tensor } from "../tensor/tensor.ts";
-import { EXPERT_PROJS, type HostExperts } from "./host_experts.ts";
+import { EXPERT_PROJS, type HostExperts, type Staging } from "./host_experts.ts";
 
 /** Why bytes moved. */
 export type TransferKind = "resident" | "demand" | "prefetch" | "reload";
@@ -74,14 +74,15 @@ export class TransferEngine {
   readonly device: Device;
   readonly store: HostExperts;
   stats: ExpertTransferStats = TransferEngine.emptyStats();
-  readonly #staging: Float32Array;
-  #rows = new Float32Array(0);
+  readonly #staging: Staging;
+  #rows: Staging;
   #pending: { t0: number; bytes: number }[] = [];
 
   constructor(device: Device, store: HostExperts) {
     this.device = device;
     this.store = store;
-    this.#staging = new Float32Array(store.expertValues()); // [3, F·C]: gate | up | down
+    this.#staging = store.staging(store.expertValues()); // [3, F·C]: gate | up | down
+    this.#rows = store.staging(0);
   }
 
   /** Fresh counters. */
@@ -105,18 +106,19 @@ export class TransferEngine {
     }
     const t0 = performance.now();
     const n = this.store.matrixValues();
+    const b = this.store.bytesPerValue;
     EXPERT_PROJS.forEach((p, i) => this.store.pack(layer, expert, p, this.#staging, i * n));
     EXPERT_PROJS.forEach((p, i) => {
-      this.device.upload(slots[p].storage, this.#staging.subarray(i * n, (i + 1) * n), slot * n * 4);
+      this.device.upload(slots[p].storage, this.#staging.subarray(i * n, (i + 1) * n), slot * n * b);
     });
-    return this.#count(t0, 3 * n * 4, kind);
+    return this.#count(t0, 3 * n * b, kind);
   }
 
   /**
    * Sends the gate and transposed-down rows of `channels` of one expert into row `row` of
    * `gate`/`downT` (`[R, C]` each): one pack of both into the staging array, one write per matrix.
    *
-   * @returns the bytes sent (`2 · channels · C · 4`)
+   * @returns the bytes sent (`2 · channels · C · bytes per value`)
    * @throws {RangeError} when the rows do not fit below `R`
    */
   uploadRows(
@@ -137,12 +139,13 @@ export class TransferEngine {
     }
     if (n === 0) return 0;
     const t0 = performance.now();
-    if (this.#rows.length < 2 * n * C) this.#rows = new Float32Array(2 * n * C);
+    const b = this.store.bytesPerValue;
+    if (this.#rows.length < 2 * n * C) this.#rows = this.store.staging(2 * n * C);
     this.store.packRows(layer, expert, "gate", channels, this.#rows, 0);
     this.store.packRows(layer, expert, "downT", channels, this.#rows, n * C);
-    this.device.upload(target.gate.storage, this.#rows.subarray(0, n * C), row * C * 4);
-    this.device.upload(target.downT.storage, this.#rows.subarray(n * C, 2 * n * C), row * C * 4);
-    return this.#count(t0, 2 * n * C * 4, kind);
+    this.device.upload(target.gate.storage, this.#rows.subarray(0, n * C), row * C * b);
+    this.device.upload(target.downT.storage, this.#rows.subarray(n * C, 2 * n * C), row * C * b);
+    return this.#count(t0, 2 * n * C * b, kind);
   }
 
   /**

@@ -66,6 +66,8 @@ export interface SparseExpertInput {
   readonly downT: Tensor;
   /** First channel of `gate`/`downT` (default 0: the whole `F`). */
   readonly channelOffset?: number;
+  /** Rows of `gate`/`downT` to use, from the first (default: all; a buffer partly filled). */
+  readonly rows?: number;
   /** `[T, K]` i32: routed experts. */
   readonly selected: Tensor;
   /** `[T, K]` f32: routing weights. */
@@ -145,7 +147,7 @@ export function sparseExpertRef(h: SparseExpertHost, s: ChannelSelection, y: Flo
  */
 export function sparseExpert(input: SparseExpertInput, selection: ChannelSelection): Tensor<"f32"> {
   const op = "sparseExpert";
-  const { x, v, gate, downT, selected, weights, expert, channelOffset: f0 = 0 } = input;
+  const { x, v, gate, downT, selected, weights, expert, channelOffset: f0 = 0, rows } = input;
   const device = sameDevice(op, x, v, gate, downT, selected, weights);
   for (const [n, t] of [["x", x], ["v", v], ["weights", weights]] as const) expectDType(op, n, t, "f32");
   expectDType(op, "gate", gate, "f32", "f16");
@@ -153,17 +155,19 @@ export function sparseExpert(input: SparseExpertInput, selection: ChannelSelecti
   expectDType(op, "selected", selected, "i32");
   const [T, C] = x.shape;
   const F = v.shape[1];
-  const Fc = gate.shape[0];
+  const Fc = rows ?? gate.shape[0];
   const K = selected.shape[1];
   const ok = x.rank === 2 && v.rank === 2 && v.shape[0] === T && gate.rank === 2 && Number.isInteger(f0) &&
-    f0 >= 0 && f0 + Fc <= F && gate.shape[1] === C && downT.rank === 2 && downT.shape[0] === Fc &&
+    f0 >= 0 && f0 + Fc <= F && Number.isInteger(Fc) && Fc >= 0 && Fc <= gate.shape[0] &&
+    gate.shape[1] === C && downT.rank === 2 && downT.shape[0] === gate.shape[0] &&
     downT.shape[1] === C &&
     selected.rank === 2 && selected.shape[0] === T && weights.rank === 2 && weights.shape[0] === T &&
     weights.shape[1] === K;
   if (!ok) {
     throw new TypeError(
       `Cannot run ${op}: expected x [T, C], v [T, F], gate and downT [Fc, C] of channels channelOffset .. ` +
-        `channelOffset + Fc − 1 ≤ F − 1, selected and weights [T, K]: channelOffset ${f0}, ` +
+        `channelOffset + Fc − 1 ≤ F − 1 (Fc: rows, at most their first extent), selected and weights [T, K]: ` +
+        `channelOffset ${f0}, rows ${rows ?? "all"}, ` +
         `received x [${x.shape}], v [${v.shape}], gate [${gate.shape}], downT [${downT.shape}], ` +
         `selected [${selected.shape}], weights [${weights.shape}]`,
     );

@@ -169,7 +169,7 @@ Deno.test("loadModel stays within the device budget and cleans up when it does n
   await assert.rejects(() => loadModel(TIED, { device: small }), OutOfBudgetError);
   assert.equal(small.ledger.current(), 0);
   await assert.rejects(
-    () => loadModel(TIED, { device, dtype: "f16" as "f32" }),
+    () => loadModel(TIED, { device, dtype: "bf16" as "f32" }),
     /Invalid loadModel config:\n {2}dtype: /,
   );
 });

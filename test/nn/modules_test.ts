@@ -35,7 +35,7 @@ testOnDevices("Linear computes x Wᵀ + b over the last axis", async (dev) => {
   );
   assert.throws(
     () => new Linear(Tensor.zeros(dev, [3])),
-    /weight must be f32 \[out, in\]: received f32\[3\]/,
+    /weight must be f32 or f16 \[out, in\]: received f32\[3\]/,
   );
 });
 

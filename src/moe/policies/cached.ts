@@ -124,6 +124,7 @@ export class CachedPolicy implements WholeExpertPolicy {
         slots: S,
         hidden: store.hidden,
         intermediate: store.intermediate,
+        dtype: store.deviceDType,
         category: "cache",
       });
     } else {

@@ -108,12 +108,12 @@ export class FloePolicy implements StepPolicy {
     const { hidden: C, intermediate: F, numExperts: E } = store;
     const bits = this.options.upBits;
     const upBytes = bits === 16
-      ? F * C * 4
+      ? F * C * store.bytesPerValue
       : F * wordsPerRow(C, bits as QuantBits) * 4 + F * (C / this.options.groupSize) * 4;
     const dense = this.denseLayers(store).length;
     const sparse = store.layers.length - dense;
     const rows = this.#rowsFor(store);
-    const buffers = 2 * store.config.topK * 2 * rows * C * 4;
+    const buffers = 2 * store.config.topK * 2 * rows * C * store.bytesPerValue;
     const scratch = bits === 16 ? 0 : F * C * 4; // one f32 up while it is quantized
     return sparse * E * upBytes + dense * E * store.expertBytes() + buffers + scratch;
   }
@@ -135,7 +135,8 @@ export class FloePolicy implements StepPolicy {
       );
     }
     for (let b = 0; b < 2; b++) {
-      const t = (label: string) => Tensor.empty(device, [this.#rows, C], { category: "staging", label });
+      const t = (label: string) =>
+        Tensor.empty(device, [this.#rows, C], { category: "staging", label, dtype: store.deviceDType });
       this.#buffers.push({
         gate: Array.from({ length: K }, () => t("floe.buffer.gate")),
         downT: Array.from({ length: K }, () => t("floe.buffer.downT")),
@@ -147,19 +148,28 @@ export class FloePolicy implements StepPolicy {
     const staging = new Float32Array(F * C);
     for (const l of store.layers) {
       if (dense.includes(l)) {
-        const slots = new ExpertSlots(device, { slots: E, hidden: C, intermediate: F, category: "experts" });
+        const slots = new ExpertSlots(device, {
+          slots: E,
+          hidden: C,
+          intermediate: F,
+          category: "experts",
+          dtype: store.deviceDType,
+        });
         this.#dense.set(l, slots);
         for (let e = 0; e < E; e++) transfers.uploadExpert(l, e, slots, e, "resident");
         continue;
       }
       const ups: LinearLike[] = [];
       for (let e = 0; e < E; e++) {
-        store.pack(l, e, "up", staging);
-        const w = Tensor.fromArray(device, staging, [F, C], { category: "experts", label: "floe.up" }); // [F, C]
-        if (this.options.upBits === 16) {
-          ups.push(new Linear(w));
+        if (this.options.upBits === 16) { // exact up, in the device dtype
+          const exact = store.staging(F * C);
+          store.pack(l, e, "up", exact);
+          const opts = { category: "experts", label: "floe.up", dtype: store.deviceDType } as const;
+          ups.push(new Linear(Tensor.fromArray(device, exact, [F, C], opts))); // [F, C]
           continue;
         }
+        store.pack(l, e, "up", staging);
+        const w = Tensor.fromArray(device, staging, [F, C], { category: "experts", label: "floe.up" }); // [F, C] f32, quantized below
         using _w = w;
         const q = await quantize(w, {
           method: "hqq",

@@ -1,6 +1,7 @@
 /**
  * The floe policy's expert compute from streamed rows: one expert (`sparseExpert`) over the first
- * `rows` rows of a buffer slot (gate and transposed down `[R, C]`), and the running sum of experts.
+ * `rows` rows of a buffer slot (gate and transposed down `[R, C]`, f32 or f16, read in place), and
+ * the running sum of experts.
  *
  * @example
  * ```ts
@@ -19,7 +20,6 @@
  * @module
  */
 import { add } from "../../ops/elementwise.ts";
-import { sliceRows } from "../../ops/slice.ts";
 import { type ChannelSelection, sparseExpert, type SparseExpertInput } from "../../ops/sparse_expert.ts";
 import type { Tensor } from "../../tensor/tensor.ts";
 
@@ -30,10 +30,7 @@ export function sparseFromRows(
   input: Omit<SparseExpertInput, "gate" | "downT">,
   selection: ChannelSelection,
 ): Tensor<"f32"> {
-  const full = rows === slot.gate.shape[0];
-  using g = full ? undefined : sliceRows(slot.gate, 0, rows); // [rows, C]
-  using d = full ? undefined : sliceRows(slot.downT, 0, rows); // [rows, C]
-  return sparseExpert({ ...input, gate: g ?? slot.gate, downT: d ?? slot.downT }, selection); // [T, C]
+  return sparseExpert({ ...input, gate: slot.gate, downT: slot.downT, rows }, selection); // rows of [R, C] -> [T, C]
 }
 
 /** `y + ye` (both disposed), `[T, C]`. */

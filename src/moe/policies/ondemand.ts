@@ -42,6 +42,7 @@ export class OnDemandPolicy implements WholeExpertPolicy {
       slots: this.#k,
       hidden: store.hidden,
       intermediate: store.intermediate,
+      dtype: store.deviceDType,
       category: "staging",
     });
   }

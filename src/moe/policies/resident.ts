@@ -38,6 +38,7 @@ export class ResidentPolicy implements WholeExpertPolicy {
         slots: store.numExperts,
         hidden: store.hidden,
         intermediate: store.intermediate,
+        dtype: store.deviceDType,
         category: "experts",
       });
       this.#layers.set(l, slots);
