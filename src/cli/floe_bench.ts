@@ -48,6 +48,8 @@ export const FLOE_BENCH_USAGE =
       --sweep-budgets L    also run the policies at each budget of L (e.g. 10%,20%,40%) and the cache table
                            (LRU and LFU hit rate per layer at K, 2K, 4K, 8K experts); with --json, writes
                            FILE_sweep.json, FILE_cache.json (and .arrow) and FILE_report.html
+      --dtype D            device storage of the weights and experts: f32 (default) | f16 (half the
+                           bytes resident and moved; the kernels widen in registers)
       --backend B          auto | webgpu | cpu (default auto)`;
 
 const FLAGS = {
@@ -69,6 +71,7 @@ const FLAGS = {
   project: { type: "boolean" },
   "sweep-budgets": { type: "string" },
   backend: { type: "string" },
+  dtype: { type: "string" },
 } as const;
 
 /** Runs `ferry floe bench`. */
@@ -117,6 +120,7 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
   const tokens = parseInteger(cmd, "tokens", str(values, "tokens") ?? "16", 2);
   const json = str(values, "json");
   const backend = parseBackend(cmd, values);
+  const dtype = parseChoice(cmd, "dtype", str(values, "dtype") ?? "f32", ["f32", "f16"]);
   if (json !== undefined) await checkOut(cmd, json, "file", [{ flag: "--model", path: dir }]);
   const { config } = await readModelDir(cmd, dir);
   if (config.numExperts === 0 || !config.moeLayers.some((m) => m)) {
@@ -144,6 +148,7 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
     promptTokens,
     tokens,
     backend,
+    dtype,
     settings: { floe: { sparsity, upBits, groupSize, channels, denseLayers }, cached },
   });
   if (bench.rows.every((r) => !r.fits)) {
@@ -159,7 +164,7 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
     }% of ` +
       `${
         formatBytes(2 * expertParams)
-      } f16 experts), ${promptTokens} prompt + ${tokens} tokens, ${bench.device}, ` +
+      } f16 experts), ${dtype} weights on the device, ${promptTokens} prompt + ${tokens} tokens, ${bench.device}, ` +
       `measured upload ${bench.uploadGBps.toFixed(2)} GB/s`,
   );
   const f = (v: number, d = 2) => Number.isFinite(v) ? v.toFixed(d) : "-";
@@ -239,7 +244,7 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
       dir,
       json,
       sweep,
-      { policies, promptTokens, tokens, backend, settings },
+      { policies, promptTokens, tokens, backend, settings, dtype },
       config.topK * 2,
     );
   }

@@ -25,7 +25,7 @@ import { HostExperts } from "./host_experts.ts";
 import { CachedPolicy } from "./policies/cached.ts";
 import type { OffloadPolicy } from "./policy.ts";
 import { createPolicy, type PolicySettings } from "./create_policy.ts";
-import { OffloadRunLostError, OffloadRuntime } from "./runtime.ts";
+import { OffloadRunLostError, OffloadRuntime, type OpenOffloadOptions } from "./runtime.ts";
 
 /** Options of {@link offloadBench}. */
 export interface OffloadBenchOptions {
@@ -37,11 +37,15 @@ export interface OffloadBenchOptions {
   backend?: "auto" | "webgpu" | "cpu";
   /** Settings of the policies given by name. */
   settings?: PolicySettings;
+  /** Device storage of the weights and experts (default f32; see {@link OpenOffloadOptions.dtype}). */
+  dtype?: "f32" | "f16";
 }
 
 /** One row of the systems table (snake_case: the JSON and Arrow column names). */
 export interface BenchRow {
   policy: string;
+  /** Device storage of the weights and experts (`f32` or `f16`). */
+  weights_dtype: string;
   /** The policy's settings, `key=value` joined. */
   settings: string;
   fits: boolean;
@@ -106,12 +110,12 @@ export async function measureUploadBandwidth(
 
 /** Runs every policy on `dir` and returns the table rows. */
 export async function offloadBench(dir: string, options: OffloadBenchOptions): Promise<OffloadBench> {
-  const { budgetBytes, promptTokens: P, tokens: N, backend = "auto" } = options;
+  const { budgetBytes, promptTokens: P, tokens: N, backend = "auto", dtype = "f32" } = options;
   const makers = options.policies.map((p) =>
     typeof p === "string" ? () => createPolicy(p, options.settings) : p
   );
   makers.forEach((m) => m().dispose()); // an unknown name fails before anything is loaded
-  const store = await HostExperts.fromCheckpoint(dir);
+  const store = await HostExperts.fromCheckpoint(dir, { deviceDType: dtype });
   const V = store.config.vocabSize;
   const prompt = Array.from({ length: P }, (_, i) => (i * 7919 + 11) % V);
   const probe = await createDevice({ backend });
@@ -123,7 +127,7 @@ export async function offloadBench(dir: string, options: OffloadBenchOptions): P
     const policy = make();
     const device = await createDevice({ backend, budgetBytes });
     try {
-      const model = await loadModel(dir, { device, experts: "skip" }).catch((err) => {
+      const model = await loadModel(dir, { device, experts: "skip", dtype }).catch((err) => {
         if (!(err instanceof OutOfBudgetError)) throw err;
         throw new OutOfBudgetError(`the model's non-expert weights alone exceed the budget (${err.message})`);
       });
@@ -143,6 +147,7 @@ export async function offloadBench(dir: string, options: OffloadBenchOptions): P
       });
       rows.push({
         policy: r.policy,
+        weights_dtype: dtype,
         settings: Object.entries(r.policyInfo).map(([k, v]) => `${k}=${v}`).join(" "),
         fits: true,
         error: lost,
@@ -167,7 +172,7 @@ export async function offloadBench(dir: string, options: OffloadBenchOptions): P
       });
     } catch (err) {
       if (!(err instanceof OutOfBudgetError)) throw err;
-      rows.push(unfit(policy.name, budgetBytes, err.message, store));
+      rows.push(unfit(policy.name, budgetBytes, err.message, store, dtype));
     } finally {
       device.destroy();
     }
@@ -175,9 +180,10 @@ export async function offloadBench(dir: string, options: OffloadBenchOptions): P
   return { rows, uploadGBps, device: adapter, prompt };
 }
 
-function unfit(policy: string, budget: number, error: string, store: HostExperts): BenchRow {
+function unfit(policy: string, budget: number, error: string, store: HostExperts, dtype: string): BenchRow {
   return {
     policy,
+    weights_dtype: dtype,
     settings: "",
     fits: false,
     error,
