@@ -160,3 +160,52 @@ Deno.test("ferry floe bench --sweep-budgets writes the sweep, the cache table an
 Deno.test("ferry floe bench cleanup", async () => {
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("ferry floe bench --plan prints each policy's minimum budget, runs nothing, and agrees with a run", async () => {
+  const json = `${dir}/plan/p.json`;
+  const args = ["--model", MODEL, "--policies", "ondemand,floe", "--sparsity", "0.5", "--group-size", "16"];
+  const lengths = ["--prompt-tokens", "5", "--tokens", "4"];
+  const r = await ferry(
+    "floe",
+    "bench",
+    ...args,
+    ...lengths,
+    "--plan",
+    "--budget",
+    "1MiB",
+    "--dtype",
+    "f16",
+    "--json",
+    json,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /smallest budgets with f16 weights/);
+  assert.match(r.stdout, /ondemand: (fits|does not fit) a budget of 1.00 MiB/);
+  const rows = JSON.parse(await Deno.readTextFile(json));
+  assert.deepEqual(rows.map((o: { policy: string }) => o.policy), ["ondemand", "floe"]);
+  for (const o of rows) {
+    assert.equal(o.minimum_bytes, o.held_bytes + o.kv_bytes + o.activation_bytes + o.policy_bytes);
+    assert.equal(o.weights_dtype, "f16");
+  }
+  // A run at exactly the planned minimum is accepted; one byte less is refused.
+  for (const o of rows) {
+    const run = (budget: number) =>
+      ferry(
+        "floe",
+        "bench",
+        ...args,
+        ...lengths,
+        "--policies",
+        o.policy,
+        "--dtype",
+        "f16",
+        "--budget",
+        `${budget}`,
+      );
+    const at = await run(o.minimum_bytes);
+    assert.equal(at.code, 0, at.stderr);
+    const below = await run(o.minimum_bytes - 1);
+    assert.equal(below.code, 1, `${o.policy} ran below its minimum`);
+    assert.match(below.stderr, /below the minimum/);
+  }
+});

@@ -1,6 +1,6 @@
 /**
- * The optional parts of `ferry floe bench`: the hardware projection table (`--project`) and the
- * budget sweep with the cache table (`--sweep-budgets`).
+ * The optional parts of `ferry floe bench`: the hardware projection table (`--project`), the
+ * budget sweep with the cache table (`--sweep-budgets`) and the minimum budgets (`--plan`).
  * @module
  */
 import { tableToIPC } from "apache-arrow";
@@ -9,6 +9,8 @@ import { writeFileAtomic } from "../io/atomic.ts";
 import { MetricLog } from "../metrics/metric_log.ts";
 import type { BenchRow, OffloadBenchOptions } from "../moe/bench.ts";
 import { DEVICE_PROFILES, MIXTRAL_8X7B, projectDecode, trafficOf } from "../moe/projection.ts";
+import { offloadPlans } from "../moe/plans.ts";
+import { makeOutFolder } from "./_out.ts";
 import { budgetSweep, cacheTable } from "../moe/sweep.ts";
 import { barChart, lineChart } from "../plot/figure.ts";
 import { writeReport } from "../plot/report.ts";
@@ -127,4 +129,54 @@ export function printProjection(
     );
   }
   return out;
+}
+
+/** `--plan`: each policy's smallest accepted budget and its parts, printed (and written with `json`). */
+export async function printPlans(
+  dir: string,
+  run: Omit<OffloadBenchOptions, "budgetBytes">,
+  budgetBytes: number | undefined,
+  json: string | undefined,
+): Promise<void> {
+  const rows = await offloadPlans(dir, run);
+  const pct = (b: number) => `${(100 * b / rows[0].expert_f16_bytes).toFixed(1)}%`;
+  console.log(
+    `${dir}: smallest budgets with ${
+      run.dtype ?? "f32"
+    } weights on the device, ${run.promptTokens} prompt + ` +
+      `${run.tokens} tokens (% of the ${formatBytes(rows[0].expert_f16_bytes)} of f16 experts)`,
+  );
+  const header = ["policy", "minimum", "% experts", "weights", "KV cache", "activations", "policy's own"];
+  const lines = rows.map((r) => [
+    r.policy,
+    formatBytes(r.minimum_bytes),
+    pct(r.minimum_bytes),
+    formatBytes(r.held_bytes),
+    formatBytes(r.kv_bytes),
+    formatBytes(r.activation_bytes),
+    formatBytes(r.policy_bytes),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+  for (const l of [header, ...lines]) console.log(l.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd());
+  if (budgetBytes !== undefined) {
+    for (const r of rows) {
+      const fits = r.minimum_bytes <= budgetBytes;
+      console.log(
+        `${r.policy}: ${fits ? "fits" : "does not fit"} a budget of ${formatBytes(budgetBytes)} (${
+          pct(budgetBytes)
+        })`,
+      );
+    }
+  }
+  if (json !== undefined) {
+    const objects = rows.map((r) => ({
+      ...r,
+      budget_bytes: budgetBytes ?? null,
+      model: dir,
+      date: new Date().toISOString(),
+    }));
+    await makeOutFolder(json);
+    await writeFileAtomic(json, JSON.stringify(objects, null, 2) + "\n");
+    console.log(`wrote ${json}`);
+  }
 }

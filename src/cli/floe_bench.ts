@@ -24,7 +24,7 @@ import {
 } from "./_common.ts";
 import { parseBytes, parseSparsity, parseUpBits } from "./_floe_args.ts";
 import { checkOut, makeOutFolder } from "./_out.ts";
-import { printProjection, sweepAndCache } from "./_floe_bench_extras.ts";
+import { printPlans, printProjection, sweepAndCache } from "./_floe_bench_extras.ts";
 
 export const FLOE_BENCH_USAGE =
   `  floe bench           the offload policies' systems table (decode tok/s, bytes/token, hit rate, syncs)
@@ -48,6 +48,8 @@ export const FLOE_BENCH_USAGE =
       --sweep-budgets L    also run the policies at each budget of L (e.g. 10%,20%,40%) and the cache table
                            (LRU and LFU hit rate per layer at K, 2K, 4K, 8K experts); with --json, writes
                            FILE_sweep.json, FILE_cache.json (and .arrow) and FILE_report.html
+      --plan               print each policy's smallest accepted budget and its breakdown (weights, KV cache,
+                           activations, the policy's own), run nothing; --budget is then optional
       --dtype D            device storage of the weights and experts: f32 (default) | f16 (half the
                            bytes resident and moved; the kernels widen in registers)
       --backend B          auto | webgpu | cpu (default auto)`;
@@ -72,6 +74,7 @@ const FLAGS = {
   "sweep-budgets": { type: "string" },
   backend: { type: "string" },
   dtype: { type: "string" },
+  plan: { type: "boolean" },
 } as const;
 
 /** Runs `ferry floe bench`. */
@@ -134,13 +137,22 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
   }
   const expertParams = checkpointTensors(config).filter((t) => t.expert !== undefined)
     .reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
-  const budgetBytes = parseBytes(cmd, "budget", required(cmd, values, "budget", "BYTES"), {
-    bytes: 2 * expertParams,
-    what: "the experts' f16 bytes",
-  });
+  const percentOf = { bytes: 2 * expertParams, what: "the experts' f16 bytes" };
+  const settings = { floe: { sparsity, upBits, groupSize, channels, denseLayers }, cached };
+  if (values.plan) {
+    const budget = str(values, "budget");
+    const run = { policies, promptTokens, tokens, backend, settings, dtype };
+    await printPlans(
+      dir,
+      run,
+      budget === undefined ? undefined : parseBytes(cmd, "budget", budget, percentOf),
+      json,
+    );
+    return 0;
+  }
+  const budgetBytes = parseBytes(cmd, "budget", required(cmd, values, "budget", "BYTES"), percentOf);
 
   const sweepText = str(values, "sweep-budgets");
-  const percentOf = { bytes: 2 * expertParams, what: "the experts' f16 bytes" };
   const sweep = sweepText?.split(",").map((b) => parseBytes(cmd, "sweep-budgets", b, percentOf));
   const bench = await offloadBench(dir, {
     budgetBytes,
@@ -149,7 +161,7 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
     tokens,
     backend,
     dtype,
-    settings: { floe: { sparsity, upBits, groupSize, channels, denseLayers }, cached },
+    settings,
   });
   if (bench.rows.every((r) => !r.fits)) {
     throw new UsageError(
@@ -239,7 +251,6 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
     console.log(`wrote ${json} and ${arrow}`);
   }
   if (sweep) {
-    const settings = { floe: { sparsity, upBits, groupSize, channels, denseLayers }, cached };
     await sweepAndCache(
       dir,
       json,

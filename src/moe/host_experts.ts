@@ -46,6 +46,8 @@ export type Staging = Float32Array | Uint16Array;
 export interface HostExpertsOptions {
   /** The device storage of the experts (default f32). */
   deviceDType?: ExpertDType;
+  /** Read the config only, no expert values (sizes for planning; `pack` then throws). */
+  metadataOnly?: boolean;
 }
 
 /** Whole experts of every MoE layer, in host memory. */
@@ -103,7 +105,7 @@ export class HostExperts {
     const w = new Map<string, Stored>();
     let bytes = 0;
     for (const t of checkpointTensors(config)) {
-      if (t.expert === undefined) continue;
+      if (t.expert === undefined || options.metadataOnly) continue;
       const layer = Number(/^model\.layers\.(\d+)\./.exec(t.param)![1]);
       const proj: ExpertProj = t.param.endsWith("gate_proj")
         ? "gate"
@@ -208,6 +210,12 @@ export class HostExperts {
 
   #stored(layer: number, expert: number, proj: ExpertProj): Stored {
     const s = this.#w.get(key(layer, expert, proj));
+    if (!s && this.hostBytes === 0) {
+      throw new RangeError(
+        `Cannot read expert ${expert} of layer ${layer}: the store was opened with metadataOnly (sizes only); ` +
+          "open it without that option to read experts",
+      );
+    }
     if (!s) {
       throw new RangeError(
         `Cannot read expert ${expert} of layer ${layer}: the store holds MoE layers [${this.layers}] with ` +

@@ -142,14 +142,9 @@ export class OffloadRuntime implements Disposable {
     const held = device.ledger.current();
     const cache = model.createCache(maxSeq);
     try {
-      const plan = planBudget({
-        budgetBytes,
-        heldBytes: held,
-        kvBytes: device.ledger.current() - held,
-        activationBytes: activationReserve(model.config, maxSeq, maxSeq) + widenedWeightBytes(model),
-        policyMinimumBytes: policy.minimumBytes(store),
-        policy: policy.name,
-      });
+      const plan = planBudget(
+        budgetInput(model, store, policy, budgetBytes, maxSeq, held, device.ledger.current() - held),
+      );
       const rt = new OffloadRuntime(model, store, policy, plan, cache);
       await policy.setup({ device, store, transfers: rt.transfers }, plan.freeBytes);
       return rt;
@@ -289,6 +284,43 @@ export async function openOffloadRuntime(dir: string, options: OpenOffloadOption
     model.dispose();
     throw err;
   }
+}
+
+/**
+ * What a run of `policy` on `model` (experts detached, its weights on the device) needs, without
+ * setting the policy up: held bytes, KV cache, activation reserve and the policy's minimum. The
+ * `minimumBytes` of the result is the smallest budget the runtime accepts.
+ */
+export function offloadMinimum(
+  model: CausalLM,
+  store: HostExperts,
+  policy: OffloadPolicy,
+  maxSeq = 256,
+): BudgetPlan {
+  const device = model.device;
+  const held = device.ledger.current();
+  using cache = model.createCache(maxSeq);
+  const kv = device.ledger.current() - held;
+  return planBudget(budgetInput(model, store, policy, Number.MAX_SAFE_INTEGER, maxSeq, held, kv));
+}
+
+function budgetInput(
+  model: CausalLM,
+  store: HostExperts,
+  policy: OffloadPolicy,
+  budgetBytes: number,
+  maxSeq: number,
+  heldBytes: number,
+  kvBytes: number,
+) {
+  return {
+    budgetBytes,
+    heldBytes,
+    kvBytes,
+    activationBytes: activationReserve(model.config, maxSeq, maxSeq) + widenedWeightBytes(model),
+    policyMinimumBytes: policy.minimumBytes(store),
+    policy: policy.name,
+  };
 }
 
 /** The f32 temporary of the largest 16-bit non-expert weight (a prefill matmul widens one at a time). */
