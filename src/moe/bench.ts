@@ -25,7 +25,7 @@ import { HostExperts } from "./host_experts.ts";
 import { CachedPolicy } from "./policies/cached.ts";
 import type { OffloadPolicy } from "./policy.ts";
 import { createPolicy, type PolicySettings } from "./create_policy.ts";
-import { OffloadRunLostError, OffloadRuntime, type OpenOffloadOptions } from "./runtime.ts";
+import { OffloadRunLostError, OffloadRuntime } from "./runtime.ts";
 
 /** Options of {@link offloadBench}. */
 export interface OffloadBenchOptions {
@@ -37,7 +37,7 @@ export interface OffloadBenchOptions {
   backend?: "auto" | "webgpu" | "cpu";
   /** Settings of the policies given by name. */
   settings?: PolicySettings;
-  /** Device storage of the weights and experts (default f32; see {@link OpenOffloadOptions.dtype}). */
+  /** Device storage of the weights and experts (default f32; as `OpenOffloadOptions.dtype`). */
   dtype?: "f32" | "f16";
 }
 

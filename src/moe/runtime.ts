@@ -299,7 +299,7 @@ export function offloadMinimum(
 ): BudgetPlan {
   const device = model.device;
   const held = device.ledger.current();
-  using cache = model.createCache(maxSeq);
+  using _cache = model.createCache(maxSeq);
   const kv = device.ledger.current() - held;
   return planBudget(budgetInput(model, store, policy, Number.MAX_SAFE_INTEGER, maxSeq, held, kv));
 }
