@@ -48,6 +48,8 @@ export const FLOE_BENCH_USAGE =
       --sweep-budgets L    also run the policies at each budget of L (e.g. 10%,20%,40%) and the cache table
                            (LRU and LFU hit rate per layer at K, 2K, 4K, 8K experts); with --json, writes
                            FILE_sweep.json, FILE_cache.json (and .arrow) and FILE_report.html
+      --quant-cache DIR    keep the HQQ-quantized experts (cached) and up projections (floe) in DIR between
+                           runs (quantized once; a file from another checkpoint or settings is replaced)
       --plan               print each policy's smallest accepted budget and its breakdown (weights, KV cache,
                            activations, the policy's own), run nothing; --budget is then optional
       --dtype D            device storage of the weights and experts: f32 (default) | f16 (half the
@@ -75,6 +77,7 @@ const FLAGS = {
   backend: { type: "string" },
   dtype: { type: "string" },
   plan: { type: "boolean" },
+  "quant-cache": { type: "string" },
 } as const;
 
 /** Runs `ferry floe bench`. */
@@ -110,7 +113,9 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
     : denseText.split(",").map((l) => parseInteger(cmd, "floe-dense-layers", l, 0));
   const cacheBits = parseChoice(cmd, "cache-bits", str(values, "cache-bits") ?? "4", ["16", "4", "2"]);
   const eviction = parseChoice(cmd, "cache-eviction", str(values, "cache-eviction") ?? "lru", ["lru", "lfu"]);
+  const quantCache = str(values, "quant-cache");
   const cached = {
+    quantCache,
     bits: Number(cacheBits) as 16 | 4 | 2,
     groupSize,
     eviction,
@@ -138,7 +143,7 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
   const expertParams = checkpointTensors(config).filter((t) => t.expert !== undefined)
     .reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
   const percentOf = { bytes: 2 * expertParams, what: "the experts' f16 bytes" };
-  const settings = { floe: { sparsity, upBits, groupSize, channels, denseLayers }, cached };
+  const settings = { floe: { sparsity, upBits, groupSize, channels, denseLayers, quantCache }, cached };
   if (values.plan) {
     const budget = str(values, "budget");
     const run = { policies, promptTokens, tokens, backend, settings, dtype };

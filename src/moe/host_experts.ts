@@ -62,14 +62,18 @@ export class HostExperts {
   readonly hostBytes: number;
   /** The experts' storage dtype on the device. */
   readonly deviceDType: ExpertDType;
+  /** The checkpoint folder. */
+  readonly dir: string;
   readonly #w: Map<string, Stored>;
 
   private constructor(
+    dir: string,
     config: ModelConfig,
     w: Map<string, Stored>,
     hostBytes: number,
     deviceDType: ExpertDType,
   ) {
+    this.dir = dir;
     this.deviceDType = deviceDType;
     this.config = config;
     this.layers = config.moeLayers.flatMap((m, i) => m ? [i] : []);
@@ -126,7 +130,7 @@ export class HostExperts {
       bytes += copy.byteLength;
       w.set(key(layer, t.expert, proj), stored);
     }
-    return new HostExperts(config, w, bytes, deviceDType);
+    return new HostExperts(dir, config, w, bytes, deviceDType);
   }
 
   /** Values of one projection (`F·C`). */

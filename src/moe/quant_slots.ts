@@ -2,7 +2,7 @@
  * Quantized whole experts for the `cached` policy, as mixtral-offloading keeps them (ALGORITHMS.md
  * C.1: HQQ experts, 2-bit group 16 in its demo): {@link quantizeHostExperts} quantizes every
  * expert's gate, up and down once with HQQ (on the device, one matrix at a time, read back to the
- * host), and {@link QuantSlots} holds `S` device slots of packed codes and metadata (ledger category
+ * host; kept on disk when given a cache folder: `quant_cache.ts`), and {@link QuantSlots} holds `S` device slots of packed codes and metadata (ledger category
  * `cache`) computing each routed expert with the packed kernels (`qgemv` / `qmatmul` through
  * `QuantizedLinear`), weighted by its routing weights.
  *
@@ -22,7 +22,6 @@
  * ```
  * @module
  */
-import { quantize } from "../compressors/quant/quantize.ts";
 import type { Device } from "../device/device.ts";
 import { QuantizedLinear } from "../nn/quantized_linear.ts";
 import { add, mul, siluMul } from "../ops/elementwise.ts";
@@ -30,6 +29,7 @@ import { matmul } from "../ops/matmul.ts";
 import type { QuantizedTensor } from "../tensor/quantized_tensor.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { EXPERT_PROJS, type ExpertProj, type HostExperts } from "./host_experts.ts";
+import { type QuantCacheOptions, quantizeExperts } from "./quant_cache.ts";
 
 /** One packed matrix on the host. */
 export interface HostPacked {
@@ -49,7 +49,8 @@ export interface QuantizedExperts {
 }
 
 /**
- * HQQ-quantizes every expert of `store` (groups along each matrix's input features).
+ * HQQ-quantizes every expert of `store` (groups along each matrix's input features), reading what
+ * the cache of `options.cacheDir` already holds ({@link quantizeExperts}).
  *
  * @throws {RangeError} when `groupSize` does not divide the hidden size and the expert width
  */
@@ -58,6 +59,7 @@ export async function quantizeHostExperts(
   store: HostExperts,
   bits: 2 | 4,
   groupSize: number,
+  options: QuantCacheOptions = {},
 ): Promise<QuantizedExperts> {
   const { hidden: C, intermediate: F } = store;
   if (C % groupSize !== 0 || F % groupSize !== 0) {
@@ -66,27 +68,12 @@ export async function quantizeHostExperts(
         `expert width ${F}; pick a common divisor`,
     );
   }
-  const packed = new Map<string, HostPacked>();
-  const staging = new Float32Array(store.matrixValues());
-  let expertBytes = 0;
-  for (const l of store.layers) {
-    for (let e = 0; e < store.numExperts; e++) {
-      let bytes = 0;
-      for (const p of EXPERT_PROJS) {
-        store.pack(l, e, p, staging);
-        using w = Tensor.fromArray(device, staging, p === "down" ? [C, F] : [F, C], { category: "staging" });
-        const q = await quantize(w, { method: "hqq", bits, groupSize });
-        const codes = await q.codes.toArray() as Uint32Array;
-        const meta = await q.meta.toArray() as Uint32Array;
-        q.codes.dispose();
-        q.meta.dispose();
-        const { codes: _c, meta: _m, meta2: _m2, info: _i, ...layout } = q;
-        packed.set(`${l}.${e}.${p}`, { codes, meta, layout });
-        bytes = bytes + codes.byteLength + meta.byteLength;
-      }
-      expertBytes = bytes;
-    }
-  }
+  const { packed } = await quantizeExperts(device, store, { bits, groupSize, projs: EXPERT_PROJS }, options);
+  const first = store.layers[0];
+  const expertBytes = EXPERT_PROJS.reduce((s, p) => {
+    const h = packed.get(`${first}.0.${p}`)!;
+    return s + h.codes.byteLength + h.meta.byteLength;
+  }, 0);
   return { bits, groupSize, packed, expertBytes };
 }
 

@@ -49,10 +49,12 @@ export interface CachedPolicyOptions {
   predictor?: ExpertPredictor;
   /** Cap on the slots (default: as many as the budget leaves). */
   maxSlots?: number;
-  /** Bits of the cached experts: 16 (f32 on the device, default), or HQQ 4 or 2 as mixtral-offloading. */
+  /** Bits of the cached experts: 16 (whole, in the runtime's dtype; default), or HQQ 4 or 2 as mixtral-offloading. */
   bits?: 16 | 4 | 2;
   /** HQQ group size along each matrix's input features (default 64; divides the hidden size and expert width). */
   groupSize?: number;
+  /** A folder keeping the HQQ experts between runs (`quant_cache.ts`; default: quantize every run). */
+  quantCache?: string;
 }
 
 /** Device bytes of one HQQ-packed expert: codes and one `u32` (f16 scale, zero) per group, three matrices. */
@@ -77,6 +79,7 @@ export class CachedPolicy implements WholeExpertPolicy {
   readonly predictor: ExpertPredictor | undefined;
   readonly bits: 16 | 4 | 2;
   readonly groupSize: number;
+  readonly quantCache: string | undefined;
   readonly #maxSlots: number;
   #slots: ExpertSlots | QuantSlots | undefined;
   #transfers: TransferEngine | undefined;
@@ -94,6 +97,7 @@ export class CachedPolicy implements WholeExpertPolicy {
     this.#maxSlots = options.maxSlots ?? Infinity;
     this.bits = options.bits ?? 16;
     this.groupSize = options.groupSize ?? 64;
+    this.quantCache = options.quantCache;
   }
 
   /** Device bytes of one cached expert. */
@@ -128,7 +132,9 @@ export class CachedPolicy implements WholeExpertPolicy {
         category: "cache",
       });
     } else {
-      const q = await quantizeHostExperts(device, store, this.bits, this.groupSize);
+      const q = await quantizeHostExperts(device, store, this.bits, this.groupSize, {
+        cacheDir: this.quantCache,
+      });
       this.#slots = new QuantSlots(device, q, S, store);
     }
     this.#entries = new Array(S).fill(undefined);

@@ -32,18 +32,18 @@
  * ```
  * @module
  */
-import { quantize } from "../../compressors/quant/quantize.ts";
 import { keptChannelCount } from "../../floe/floe_experts.ts";
 import { Linear } from "../../nn/linear.ts";
 import type { LinearLike } from "../../nn/linear_like.ts";
 import { QuantizedLinear } from "../../nn/quantized_linear.ts";
 import { gatherCols } from "../../ops/gather.ts";
 import { keptChannels } from "../../ops/sparse_expert.ts";
-import { type QuantBits, wordsPerRow } from "../../tensor/quantized_tensor.ts";
+import { type QuantBits, type QuantizedTensor, wordsPerRow } from "../../tensor/quantized_tensor.ts";
 import { Tensor } from "../../tensor/tensor.ts";
 import type { ExpertPredictor } from "../../predictors/expert_predictor.ts";
 import type { HostExperts } from "../host_experts.ts";
 import type { MoeStep, PolicyContext, StepPolicy } from "../policy.ts";
+import { quantizeExperts } from "../quant_cache.ts";
 import { ExpertSlots } from "../slots.ts";
 import type { TransferEngine } from "../transfer.ts";
 import { floeReadback, hostTopK } from "./floe_readback.ts";
@@ -65,6 +65,8 @@ export interface FloePolicyOptions {
   prefill?: "dense" | "sparse";
   /** Predicts layer `i+1`'s experts from layer `i`'s MoE input (default: layer `i+1`'s router, A.5). */
   predictor?: ExpertPredictor;
+  /** A folder keeping the HQQ up projections between runs (`quant_cache.ts`; default: quantize every run). */
+  quantCache?: string;
 }
 
 interface Buffer {
@@ -78,8 +80,9 @@ interface Buffer {
 /** FloE's offload policy. */
 export class FloePolicy implements StepPolicy {
   readonly name = "floe" as const;
-  readonly options: Required<Omit<FloePolicyOptions, "denseLayers" | "predictor">> & {
+  readonly options: Required<Omit<FloePolicyOptions, "denseLayers" | "predictor" | "quantCache">> & {
     denseLayers?: readonly number[];
+    quantCache?: string;
   };
   readonly #predictor: ExpertPredictor | undefined;
   #dense = new Map<number, ExpertSlots>();
@@ -95,7 +98,15 @@ export class FloePolicy implements StepPolicy {
     if (!(sparsity >= 0 && sparsity < 1)) {
       throw new RangeError(`Cannot create the floe policy: sparsity must be in [0, 1): received ${sparsity}`);
     }
-    this.options = { sparsity, upBits, groupSize, channels, prefill, denseLayers: options.denseLayers };
+    this.options = {
+      sparsity,
+      upBits,
+      groupSize,
+      channels,
+      prefill,
+      denseLayers: options.denseLayers,
+      quantCache: options.quantCache,
+    };
     this.#predictor = options.predictor;
   }
 
@@ -145,7 +156,12 @@ export class FloePolicy implements StepPolicy {
       });
     }
     const dense = this.denseLayers(store);
-    const staging = new Float32Array(F * C);
+    const packedUp = this.options.upBits === 16 ? undefined : await quantizeExperts(device, store, {
+      bits: this.options.upBits,
+      groupSize: this.options.groupSize,
+      projs: ["up"],
+      layers: store.layers.filter((l) => !dense.includes(l)),
+    }, { cacheDir: this.options.quantCache });
     for (const l of store.layers) {
       if (dense.includes(l)) {
         const slots = new ExpertSlots(device, {
@@ -168,18 +184,11 @@ export class FloePolicy implements StepPolicy {
           ups.push(new Linear(Tensor.fromArray(device, exact, [F, C], opts))); // [F, C]
           continue;
         }
-        store.pack(l, e, "up", staging);
-        const w = Tensor.fromArray(device, staging, [F, C], { category: "experts", label: "floe.up" }); // [F, C] f32, quantized below
-        using _w = w;
-        const q = await quantize(w, {
-          method: "hqq",
-          bits: this.options.upBits,
-          groupSize: this.options.groupSize,
-        });
-        for (const t of [q.codes, q.meta, q.meta2]) {
-          if (t) device.ledger.retag(t.storage.allocation, "experts");
-        }
-        ups.push(new QuantizedLinear(q));
+        const h = packedUp!.packed.get(`${l}.${e}.up`)!;
+        const u32 = (data: Uint32Array, label: string) =>
+          Tensor.fromArray(device, data, [data.length], { dtype: "u32", category: "experts", label });
+        const q = { ...h.layout, codes: u32(h.codes, "floe.up.codes"), meta: u32(h.meta, "floe.up.meta") };
+        ups.push(new QuantizedLinear(q as QuantizedTensor)); // [F, C] packed
       }
       this.#up.set(l, ups);
     }
