@@ -1,17 +1,20 @@
 /**
  * FloE offload benchmark: the systems table (ondemand, cached, floe) on the reference systems model
  * (Mixtral-8x7B at a quarter of its width and full depth, random f16 weights, about 5.6 GB of
- * experts; budget 12% of its f16 expert bytes, s = 0.9, 16 prompt + 16 decoded tokens) and on the
+ * experts; f16 weights on the device; budget 12% of its f16 expert bytes, s = 0.9, 16 prompt + 16
+ * decoded tokens; its smallest budgets per policy first, `--plan`) and on the
  * embedded brown-moe (trained weights, so real predictor accuracy; budget 250% of its f16 experts,
  * since its non-expert weights outweigh its experts, and the 4-bit cache capped at 5 of its 32
  * experts, the fraction the reference model's cache gets at its target), each with the hardware
  * projection; and, in every run, a transfer-bound case small enough for a small machine (the
  * reference width at 2 layers).
  *
- * Run: `deno task bench:floe` (writes the reference model to runs/bench-floe/ first, several GB;
- * heavy on a small machine) or `deno task bench:floe --quick` (brown-moe and the 2-layer case). Backend: auto
- * (`FERRY_BACKEND=cpu|webgpu` forces one). Writes bench/results/floe_reference.json and
- * floe_brown_moe.json and floe_mini_ref.json (and .arrow) through `ferry floe bench`.
+ * Run: `deno task bench:floe` (writes the reference model to runs/bench-floe/ first, several GB,
+ * and HQQ-quantizes its experts once into runs/bench-floe/quant-cache; heavy on a small machine)
+ * or `deno task bench:floe --quick` (brown-moe and the 2-layer case). Backend: auto
+ * (`FERRY_BACKEND=cpu|webgpu` forces one). Writes bench/results/floe_reference_plan.json,
+ * floe_reference.json, floe_brown_moe.json and floe_mini_ref.json (and .arrow) through
+ * `ferry floe bench`.
  * @module
  */
 import { floeBenchCommand } from "../src/cli/floe_bench.ts";
@@ -19,6 +22,8 @@ import { writeRandomCheckpoint } from "../src/models/random.ts";
 
 const quick = Deno.args.includes("--quick");
 const REFERENCE = "runs/bench-floe/mixtral-quarter";
+/** HQQ experts of the reference model, quantized on the first run (the longest part of it) and kept. */
+const QUANT_CACHE = "runs/bench-floe/quant-cache";
 
 /** Mixtral-8x7B at a quarter of its width, with `layers` decoder layers (HF config.json fields). */
 function quarterMixtral(layers: number): Record<string, unknown> {
@@ -57,8 +62,15 @@ if (!quick) {
       maxShardBytes: 2 ** 31,
     });
   }
+  // The smallest budgets first (nothing runs): does each policy fit 12% with f16 weights?
   await floeBenchCommand([
     ...["--model", REFERENCE, "--budget", "12%", "--policies", "ondemand,cached,floe", "--sparsity", "0.9"],
+    ...["--dtype", "f16", "--prompt-tokens", "16", "--tokens", "16", "--plan"],
+    ...["--json", "bench/results/floe_reference_plan.json"],
+  ]);
+  await floeBenchCommand([
+    ...["--model", REFERENCE, "--budget", "12%", "--policies", "ondemand,cached,floe", "--sparsity", "0.9"],
+    ...["--dtype", "f16", "--quant-cache", QUANT_CACHE],
     ...[
       "--prompt-tokens",
       "16",
