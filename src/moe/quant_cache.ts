@@ -6,11 +6,12 @@
  * file already holds and quantizes (on the device, one matrix at a time) only what it lacks, then
  * rewrites the file with the union (atomically).
  *
- * A cache file `<cacheDir>/hqq-<bits>b-g<group>.safetensors` holds, per `layer.expert.proj`, the
- * packed codes (`….codes`, U32) and metadata (`….meta`, U32) of {@link quantize}'s HQQ output, and
- * in its metadata the format, the settings, each projection's layout, and the checkpoint's
- * fingerprint ({@link checkpointFingerprint}). A file made from another checkpoint or with other
- * settings is not read: it is replaced, with a notice.
+ * The cache holds one file per MoE layer, `<cacheDir>/hqq-<bits>b-g<group>/layer-<l>.safetensors`,
+ * written as soon as that layer is quantized (an interrupted run keeps its finished layers), with,
+ * per `layer.expert.proj`, the packed codes (`….codes`, U32) and metadata (`….meta`, U32) of
+ * {@link quantize}'s HQQ output, and in its metadata the format, the settings, each projection's
+ * layout, and the checkpoint's fingerprint ({@link checkpointFingerprint}). A file made from
+ * another checkpoint or with other settings is not read: it is replaced, with a notice.
  *
  * @example
  * ```ts
@@ -78,43 +79,70 @@ export async function quantizeExperts(
 ): Promise<QuantizedExpertSet> {
   const { bits, groupSize } = spec;
   const layers = spec.layers ?? store.layers;
-  const path = options.cacheDir &&
-    `${options.cacheDir.replace(/[\\/]+$/, "")}/hqq-${bits}b-g${groupSize}.safetensors`;
-  const fingerprint = path ? await checkpointFingerprint(store.dir) : "";
-  const packed = path ? await readCache(path, fingerprint, bits, groupSize) : new Map<string, HostPacked>();
-  const wanted = layers.flatMap((l) =>
-    Array.from({ length: store.numExperts }, (_, e) => spec.projs.map((p) => [l, e, p] as const)).flat()
-  );
-  const missing = wanted.filter(([l, e, p]) => !packed.has(`${l}.${e}.${p}`));
-  if (missing.length > 0) {
-    const { hidden: C, intermediate: F } = store;
-    const staging = new Float32Array(store.matrixValues());
-    const bar = new ProgressBar({
-      total: missing.length,
+  const folder = options.cacheDir && `${options.cacheDir.replace(/[\\/]+$/, "")}/hqq-${bits}b-g${groupSize}`;
+  const fingerprint = folder ? await checkpointFingerprint(store.dir) : "";
+  const keys = (l: number) =>
+    Array.from({ length: store.numExperts }, (_, e) => spec.projs.map((p) => [l, e, p] as const)).flat();
+  const cached = new Map<number, Map<string, HostPacked>>();
+  let total = 0;
+  for (const l of layers) {
+    const have = folder
+      ? await readCache(`${folder}/layer-${l}.safetensors`, fingerprint, bits, groupSize)
+      : new Map();
+    cached.set(l, have);
+    total += keys(l).filter(([, e, p]) => !have.has(`${l}.${e}.${p}`)).length;
+  }
+  const out = new Map<string, HostPacked>();
+  const bar = total > 0
+    ? new ProgressBar({
+      total,
       label: `hqq ${bits}-bit experts`,
       mode: options.progress ?? "auto",
       every: 32,
-    });
-    bar.start();
-    for (const [i, [l, e, p]] of missing.entries()) {
-      store.pack(l, e, p, staging);
-      using w = Tensor.fromArray(device, staging, p === "down" ? [C, F] : [F, C], { category: "staging" }); // [out, in]
-      const q = await quantize(w, { method: "hqq", bits, groupSize });
-      const codes = await q.codes.toArray() as Uint32Array;
-      const meta = await q.meta.toArray() as Uint32Array;
-      q.codes.dispose();
-      q.meta.dispose();
-      q.meta2?.dispose();
-      const { codes: _c, meta: _m, meta2: _m2, info: _i, ...layout } = q;
-      packed.set(`${l}.${e}.${p}`, { codes, meta, layout });
-      bar.update(i + 1);
+    })
+    : undefined;
+  bar?.start();
+  let done = 0;
+  const staging = new Float32Array(store.matrixValues());
+  for (const l of layers) {
+    const have = cached.get(l)!;
+    const missing = keys(l).filter(([, e, p]) => !have.has(`${l}.${e}.${p}`));
+    for (const [, e, p] of missing) {
+      have.set(`${l}.${e}.${p}`, await quantizeOne(device, store, l, e, p, bits, groupSize, staging));
+      bar?.update(++done);
     }
-    bar.finish();
-    if (path) await writeCache(path, packed, fingerprint, bits, groupSize);
+    // One file per layer, written as soon as the layer is done: an interrupted run keeps its layers.
+    if (folder && missing.length > 0) {
+      await writeCache(`${folder}/layer-${l}.safetensors`, have, fingerprint, bits, groupSize);
+    }
+    for (const [, e, p] of keys(l)) out.set(`${l}.${e}.${p}`, have.get(`${l}.${e}.${p}`)!);
   }
-  const out = new Map<string, HostPacked>();
-  for (const [l, e, p] of wanted) out.set(`${l}.${e}.${p}`, packed.get(`${l}.${e}.${p}`)!);
-  return { packed: out, quantized: missing.length };
+  bar?.finish();
+  return { packed: out, quantized: total };
+}
+
+/** HQQ of one matrix on the device, read back to the host. */
+async function quantizeOne(
+  device: Device,
+  store: HostExperts,
+  l: number,
+  e: number,
+  p: ExpertProj,
+  bits: 2 | 3 | 4,
+  groupSize: number,
+  staging: Float32Array,
+): Promise<HostPacked> {
+  const { hidden: C, intermediate: F } = store;
+  store.pack(l, e, p, staging);
+  using w = Tensor.fromArray(device, staging, p === "down" ? [C, F] : [F, C], { category: "staging" }); // [out, in]
+  const q = await quantize(w, { method: "hqq", bits, groupSize });
+  const codes = await q.codes.toArray() as Uint32Array;
+  const meta = await q.meta.toArray() as Uint32Array;
+  q.codes.dispose();
+  q.meta.dispose();
+  q.meta2?.dispose();
+  const { codes: _c, meta: _m, meta2: _m2, info: _i, ...layout } = q;
+  return { codes, meta, layout };
 }
 
 /**
