@@ -31,7 +31,7 @@ import { comparedPerplexity } from "../models/perplexity.ts";
 import type { HeldOut, LoramData } from "./data.ts";
 
 /** The held-out domains, as the keys of {@link DomainPpl}. */
-export type Domain = "in_domain" | "out_of_domain" | "out_of_domain_sotu";
+export type HeldOutDomain = "in_domain" | "out_of_domain" | "out_of_domain_sotu";
 
 /** A domain scored on documents: the 95% bootstrap interval over them and each one's score. */
 export interface DomainDocuments {
@@ -53,7 +53,7 @@ export interface DomainPpl {
   /**
    * The domains scored on documents (absent for streams, and in runs written before documents).
    */
-  documents?: Partial<Record<Domain, DomainDocuments>>;
+  documents?: Partial<Record<HeldOutDomain, DomainDocuments>>;
 }
 
 /** How much of each held-out text is scored, in windows of how many tokens. */
@@ -76,8 +76,8 @@ export async function domainPerplexity(
   options: DomainPplOptions,
 ): Promise<DomainPpl> {
   const { evalTokens, evalBlock } = options;
-  const documents: Partial<Record<Domain, DomainDocuments>> = {};
-  const score = async (domain: Domain, held: HeldOut): Promise<number> => {
+  const documents: Partial<Record<HeldOutDomain, DomainDocuments>> = {};
+  const score = async (domain: HeldOutDomain, held: HeldOut): Promise<number> => {
     const capped = held instanceof Int32Array
       ? held.subarray(0, evalTokens)
       : held.map((d) => d.subarray(0, evalTokens));
@@ -103,7 +103,7 @@ export async function domainPerplexity(
  *
  * @throws {RangeError} when the two were scored on different documents
  */
-export function pairedRatio(a: DomainPpl, b: DomainPpl, domain: Domain): Interval | null {
+export function pairedRatio(a: DomainPpl, b: DomainPpl, domain: HeldOutDomain): Interval | null {
   const x = a.documents?.[domain];
   const y = b.documents?.[domain];
   return x && y ? pairedBootstrap(x.scores, y.scores) : null;
@@ -114,7 +114,7 @@ export function pairedRatio(a: DomainPpl, b: DomainPpl, domain: Domain): Interva
  * scored on documents; SOTU left out when not measured).
  */
 export function formatDomainPpl(p: DomainPpl): string {
-  const f = (domain: Domain, v: number) => {
+  const f = (domain: HeldOutDomain, v: number) => {
     const d = p.documents?.[domain];
     return v.toFixed(2) + (d ? ` [${d.lo.toFixed(2)}, ${d.hi.toFixed(2)}]` : "");
   };
