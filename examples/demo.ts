@@ -410,8 +410,8 @@ let floeQuality: MetricLog | undefined;
 
 // ---------------------------------------------------------------------------------------
 // LoRAM on the embedded dense model: prune layers 1-6 at p = 0.65 (random channels and KV heads),
-// a few LoRA steps on Brown genre cn with the pruned model, recover, merge into the original;
-// perplexity before and after on held-out text (examples/loram.ts runs the paper's whole table).
+// a few LoRA steps on Brown genre cj with the pruned model, recover, merge into the original;
+// perplexity before and after on held-out documents (examples/loram.ts runs the paper's whole table).
 
 let loramPpl: MetricLog | undefined;
 {
@@ -419,7 +419,13 @@ let loramPpl: MetricLog | undefined;
   const cpu = devices[0];
   const tokenizer = await Tokenizer.fromDir(dir);
   // Random plans need no calibration text, so no alignment documents are tokenized.
-  const data = await brownLoramData(tokenizer, "cn", { evalTokens: 512, evalBlocks: 0, alignDocs: 0 });
+  // Four validation documents per domain, 128 tokens each (cj has 10; cn only one).
+  const data = await brownLoramData(tokenizer, "cj", {
+    evalTokens: 128,
+    evalDocs: 4,
+    evalBlocks: 0,
+    alignDocs: 0,
+  });
   const out = await runtime.makeTempDir("ferry-demo-loram-");
   const steps = 12;
   const t0 = performance.now();
@@ -432,7 +438,7 @@ let loramPpl: MetricLog | undefined;
       ratio: 0.65,
       layers: [1, 7],
       train: { steps, batch: 4, lr: 2e-3, checkpointEvery: 0 },
-      evalTokens: 512,
+      evalTokens: 128,
     },
     data,
     { progress: false },
@@ -441,10 +447,11 @@ let loramPpl: MetricLog | undefined;
   await runtime.remove(out, { recursive: true });
   console.log(
     `\nLoRAM-Rand on brown-dense (layers 1-6 pruned at p = 0.65: ${e.params.params} -> ${e.params.pruned_params} ` +
-      `parameters, ${e.params.loram_reduction.toFixed(2)}x), ${steps} LoRA steps on genre cn, ${
+      `parameters, ${e.params.loram_reduction.toFixed(2)}x), ${steps} LoRA steps on genre cj, ${
         seconds.toFixed(1)
       } s ` +
-      `on ${cpu.kind}; perplexity on 512 validation tokens per domain (in-domain cn; other Brown genres; SOTU)`,
+      `on ${cpu.kind}; perplexity on 4 validation documents x 128 tokens per domain (in-domain cj; other ` +
+      "Brown genres; SOTU)",
   );
   loramPpl = new MetricLog({ runId: log.runId });
   const rows: [string, typeof e.ppl.original][] = [
@@ -515,10 +522,10 @@ const report = await writeReport(`${dir}/report.html`, "Ferry demo", [
   },
   { heading: "FloE: perplexity with sparse experts (brown-moe, 256 tokens)", table: floeQuality! },
   {
-    heading: "LoRAM-Rand on brown-dense: perplexity before and after (512 tokens per domain)",
-    text: "Layers 1-6 pruned at p = 0.65, 12 LoRA steps on Brown genre cn on the pruned model, the adapter " +
-      "recovered and merged into the original. In-domain: cn; out-of-domain: the other Brown genres and " +
-      "the State of the Union addresses (validation splits).",
+    heading: "LoRAM-Rand on brown-dense: perplexity before and after (4 documents x 128 tokens per domain)",
+    text: "Layers 1-6 pruned at p = 0.65, 12 LoRA steps on Brown genre cj on the pruned model, the adapter " +
+      "recovered and merged into the original. In-domain: cj; out-of-domain: the other Brown genres and " +
+      "the State of the Union addresses (validation documents).",
     table: loramPpl!,
   },
 ]);

@@ -12,6 +12,7 @@ import { brownLoramData } from "../loram/data.ts";
 import { loramParamCounts } from "../loram/param_count.ts";
 import type { DomainPpl } from "../loram/eval.ts";
 import { type LoramEval, loramRun } from "../loram/pipeline.ts";
+import { centralClaim } from "../loram/tables.ts";
 import type { LoramRunOptions } from "../loram/run_config.ts";
 import {
   noPositionals,
@@ -43,7 +44,9 @@ export const LORAM_RUN_USAGE =
       --layers START:END   pruned decoder layers (default [4, L-2))
       --criterion C        semi/unst scores: wanda (default) | magnitude
       --plan FILE          use this plan.json (rand/stru) instead of building one
-      --lr X / --align-lr X, --batch N, --block T, --seed N, --eval-tokens N, --backend B`;
+      --eval-docs N        held-out documents per domain, evenly spaced (default 16)
+      --eval-tokens N      tokens scored per held-out document (default 512)
+      --lr X / --align-lr X, --batch N, --block T, --seed N, --backend B`;
 
 const FLAGS = {
   model: { type: "string" },
@@ -64,6 +67,7 @@ const FLAGS = {
   block: { type: "string" },
   seed: { type: "string" },
   "eval-tokens": { type: "string" },
+  "eval-docs": { type: "string" },
   backend: { type: "string" },
 } as const;
 
@@ -124,7 +128,7 @@ export async function loramRunCommand(args: string[]): Promise<number> {
       batch: int("batch", 4),
       evalEvery: Math.max(1, Math.floor(steps / 10)),
     },
-    evalTokens: int("eval-tokens", 4096),
+    evalTokens: int("eval-tokens", 512, 2),
     evalBlock: block,
   };
   // Refuse what the model does not allow before reading any data or writing anything.
@@ -142,6 +146,7 @@ export async function loramRunCommand(args: string[]): Promise<number> {
   const data = await brownLoramData(tokenizer, genre as BrownGenre, {
     block,
     evalTokens: options.evalTokens,
+    evalDocs: int("eval-docs", 16),
   });
   const result = await loramRun(device, options, data, {
     progress: isTerminal("stderr"),
@@ -152,7 +157,10 @@ export async function loramRunCommand(args: string[]): Promise<number> {
   return 0;
 }
 
-/** The perplexity table of a run: in-domain, out-of-domain Brown (other genres) and SOTU. */
+/**
+ * The perplexity table of a run: in-domain, out-of-domain Brown (other genres) and SOTU, then the
+ * parameters, the training figures and the central claim with its paired intervals over documents.
+ */
 export function evalTable(r: LoramEval): string {
   const rows: [string, DomainPpl | null][] = [
     ["large w/o FT (original)", r.ppl.original],
@@ -177,5 +185,6 @@ export function evalTable(r: LoramEval): string {
     `trainable ${r.train.trainable_params}; ${r.train.tokens} tokens at ${
       r.train.tokens_per_s.toFixed(0)
     } tokens/s`,
+    centralClaim(r).text,
   ].join("\n");
 }

@@ -15,7 +15,8 @@
  * exists is skipped on a rerun, and the Trainer resumes from its newest checkpoint. Perplexity is
  * measured for the original (large w/o FT), the pruned model (small w/o FT, before and after
  * alignment), the pruned model with its adapter (inference on the pruned model) and the merged
- * original (LoRAM). The original model is released while the pruned one trains, so the ledger's
+ * original (LoRAM); on held-out documents each perplexity keeps its per-document scores and 95%
+ * interval, so the tables pair any two of them (`pairedRatio`). The original model is released while the pruned one trains, so the ledger's
  * peaks during training are the pruned model's (`weights` vs the formula `4·N_P` bytes in f32).
  * With `nf4` (QLoRAM) the pruned model's projections are NF4 + double quant while LoRA trains
  * (`quantizeLinearsNf4`); `pruned/` stays f32, and the recovered adapter merges into the f32 original.

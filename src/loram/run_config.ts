@@ -73,7 +73,7 @@ export const LoramRunConfigSchema = z.strictObject({
   align: StageSchema(1e-4, 0).prefault({}),
   /** LoRA training on the pruned model (B.5). */
   train: StageSchema(1e-3, 100),
-  /** Evaluation tokens per domain (in-domain and out-of-domain perplexity). */
+  /** Tokens scored per held-out document (its first ones), or per held-out stream. */
   evalTokens: Positive.default(4096),
   /** Tokens per perplexity window. */
   evalBlock: Positive.default(128),

@@ -13,7 +13,7 @@ Deno.test("ferry loram run: a short LoRAM-Rand run on brown-dense writes every a
   const dir = await Deno.makeTempDir({ prefix: "ferry-loram-cli-" });
   try {
     const out = `${dir}/run`;
-    const args = ["--model", MODEL, "--method", "rand", "--ratio", "0.5", "--genre", "cn", "--steps", "2"];
+    const args = ["--model", MODEL, "--method", "rand", "--ratio", "0.5", "--genre", "cj", "--steps", "2"];
     const r = await ferry(
       "loram",
       "run",
@@ -25,13 +25,17 @@ Deno.test("ferry loram run: a short LoRAM-Rand run on brown-dense writes every a
       "--block",
       "32",
       "--eval-tokens",
-      "256",
+      "64",
+      "--eval-docs",
+      "3",
       "--out",
       out,
     );
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /LoRAM-rand \(infer original\)/);
     assert.match(r.stdout, /in-domain +out: Brown +out: SOTU/);
+    // Three documents per domain: the claim is judged on paired intervals over them.
+    assert.match(r.stdout, /LoRAM-Rand: in-domain ppl .*\(ratio \d\.\d{3}, 95% CI \d\.\d{3}–\d\.\d{3}: /);
     for (
       const f of [
         "plan.json",
@@ -52,6 +56,8 @@ Deno.test("ferry loram run: a short LoRAM-Rand run on brown-dense writes every a
     for (const row of ["original", "pruned", "pruned_lora", "loram"]) {
       const p = e.ppl[row];
       assert.ok(p.in_domain > 1 && p.out_of_domain > 1 && p.out_of_domain_sotu > 1, row);
+      assert.deepEqual(Object.keys(p.documents), ["in_domain", "out_of_domain", "out_of_domain_sotu"], row);
+      assert.equal(p.documents.in_domain.scores.length, 3);
     }
     assert.equal(e.train.steps, 2);
   } finally {

@@ -7,10 +7,13 @@ import assert from "node:assert/strict";
 import { createPruningPlan, planFromJSON, savePlan } from "../../src/compressors/prune/pruning_plan.ts";
 import { createDevice } from "../../src/device/create_device.ts";
 import { loadAdapter } from "../../src/lora/peft_io.ts";
-import { type LoramData, loramRun } from "../../src/loram/pipeline.ts";
+import * as arrow from "apache-arrow";
+import { pairedRatio } from "../../src/loram/eval.ts";
+import { type LoramData, type LoramEval, loramRun } from "../../src/loram/pipeline.ts";
+import { ablationRows, centralClaim, markdownTable, qualityRows } from "../../src/loram/tables.ts";
 import type { LoramRunOptions } from "../../src/loram/run_config.ts";
 import { loadModel } from "../../src/models/load.ts";
-import { perplexity } from "../../src/models/perplexity.ts";
+import { documentPerplexity, perplexity } from "../../src/models/perplexity.ts";
 import { rng } from "../_helpers.ts";
 
 const FIXTURE = "test/fixtures/models/llama-gqa-tied-f32"; // L 2, C 32, F 64, H 4, Hkv 2, D 8, V 128
@@ -26,12 +29,13 @@ function blocks(n: number, len: number, seed: number): Int32Array[] {
     return b;
   });
 }
+/** Held-out documents in-domain and SOTU-like (8 of 17 ids each); a stream out-of-domain (no interval). */
 const DATA: LoramData = {
   align: blocks(8, 17, 1),
   train: blocks(16, 17, 2),
-  evalIn: Int32Array.from(blocks(8, 17, 3).flatMap((b) => [...b])),
+  evalIn: blocks(8, 17, 3),
   evalOut: Int32Array.from(blocks(8, 17, 4).flatMap((b) => [...b.map((v) => (v * 7) % 128)])),
-  evalSotu: Int32Array.from(blocks(8, 17, 5).flatMap((b) => [...b.map((v) => (v * 5 + 3) % 128)])),
+  evalSotu: blocks(8, 17, 5).map((b) => b.map((v) => (v * 5 + 3) % 128)),
 };
 /** The same data without the second out-of-domain stream. */
 const { evalSotu: _, ...NO_SOTU } = DATA;
@@ -79,15 +83,25 @@ Deno.test("loramRun: writes every artefact; ledger weight bytes equal the formul
     assert.equal(small.tensors.get("model.layers.1.mlp.down_proj")!.inFeatures, 32);
     assert.equal(full.tensors.get("model.layers.1.mlp.down_proj")!.inFeatures, 64);
     assert.equal(full.config.baseModelNameOrPath, FIXTURE);
-    // merged/ is what eval.json measured.
+    // merged/ is what eval.json measured: documents one by one in-domain and SOTU, the stream out-of-domain.
     using merged = await loadModel(`${out}/merged`, { device });
-    const p = await perplexity(merged, DATA.evalIn.subarray(0, 4096), { blockSize: 16 });
-    assert.equal(p.perplexity, r.ppl.loram.in_domain);
-    const sotu = await perplexity(merged, DATA.evalSotu!.subarray(0, 4096), { blockSize: 16 });
-    assert.equal(sotu.perplexity, r.ppl.loram.out_of_domain_sotu);
-    assert.notEqual(r.ppl.loram.out_of_domain_sotu, r.ppl.loram.out_of_domain);
+    const byDoc = await documentPerplexity(merged, DATA.evalIn as Int32Array[], { blockSize: 16 });
+    assert.equal(byDoc.interval.perplexity, r.ppl.loram.in_domain);
+    assert.deepEqual(r.ppl.loram.documents!.in_domain!.scores, byDoc.documents);
+    assert.deepEqual([r.ppl.loram.documents!.in_domain!.lo, r.ppl.loram.documents!.in_domain!.hi], [
+      byDoc.interval.lo,
+      byDoc.interval.hi,
+    ]);
+    const sotu = await documentPerplexity(merged, DATA.evalSotu as Int32Array[], { blockSize: 16 });
+    assert.equal(sotu.interval.perplexity, r.ppl.loram.out_of_domain_sotu);
+    const stream = await perplexity(merged, (DATA.evalOut as Int32Array).subarray(0, 4096), {
+      blockSize: 16,
+    });
+    assert.equal(stream.perplexity, r.ppl.loram.out_of_domain);
+    assert.equal(r.ppl.loram.documents!.out_of_domain, undefined);
     for (const row of [r.ppl.original, r.ppl.pruned, r.ppl.pruned_aligned!, r.ppl.pruned_lora]) {
       assert.ok(row.out_of_domain_sotu !== null && row.out_of_domain_sotu > 1);
+      assert.equal(row.documents!.in_domain!.scores.length, 8);
     }
     // A finished run returns its eval.json.
     assert.deepEqual(
@@ -155,6 +169,45 @@ Deno.test("loramRun: QLoRAM trains on NF4 projections; the ledger holds the NF4 
     const a = await loadAdapter(`${dir}/q/adapter`);
     assert.equal(a.tensors.get("model.layers.1.mlp.down_proj")!.inFeatures, 64);
     assert.ok(Number.isFinite(r.ppl.loram.in_domain) && Number.isFinite(r.ppl.pruned_lora.in_domain));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("loramRun → tables: two 2-step runs give rows with paired intervals, a claim that follows them, an Arrow table", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ferry-loram-tables-" });
+  try {
+    const runs: LoramEval[] = [];
+    for (const nf4 of [false, true]) {
+      const o = options(`${dir}/${nf4 ? "q" : "f"}`, { nf4, train: { steps: 2, batch: 2 } });
+      runs.push(await loramRun(device, o, DATA, { progress: false }));
+    }
+    // The original is the same model on the same documents in both runs: ratio 1, a degenerate interval.
+    const same = pairedRatio(runs[1].ppl.original, runs[0].ppl.original, "in_domain")!;
+    assert.deepEqual([same.value, same.lo, same.hi, same.documents], [1, 1, 1, 8]);
+    const quality = qualityRows(runs);
+    const loram = quality.filter((r) => String(r.model).endsWith("(infer large)"));
+    assert.deepEqual(loram.map((r) => r.model), ["LoRAM-Rand (infer large)", "QLoRAM-Rand (infer large)"]);
+    for (const [i, row] of loram.entries()) {
+      const vs = pairedRatio(runs[i].ppl.loram, runs[i].ppl.pruned_lora, "in_domain")!;
+      assert.equal(row.ratio_vs_small_lora_in, Math.round(vs.value * 1e4) / 1e4);
+      const { ratio_vs_large_in: v, ratio_vs_large_in_lo: lo, ratio_vs_large_in_hi: hi } = row;
+      assert.ok(typeof v === "number" && (lo as number) <= v && v <= (hi as number), `${lo} ${v} ${hi}`);
+      assert.ok((row.in_domain_ppl_lo as number) <= (row.in_domain_ppl as number));
+      const claim = centralClaim(runs[i]);
+      assert.equal(claim.holds, claim.vs_large!.hi < 1 && claim.vs_small_lora!.hi < 1);
+      assert.match(claim.text, /ratio \d\.\d{3}, 95% CI \d\.\d{3}–\d\.\d{3}/);
+    }
+    // The out-of-domain stream has no interval; the ablation carries the same pairs as the quality table.
+    const ablation = ablationRows(runs);
+    assert.deepEqual(
+      ablation.map((r) => r.ratio_vs_small_lora_in),
+      loram.map((r) => r.ratio_vs_small_lora_in),
+    );
+    const table = arrow.tableFromJSON(quality as Record<string, unknown>[]);
+    assert.equal(table.numRows, 7);
+    assert.ok(table.schema.fields.some((f) => f.name === "ratio_vs_small_lora_in_hi"));
+    assert.match(markdownTable(ablation), /ratio_vs_large_in_hi \|\n/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
