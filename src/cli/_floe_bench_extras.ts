@@ -144,9 +144,21 @@ export async function printPlans(
     `${dir}: smallest budgets with ${
       run.dtype ?? "f32"
     } weights on the device, ${run.promptTokens} prompt + ` +
-      `${run.tokens} tokens (% of the ${formatBytes(rows[0].expert_f16_bytes)} of f16 experts)`,
+      `${run.tokens} tokens (% of the ${
+        formatBytes(rows[0].expert_f16_bytes)
+      } of f16 experts; the setup scratch ` +
+      "shares the activations' room)",
   );
-  const header = ["policy", "minimum", "% experts", "weights", "KV cache", "activations", "policy's own"];
+  const header = [
+    "policy",
+    "minimum",
+    "% experts",
+    "weights",
+    "KV cache",
+    "activations",
+    "setup",
+    "policy's own",
+  ];
   const lines = rows.map((r) => [
     r.policy,
     formatBytes(r.minimum_bytes),
@@ -154,6 +166,7 @@ export async function printPlans(
     formatBytes(r.held_bytes),
     formatBytes(r.kv_bytes),
     formatBytes(r.activation_bytes),
+    formatBytes(r.setup_bytes),
     formatBytes(r.policy_bytes),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));

@@ -36,8 +36,8 @@ import { checkpointTensors, parameterSpecs } from "./weights.ts";
 export const LoadModelOptionsSchema = z.strictObject({
   /**
    * Storage of the projection weights on the device: `"f32"` (default) or `"f16"` (inference
-   * only: every `*_proj` weight, `lm_head` and loaded expert stacks stay at 16 bits and the ops
-   * widen them in registers; embeddings, norms and routers stay f32).
+   * only: every `*_proj` weight, the embeddings, `lm_head` and loaded expert stacks stay at 16
+   * bits and the ops widen them in registers; norms, biases and routers stay f32).
    */
   dtype: z.enum(["f32", "f16"]).default("f32"),
   /**
@@ -94,7 +94,8 @@ export async function readHfConfig(dir: string): Promise<Record<string, unknown>
 
 /** Whether `loadModel({ dtype: "f16" })` keeps Ferry parameter `name` at 16 bits. */
 export function isHalfParameter(name: string): boolean {
-  return /_proj\.weight$/.test(name) || name === "lm_head.weight" || /\.mlp\.experts\.\w+$/.test(name);
+  return /_proj\.weight$/.test(name) || name === "lm_head.weight" || name === "model.embed_tokens.weight" ||
+    /\.mlp\.experts\.\w+$/.test(name);
 }
 
 /**

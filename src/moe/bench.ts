@@ -39,6 +39,8 @@ export interface OffloadBenchOptions {
   settings?: PolicySettings;
   /** Device storage of the weights and experts (default f32; as `OpenOffloadOptions.dtype`). */
   dtype?: "f32" | "f16";
+  /** Tokens per prefill forward (default: the prompt, one forward). */
+  prefillChunk?: number;
 }
 
 /** One row of the systems table (snake_case: the JSON and Arrow column names). */
@@ -133,7 +135,12 @@ export async function offloadBench(dir: string, options: OffloadBenchOptions): P
       });
       let rt: OffloadRuntime;
       try {
-        rt = await OffloadRuntime.create(model, store, { budgetBytes, policy, maxSeq: P + N });
+        rt = await OffloadRuntime.create(model, store, {
+          budgetBytes,
+          policy,
+          maxSeq: P + N,
+          prefillChunk: options.prefillChunk ?? P,
+        });
       } catch (err) {
         model.dispose();
         throw err;

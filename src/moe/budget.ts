@@ -28,6 +28,11 @@ export interface BudgetInput {
   kvBytes: number;
   /** The reserve for one forward's temporaries ({@link activationReserve}). */
   activationBytes: number;
+  /**
+   * Temporaries of the policy's setup (quantizing experts): they are freed before the first
+   * forward, so they share the activation reserve's room (the larger of the two counts). Default 0.
+   */
+  setupBytes?: number;
   /** The policy's fewest slots. */
   policyMinimumBytes: number;
   /** The policy's name, for messages. */
@@ -36,9 +41,9 @@ export interface BudgetInput {
 
 /** A budget that fits, and what it leaves the policy. */
 export interface BudgetPlan extends BudgetInput {
-  /** `held + kv + activations + policy minimum`. */
+  /** `held + kv + max(activations, setup) + policy minimum`. */
   minimumBytes: number;
-  /** `budget − held − kv − activations`: what the policy may fill (≥ its minimum). */
+  /** `budget − held − kv − max(activations, setup)`: what the policy may fill (≥ its minimum). */
   freeBytes: number;
 }
 
@@ -49,7 +54,9 @@ export interface BudgetPlan extends BudgetInput {
  */
 export function planBudget(input: BudgetInput): BudgetPlan {
   const { budgetBytes, heldBytes, kvBytes, activationBytes, policyMinimumBytes, policy = "policy" } = input;
-  const minimumBytes = heldBytes + kvBytes + activationBytes + policyMinimumBytes;
+  const setupBytes = input.setupBytes ?? 0;
+  const transient = Math.max(activationBytes, setupBytes);
+  const minimumBytes = heldBytes + kvBytes + transient + policyMinimumBytes;
   if (!(budgetBytes >= minimumBytes)) {
     throw new OutOfBudgetError(
       `Cannot plan the offload run: the budget of ${
@@ -59,13 +66,13 @@ export function planBudget(input: BudgetInput): BudgetPlan {
           formatBytes(minimumBytes)
         } (${minimumBytes} bytes): non-expert weights and other held ` +
         `memory ${formatBytes(heldBytes)}, KV cache ${formatBytes(kvBytes)}, activations ` +
-        `${formatBytes(activationBytes)}, ${policy} slots ${
-          formatBytes(policyMinimumBytes)
-        }; raise the budget, ` +
+        `${formatBytes(activationBytes)}${
+          setupBytes > activationBytes ? ` (setup scratch ${formatBytes(setupBytes)} takes their room)` : ""
+        }, ${policy} slots ${formatBytes(policyMinimumBytes)}; raise the budget, ` +
         `shorten the sequence (KV cache and activations) or pick a policy with a smaller minimum`,
     );
   }
-  return { ...input, minimumBytes, freeBytes: budgetBytes - heldBytes - kvBytes - activationBytes };
+  return { ...input, setupBytes, minimumBytes, freeBytes: budgetBytes - heldBytes - kvBytes - transient };
 }
 
 /**

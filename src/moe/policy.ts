@@ -63,6 +63,8 @@ interface PolicyBase {
   readonly name: PolicyName;
   /** The fewest device bytes the policy can run in (slots for one decode step, resident parts). */
   minimumBytes(store: HostExperts): number;
+  /** Device bytes the setup uses only while it runs (quantizing experts; freed before any forward). */
+  setupScratchBytes?(store: HostExperts): number;
   /** Device bytes the policy will allocate when `freeBytes` are left for it (≥ the minimum). */
   plannedBytes(store: HostExperts, freeBytes: number): number;
   /** Allocates the slots and uploads what stays resident. */

@@ -60,6 +60,11 @@ export interface OffloadRuntimeOptions {
   policy: PolicyName | OffloadPolicy;
   /** Longest sequence (prompt + generated), which sizes the KV cache (default 256). */
   maxSeq?: number;
+  /**
+   * Tokens per prefill forward (default 64): a longer prompt is prefilled in chunks, which bounds
+   * the activation reserve (it is sized for `min(maxSeq, prefillChunk)` tokens).
+   */
+  prefillChunk?: number;
 }
 
 /** What {@link OffloadRuntime.generate} returns. */
@@ -92,6 +97,8 @@ export class OffloadRuntime implements Disposable {
   readonly plan: BudgetPlan;
   readonly transfers: TransferEngine;
   readonly clock: SyncClock;
+  /** Tokens per prefill forward. */
+  readonly prefillChunk: number;
   readonly #cache: ModelCache;
   #counters: PhaseCounters;
 
@@ -101,7 +108,9 @@ export class OffloadRuntime implements Disposable {
     policy: OffloadPolicy,
     plan: BudgetPlan,
     cache: ModelCache,
+    prefillChunk: number,
   ) {
+    this.prefillChunk = prefillChunk;
     this.model = model;
     this.store = store;
     this.policy = policy;
@@ -124,7 +133,12 @@ export class OffloadRuntime implements Disposable {
     store: HostExperts,
     options: OffloadRuntimeOptions,
   ): Promise<OffloadRuntime> {
-    const { budgetBytes, maxSeq = 256 } = options;
+    const { budgetBytes, maxSeq = 256, prefillChunk = 64 } = options;
+    if (!(Number.isInteger(prefillChunk) && prefillChunk >= 1)) {
+      throw new RangeError(
+        `Cannot create the offload runtime: prefillChunk must be a positive integer: received ${prefillChunk}`,
+      );
+    }
     for (const l of model.moeLayers) {
       const moe = model.layers[l].mlp as SparseMoE;
       if (!(moe.experts instanceof DetachedExperts)) {
@@ -141,11 +155,10 @@ export class OffloadRuntime implements Disposable {
     const device = model.device;
     const held = device.ledger.current();
     const cache = model.createCache(maxSeq);
+    const kv = device.ledger.current() - held;
     try {
-      const plan = planBudget(
-        budgetInput(model, store, policy, budgetBytes, maxSeq, held, device.ledger.current() - held),
-      );
-      const rt = new OffloadRuntime(model, store, policy, plan, cache);
+      const plan = planBudget(budgetInput(model, store, policy, budgetBytes, maxSeq, prefillChunk, held, kv));
+      const rt = new OffloadRuntime(model, store, policy, plan, cache, Math.min(maxSeq, prefillChunk));
       await policy.setup({ device, store, transfers: rt.transfers }, plan.freeBytes);
       return rt;
     } catch (err) {
@@ -182,7 +195,11 @@ export class OffloadRuntime implements Disposable {
     const tokens: number[] = [];
     try {
       this.#counters.begin("prefill");
-      let next = pick(await this.forward(ids));
+      let last: Float32Array = new Float32Array(0);
+      for (let t0 = 0; t0 < ids.length; t0 += this.prefillChunk) {
+        last = await this.forward(ids.subarray(t0, t0 + this.prefillChunk)); // [chunk] at positions t0..
+      }
+      let next = pick(last);
       this.#counters.end();
       this.#counters.begin("decode");
       for (let i = 0; i < maxNewTokens; i++) {
@@ -296,12 +313,15 @@ export function offloadMinimum(
   store: HostExperts,
   policy: OffloadPolicy,
   maxSeq = 256,
+  prefillChunk = 64,
 ): BudgetPlan {
   const device = model.device;
   const held = device.ledger.current();
   using _cache = model.createCache(maxSeq);
   const kv = device.ledger.current() - held;
-  return planBudget(budgetInput(model, store, policy, Number.MAX_SAFE_INTEGER, maxSeq, held, kv));
+  return planBudget(
+    budgetInput(model, store, policy, Number.MAX_SAFE_INTEGER, maxSeq, prefillChunk, held, kv),
+  );
 }
 
 function budgetInput(
@@ -310,6 +330,7 @@ function budgetInput(
   policy: OffloadPolicy,
   budgetBytes: number,
   maxSeq: number,
+  prefillChunk: number,
   heldBytes: number,
   kvBytes: number,
 ) {
@@ -317,17 +338,25 @@ function budgetInput(
     budgetBytes,
     heldBytes,
     kvBytes,
-    activationBytes: activationReserve(model.config, maxSeq, maxSeq) + widenedWeightBytes(model),
+    activationBytes: activationReserve(model.config, Math.min(maxSeq, prefillChunk), maxSeq) +
+      widenedWeightBytes(model),
+    setupBytes: policy.setupScratchBytes?.(store) ?? 0,
     policyMinimumBytes: policy.minimumBytes(store),
     policy: policy.name,
   };
 }
 
-/** The f32 temporary of the largest 16-bit non-expert weight (a prefill matmul widens one at a time). */
+/**
+ * The f32 temporary of the largest 16-bit projection a prefill multiplies with several rows (a
+ * matmul widens one weight at a time). Not the experts (their kernels widen in registers), the
+ * embeddings (a lookup widens rows) or the head (the runtime applies it to the last row: `gemv`).
+ */
 function widenedWeightBytes(model: CausalLM): number {
   let most = 0;
   for (const [name, t] of model.parameters()) {
-    if (t.dtype === "f16" && !name.includes(".experts.")) most = Math.max(most, 4 * t.size);
+    if (t.dtype === "f16" && /_proj\.weight$/.test(name) && !name.includes(".experts.")) {
+      most = Math.max(most, 4 * t.size);
+    }
   }
   return most;
 }

@@ -26,11 +26,11 @@ export class Embedding implements Module {
   /** `[V, C]` f32. */
   readonly weight: Tensor;
 
-  /** @param weight `[V, C]` f32 */
+  /** @param weight `[V, C]` f32, or f16 for inference only (rows widen on lookup) */
   constructor(weight: Tensor) {
-    if (weight.dtype !== "f32" || weight.rank !== 2) {
+    if ((weight.dtype !== "f32" && weight.dtype !== "f16") || weight.rank !== 2) {
       throw new TypeError(
-        `Cannot create Embedding: weight must be f32 [V, C]: received ${weight.dtype}[${weight.shape}]`,
+        `Cannot create Embedding: weight must be f32 or f16 [V, C]: received ${weight.dtype}[${weight.shape}]`,
       );
     }
     this.weight = weight;
@@ -73,6 +73,11 @@ export class Embedding implements Module {
    * ```
    */
   forwardTrain(ids: Tensor, ctx: TrainContext): Var {
+    if (this.weight.dtype !== "f32") {
+      throw new TypeError(
+        "Cannot train through Embedding: its table is f16 (inference only); load it as f32",
+      );
+    }
     return embeddingV(ctx.v(this.weight), ids); // [...] -> [..., C]
   }
 

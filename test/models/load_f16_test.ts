@@ -17,22 +17,20 @@ import { FIXTURES } from "./_fixtures.ts";
 const qwen = FIXTURES.find((f) => f.name === "qwen2-f16")!;
 const mixtral = FIXTURES.find((f) => f.name === "mixtral-top2-f32")!;
 
-Deno.test("isHalfParameter: projections, lm_head and expert stacks; not embeddings, norms or routers", () => {
-  for (
-    const n of [
-      "model.layers.0.self_attn.q_proj.weight",
-      "lm_head.weight",
-      "model.layers.1.mlp.experts.down_proj",
-    ]
-  ) assert.ok(isHalfParameter(n), n);
-  for (
-    const n of [
-      "model.embed_tokens.weight",
-      "model.layers.0.input_layernorm.weight",
-      "model.layers.0.mlp.gate.weight",
-      "model.layers.0.self_attn.q_proj.bias",
-    ]
-  ) assert.ok(!isHalfParameter(n), n);
+Deno.test("isHalfParameter: projections, embeddings, lm_head and expert stacks; not norms, biases or routers", () => {
+  const half = [
+    "model.layers.0.self_attn.q_proj.weight",
+    "lm_head.weight",
+    "model.embed_tokens.weight",
+    "model.layers.1.mlp.experts.down_proj",
+  ];
+  for (const n of half) assert.ok(isHalfParameter(n), n);
+  const full = [
+    "model.layers.0.input_layernorm.weight",
+    "model.layers.0.mlp.gate.weight",
+    "model.layers.0.self_attn.q_proj.bias",
+  ];
+  for (const n of full) assert.ok(!isHalfParameter(n), n);
 });
 
 testOnDevices(

@@ -12,6 +12,7 @@ import { generate } from "../../src/models/generate.ts";
 import { loadModel } from "../../src/models/load.ts";
 import { HostExperts } from "../../src/moe/host_experts.ts";
 import { CachedPolicy } from "../../src/moe/policies/cached.ts";
+import { FloePolicy } from "../../src/moe/policies/floe.ts";
 import type { OffloadPolicy } from "../../src/moe/policy.ts";
 import { OffloadRuntime, openOffloadRuntime } from "../../src/moe/runtime.ts";
 import { assertClose } from "../_helpers.ts";
@@ -187,4 +188,26 @@ Deno.test("bad input: a model without experts, an unknown policy, experts on the
     /experts are on the device \(SwiGLUExperts\); load the model with loadModel\(dir, \{ device, experts: "skip" \}\)/,
   );
   device.destroy();
+});
+
+Deno.test("a prompt prefilled in chunks decodes the tokens of a one-forward prefill, with a smaller reserve", async () => {
+  const makers: [string, () => OffloadPolicy | "ondemand"][] = [
+    ["ondemand", () => "ondemand"],
+    ["floe", () => new FloePolicy({ sparsity: 0.5, upBits: 2, groupSize: 16 })],
+  ];
+  for (const [name, make] of makers) {
+    const run = async (prefillChunk?: number) => {
+      const device = await createDevice({ backend: "cpu" });
+      const opts = { device, budgetBytes: 64 * MiB, policy: make(), maxSeq: 16, prefillChunk };
+      using rt = await openOffloadRuntime(MIXTRAL, opts);
+      const { tokens } = await rt.generate(PROMPT, { maxNewTokens: 5 });
+      const reserve = rt.plan.activationBytes;
+      device.destroy();
+      return { tokens, reserve };
+    };
+    const whole = await run();
+    const chunked = await run(2);
+    assert.deepEqual(chunked.tokens, whole.tokens, name);
+    assert.ok(chunked.reserve < whole.reserve, `${name}: reserve ${chunked.reserve} < ${whole.reserve}`);
+  }
 });

@@ -108,12 +108,12 @@ export class CachedPolicy implements WholeExpertPolicy {
   }
 
   /** Device bytes held only while the experts are quantized at setup (one f32 matrix and its codes). */
-  #scratch(store: HostExperts): number {
+  setupScratchBytes(store: HostExperts): number {
     return this.bits === 16 ? 0 : 2 * store.matrixValues() * 4;
   }
 
   minimumBytes(store: HostExperts): number {
-    return store.config.topK * this.slotBytes(store) + this.#scratch(store);
+    return store.config.topK * this.slotBytes(store);
   }
 
   plannedBytes(store: HostExperts, freeBytes: number): number {
@@ -197,7 +197,7 @@ export class CachedPolicy implements WholeExpertPolicy {
 
   #slotCount(store: HostExperts, freeBytes: number): number {
     const all = store.layers.length * store.numExperts;
-    const fit = Math.floor((freeBytes - this.#scratch(store)) / this.slotBytes(store)); // slots of this cache's bits
+    const fit = Math.floor(freeBytes / this.slotBytes(store)); // slots of this cache's bits (setup scratch: in the transient room)
     return Math.max(store.config.topK, Math.min(all, this.#maxSlots, fit));
   }
 

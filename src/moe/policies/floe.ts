@@ -125,8 +125,12 @@ export class FloePolicy implements StepPolicy {
     const sparse = store.layers.length - dense;
     const rows = this.#rowsFor(store);
     const buffers = 2 * store.config.topK * 2 * rows * C * store.bytesPerValue;
-    const scratch = bits === 16 ? 0 : F * C * 4; // one f32 up while it is quantized
-    return sparse * E * upBytes + dense * E * store.expertBytes() + buffers + scratch;
+    return sparse * E * upBytes + dense * E * store.expertBytes() + buffers;
+  }
+
+  /** One f32 up projection while it is quantized (none for exact up). */
+  setupScratchBytes(store: HostExperts): number {
+    return this.options.upBits === 16 ? 0 : store.intermediate * store.hidden * 4;
   }
 
   plannedBytes(store: HostExperts): number {
@@ -250,9 +254,10 @@ export class FloePolicy implements StepPolicy {
     this.#buffers = [];
   }
 
+  /** Rows of a buffer slot: the kept channels, twice that with exact channels (prefetched + missed). */
   #rowsFor(store: HostExperts): number {
     const k = keptChannelCount(store.intermediate, this.options.sparsity);
-    return Math.max(1, Math.min(store.intermediate, 2 * k));
+    return Math.max(1, Math.min(store.intermediate, this.options.channels === "exact" ? 2 * k : k));
   }
 
   /** Decode: hits from the current buffer, reloads for misses (and missed channels when exact). */
