@@ -55,7 +55,7 @@ export async function offloadPlans(
     const rows: PlanRow[] = [];
     for (const p of options.policies) {
       const policy = typeof p === "string" ? createPolicy(p, options.settings) : p();
-      const plan = offloadMinimum(model, store, policy, P + N, options.prefillChunk ?? P);
+      const plan = await offloadMinimum(model, store, policy, P + N, options.prefillChunk ?? P);
       policy.dispose();
       rows.push({
         policy: policy.name,

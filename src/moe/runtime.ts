@@ -153,6 +153,7 @@ export class OffloadRuntime implements Disposable {
     }
     const policy = typeof options.policy === "string" ? createPolicy(options.policy) : options.policy;
     const device = model.device;
+    await device.flush(); // upload staging of the weights is released at the submit: not held
     const held = device.ledger.current();
     const cache = model.createCache(maxSeq);
     const kv = device.ledger.current() - held;
@@ -308,14 +309,15 @@ export async function openOffloadRuntime(dir: string, options: OpenOffloadOption
  * setting the policy up: held bytes, KV cache, activation reserve and the policy's minimum. The
  * `minimumBytes` of the result is the smallest budget the runtime accepts.
  */
-export function offloadMinimum(
+export async function offloadMinimum(
   model: CausalLM,
   store: HostExperts,
   policy: OffloadPolicy,
   maxSeq = 256,
   prefillChunk = 64,
-): BudgetPlan {
+): Promise<BudgetPlan> {
   const device = model.device;
+  await device.flush(); // as OffloadRuntime.create
   const held = device.ledger.current();
   using _cache = model.createCache(maxSeq);
   const kv = device.ledger.current() - held;
