@@ -8,7 +8,7 @@
  * @module
  */
 import { writeFileAtomic } from "../src/io/atomic.ts";
-import { renderFloeBench } from "./readme_floe.ts";
+import { renderFloeBench, renderFloePlan } from "./readme_floe.ts";
 import type { BenchRow } from "./_harness.ts";
 
 /** A results file as the benchmarks write it. */
@@ -238,6 +238,13 @@ export const BLOCKS: Record<string, ReadmeBlock> = {
   "floe-brown-moe": {
     file: "bench/results/floe_brown_moe.json",
     render: renderFloeBench("deno task bench:floe --quick"),
+  },
+  "floe-reference-plan": {
+    file: "bench/results/floe_reference_plan.json",
+    render: renderFloePlan(
+      "deno task ferry floe bench --model runs/bench-floe/mixtral-quarter --budget 12% --dtype f16 " +
+        "--prompt-tokens 16 --tokens 16 --plan --json bench/results/floe_reference_plan.json",
+    ),
   },
   "floe-mini-ref": {
     file: "bench/results/floe_mini_ref.json",

@@ -60,3 +60,46 @@ export function renderFloeBench(command: string): (results: BenchResults) => str
     ].join("\n");
   };
 }
+
+/** One policy's smallest budget as `ferry floe bench --plan --json` writes it. */
+interface PlanRow {
+  policy: string;
+  weights_dtype: string;
+  minimum_bytes: number;
+  held_bytes: number;
+  kv_bytes: number;
+  activation_bytes: number;
+  setup_bytes: number;
+  policy_bytes: number;
+  expert_f16_bytes: number;
+  budget_bytes: number | null;
+  date: string;
+}
+
+/** The smallest budget per policy (`--plan`) against the run's budget, with the command. */
+export function renderFloePlan(command: string): (results: BenchResults) => string {
+  return ({ rows }) => {
+    const plans = rows as unknown as PlanRow[];
+    const first = plans[0];
+    const pct = (b: number) => `${(100 * b / first.expert_f16_bytes).toFixed(1)}%`;
+    const mib = (b: number) => (b / MiB).toFixed(1);
+    const fits = (r: PlanRow) =>
+      first.budget_bytes === null ? "" : r.minimum_bytes <= first.budget_bytes ? "yes" : "no";
+    return [
+      "| policy | minimum MiB | % of f16 experts | weights | KV cache | activations | setup scratch | policy's own | fits |",
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+      ...plans.map((r) =>
+        `| ${r.policy} | ${mib(r.minimum_bytes)} | ${pct(r.minimum_bytes)} | ${mib(r.held_bytes)} | ${
+          mib(r.kv_bytes)
+        } | ${mib(r.activation_bytes)} | ${mib(r.setup_bytes)} | ${mib(r.policy_bytes)} | ${fits(r)} |`
+      ),
+      "",
+      `Planned ${
+        first.date.slice(0, 10)
+      } with ${first.weights_dtype} weights on the device, against a budget of ${
+        first.budget_bytes === null ? "none" : `${mib(first.budget_bytes)} MiB (${pct(first.budget_bytes)})`
+      }, by \`${command}\`. The setup scratch (quantizing) is freed before the first forward and shares the ` +
+      "activations' room.",
+    ].join("\n");
+  };
+}
