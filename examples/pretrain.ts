@@ -14,7 +14,9 @@
  * The larger test beds (`--model dense-12m`, `moe-28m`: ≥ 10 and 8 layers, so LoRAM's layer range
  * and FloE's channel sparsity have room) train on Brown plus the State of the Union addresses
  * (`--data brown+sotu`, train splits of both) for `--epochs` passes; their validation perplexity
- * is reported per Brown genre and for SOTU.
+ * is reported per Brown genre and for SOTU. They are saved in bf16 (`--dtype`, default bf16 for them and
+ * f32 for the small ones), and `eval.json` scores the saved weights, reloaded. Rerunning a finished
+ * run resumes at its last step, so it only saves and evaluates again.
  *
  * Reproduce (one model per command; the run folder keeps checkpoints, so a killed run resumes):
  * ```sh
@@ -109,6 +111,7 @@ const { values: args } = parseArgs({
     out: { type: "string" },
     "run-dir": { type: "string" },
     seed: { type: "string", default: "0" },
+    dtype: { type: "string" },
   },
 });
 const arch = ARCHS[args.model!];
@@ -123,6 +126,11 @@ if (args.data !== "brown" && args.data !== "brown+sotu") {
   throw new TypeError(`--data must be brown or brown+sotu: received ${args.data}`);
 }
 const withSotu = args.data === "brown+sotu";
+// The saved weights' dtype: bf16 for the larger test beds (committed at half the bytes), f32 for the small ones.
+const saveDtype = args.dtype ?? (args.model!.includes("-") ? "bf16" : "f32");
+if (saveDtype !== "f32" && saveDtype !== "bf16") {
+  throw new TypeError(`--dtype must be f32 or bf16: received ${args.dtype}`);
+}
 
 const tokenizer = await Tokenizer.fromDir(TOKENIZER_DIR);
 const hf = {
@@ -183,7 +191,13 @@ console.log(
   `trained ${fit.step} steps: train loss ${fit.loss.toFixed(3)}, eval loss ${fit.evalLoss?.toFixed(3)}`,
 );
 
-// Validation perplexity per genre, next to the unigram baseline the model must beat.
+// The weights as saved (bf16 rounds them), then validation perplexity of the saved model per genre, next to
+// the unigram baseline it must beat.
+await saveModel(model, out, { dtype: saveDtype });
+for (const f of ["tokenizer.json", "tokenizer_config.json"]) {
+  await runtime.copyFile(`${TOKENIZER_DIR}/${f}`, `${out}/${f}`);
+}
+using saved = await loadModel(out, { device });
 const unigram = JSON.parse(await runtime.readTextFile(`${TOKENIZER_DIR}/unigram_baseline.json`));
 const perGenre: Record<string, unknown>[] = [];
 const byGenre = new Map<string, BrownDocument[]>();
@@ -192,7 +206,7 @@ for (const genre of [...BROWN_GENRES, "all"]) {
   const docs = genre === "all" ? splits.validation : byGenre.get(genre);
   if (!docs?.length) continue;
   const ids = tokenizeAndPack(docs, tokenizer, { blockSize: 1, addEos: true }).data;
-  const r = await perplexity(model, ids, { blockSize: T });
+  const r = await perplexity(saved, ids, { blockSize: T });
   const base = genre === "all" ? unigram.validation.overall : unigram.validation.genres[genre];
   perGenre.push({
     genre,
@@ -206,15 +220,11 @@ for (const genre of [...BROWN_GENRES, "all"]) {
 
 if (sotu) {
   const ids = tokenizeAndPack(sotu.validation, tokenizer, { blockSize: 1, addEos: true }).data;
-  const r = await perplexity(model, ids, { blockSize: T });
+  const r = await perplexity(saved, ids, { blockSize: T });
   perGenre.push({ genre: "sotu", name: "State of the Union", tokens: r.tokens, perplexity: r.perplexity });
   console.log(`sotu ppl ${r.perplexity.toFixed(1).padStart(8)}  (${r.tokens} tokens)`);
 }
 
-await saveModel(model, out);
-for (const f of ["tokenizer.json", "tokenizer_config.json"]) {
-  await runtime.copyFile(`${TOKENIZER_DIR}/${f}`, `${out}/${f}`);
-}
 await runtime.copyFile(`${fit.runDir}/metrics.arrow`, `${out}/training_log.arrow`);
 await writeFileAtomic(
   `${out}/eval.json`,
@@ -225,6 +235,7 @@ await writeFileAtomic(
       device: device.info,
       parameters: counts,
       steps: fit.step,
+      dtype: saveDtype,
       block: T,
       batch,
       data: args.data,
