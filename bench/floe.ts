@@ -2,7 +2,8 @@
  * FloE offload benchmark: the systems table (ondemand, cached, floe) on the reference systems model
  * (Mixtral-8x7B at a quarter of its width and full depth, random f16 weights, about 5.6 GB of
  * experts; f16 weights on the device; budget 12% of its f16 expert bytes, s = 0.9, 16 prompt + 16
- * decoded tokens; its smallest budgets per policy first, `--plan`) and on the
+ * decoded tokens, prefilled in chunks of 8 so that floe fits the budget; its smallest budgets per
+ * policy first, `--plan`) and on the
  * embedded brown-moe (trained weights, so real predictor accuracy; budget 250% of its f16 experts,
  * since its non-expert weights outweigh its experts, and the 4-bit cache capped at 5 of its 32
  * experts, the fraction the reference model's cache gets at its target), each with the hardware
@@ -65,12 +66,12 @@ if (!quick) {
   // The smallest budgets first (nothing runs): does each policy fit 12% with f16 weights?
   await floeBenchCommand([
     ...["--model", REFERENCE, "--budget", "12%", "--policies", "ondemand,cached,floe", "--sparsity", "0.9"],
-    ...["--dtype", "f16", "--prompt-tokens", "16", "--tokens", "16", "--plan"],
+    ...["--dtype", "f16", "--prompt-tokens", "16", "--tokens", "16", "--prefill-chunk", "8", "--plan"],
     ...["--json", "bench/results/floe_reference_plan.json"],
   ]);
   await floeBenchCommand([
     ...["--model", REFERENCE, "--budget", "12%", "--policies", "ondemand,cached,floe", "--sparsity", "0.9"],
-    ...["--dtype", "f16", "--quant-cache", QUANT_CACHE],
+    ...["--dtype", "f16", "--quant-cache", QUANT_CACHE, "--prefill-chunk", "8"],
     ...[
       "--prompt-tokens",
       "16",

@@ -243,7 +243,7 @@ export const BLOCKS: Record<string, ReadmeBlock> = {
     file: "bench/results/floe_reference_plan.json",
     render: renderFloePlan(
       "deno task ferry floe bench --model runs/bench-floe/mixtral-quarter --budget 12% --dtype f16 " +
-        "--prompt-tokens 16 --tokens 16 --plan --json bench/results/floe_reference_plan.json",
+        "--prompt-tokens 16 --tokens 16 --prefill-chunk 8 --plan --json bench/results/floe_reference_plan.json",
     ),
   },
   "floe-mini-ref": {

@@ -69,6 +69,7 @@ interface PlanRow {
   held_bytes: number;
   kv_bytes: number;
   activation_bytes: number;
+  transfer_bytes: number;
   setup_bytes: number;
   policy_bytes: number;
   expert_f16_bytes: number;
@@ -86,20 +87,22 @@ export function renderFloePlan(command: string): (results: BenchResults) => stri
     const fits = (r: PlanRow) =>
       first.budget_bytes === null ? "" : r.minimum_bytes <= first.budget_bytes ? "yes" : "no";
     return [
-      "| policy | minimum MiB | % of f16 experts | weights | KV cache | activations | setup scratch | policy's own | fits |",
-      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+      "| policy | minimum MiB | % of f16 experts | weights | KV cache | activations | upload staging | setup scratch | policy's own | fits |",
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
       ...plans.map((r) =>
         `| ${r.policy} | ${mib(r.minimum_bytes)} | ${pct(r.minimum_bytes)} | ${mib(r.held_bytes)} | ${
           mib(r.kv_bytes)
-        } | ${mib(r.activation_bytes)} | ${mib(r.setup_bytes)} | ${mib(r.policy_bytes)} | ${fits(r)} |`
+        } | ${mib(r.activation_bytes)} | ${mib(r.transfer_bytes)} | ${mib(r.setup_bytes)} | ${
+          mib(r.policy_bytes)
+        } | ${fits(r)} |`
       ),
       "",
       `Planned ${
         first.date.slice(0, 10)
       } with ${first.weights_dtype} weights on the device, against a budget of ${
         first.budget_bytes === null ? "none" : `${mib(first.budget_bytes)} MiB (${pct(first.budget_bytes)})`
-      }, by \`${command}\`. The setup scratch (quantizing) is freed before the first forward and shares the ` +
-      "activations' room.",
+      }, by \`${command}\`. The setup scratch (quantizing, staging the resident experts) is freed before the ` +
+      "first forward and shares the room of the activations and a step's upload staging.",
     ].join("\n");
   };
 }

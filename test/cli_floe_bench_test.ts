@@ -184,7 +184,7 @@ Deno.test("ferry floe bench --plan prints each policy's minimum budget, runs not
   const rows = JSON.parse(await Deno.readTextFile(json));
   assert.deepEqual(rows.map((o: { policy: string }) => o.policy), ["ondemand", "floe"]);
   for (const o of rows) {
-    const transient = Math.max(o.activation_bytes, o.setup_bytes);
+    const transient = Math.max(o.activation_bytes + o.transfer_bytes, o.setup_bytes);
     assert.equal(o.minimum_bytes, o.held_bytes + o.kv_bytes + transient + o.policy_bytes);
     assert.equal(o.weights_dtype, "f16");
   }

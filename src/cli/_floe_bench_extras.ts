@@ -156,6 +156,7 @@ export async function printPlans(
     "weights",
     "KV cache",
     "activations",
+    "staging",
     "setup",
     "policy's own",
   ];
@@ -166,6 +167,7 @@ export async function printPlans(
     formatBytes(r.held_bytes),
     formatBytes(r.kv_bytes),
     formatBytes(r.activation_bytes),
+    formatBytes(r.transfer_bytes),
     formatBytes(r.setup_bytes),
     formatBytes(r.policy_bytes),
   ]);

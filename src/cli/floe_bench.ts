@@ -43,6 +43,8 @@ export const FLOE_BENCH_USAGE =
       --cache-prefetch     cached: prefetch the next layer's experts by its router
       --prompt-tokens P    prompt length (default 16)
       --tokens N           tokens to generate (default 16)
+      --prefill-chunk N    prompt tokens per prefill forward (default: the whole prompt); smaller chunks
+                           shrink the activation reserve at the cost of streaming experts once per chunk
       --json FILE          write the table as JSON (one object per policy) and Arrow (FILE with .arrow)
       --project            also project decode tok/s for Mixtral-8x7B on an RTX 3090 and an H100
       --sweep-budgets L    also run the policies at each budget of L (e.g. 10%,20%,40%) and the cache table
@@ -78,6 +80,7 @@ const FLAGS = {
   dtype: { type: "string" },
   plan: { type: "boolean" },
   "quant-cache": { type: "string" },
+  "prefill-chunk": { type: "string" },
 } as const;
 
 /** Runs `ferry floe bench`. */
@@ -126,6 +129,8 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
   };
   const promptTokens = parseInteger(cmd, "prompt-tokens", str(values, "prompt-tokens") ?? "16", 1);
   const tokens = parseInteger(cmd, "tokens", str(values, "tokens") ?? "16", 2);
+  const chunkText = str(values, "prefill-chunk");
+  const prefillChunk = chunkText === undefined ? undefined : parseInteger(cmd, "prefill-chunk", chunkText, 1);
   const json = str(values, "json");
   const backend = parseBackend(cmd, values);
   const dtype = parseChoice(cmd, "dtype", str(values, "dtype") ?? "f32", ["f32", "f16"]);
@@ -146,7 +151,7 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
   const settings = { floe: { sparsity, upBits, groupSize, channels, denseLayers, quantCache }, cached };
   if (values.plan) {
     const budget = str(values, "budget");
-    const run = { policies, promptTokens, tokens, backend, settings, dtype };
+    const run = { policies, promptTokens, tokens, backend, settings, dtype, prefillChunk };
     await printPlans(
       dir,
       run,
@@ -166,6 +171,7 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
     tokens,
     backend,
     dtype,
+    prefillChunk,
     settings,
   });
   if (bench.rows.every((r) => !r.fits)) {
@@ -260,7 +266,7 @@ export async function floeBenchCommand(args: string[]): Promise<number> {
       dir,
       json,
       sweep,
-      { policies, promptTokens, tokens, backend, settings, dtype },
+      { policies, promptTokens, tokens, backend, settings, dtype, prefillChunk },
       config.topK * 2,
     );
   }

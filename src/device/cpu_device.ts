@@ -115,6 +115,11 @@ export class CpuDevice implements Device {
     }
   }
 
+  /** Nothing is pending on the CPU backend. */
+  submit(): void {
+    this.#alive();
+  }
+
   flush(): Promise<void> {
     this.#alive();
     return Promise.resolve();

@@ -77,6 +77,11 @@ export interface Device {
   read(storage: Storage, byteLength: number, byteOffset?: number): Promise<ArrayBuffer>;
   /** Drops one reference; memory returns to the ledger when the last goes. */
   free(storage: Storage): void;
+  /**
+   * Submits pending work (and uploads) without waiting: upload staging is returned to the ledger
+   * here. A no-op on the CPU backend.
+   */
+  submit(): void;
   /** Submits pending work and waits for it to finish. */
   flush(): Promise<void>;
   /** Releases the device; later use throws `DeviceLostError`. */

@@ -33,6 +33,8 @@ export interface BudgetInput {
    * forward, so they share the activation reserve's room (the larger of the two counts). Default 0.
    */
   setupBytes?: number;
+  /** Upload staging of the largest single transfer of a step, alive with the activations. Default 0. */
+  transferBytes?: number;
   /** The policy's fewest slots. */
   policyMinimumBytes: number;
   /** The policy's name, for messages. */
@@ -41,9 +43,9 @@ export interface BudgetInput {
 
 /** A budget that fits, and what it leaves the policy. */
 export interface BudgetPlan extends BudgetInput {
-  /** `held + kv + max(activations, setup) + policy minimum`. */
+  /** `held + kv + max(activations + transfer, setup) + policy minimum`. */
   minimumBytes: number;
-  /** `budget − held − kv − max(activations, setup)`: what the policy may fill (≥ its minimum). */
+  /** `budget − held − kv − max(activations + transfer, setup)`: what the policy may fill (≥ its minimum). */
   freeBytes: number;
 }
 
@@ -55,7 +57,8 @@ export interface BudgetPlan extends BudgetInput {
 export function planBudget(input: BudgetInput): BudgetPlan {
   const { budgetBytes, heldBytes, kvBytes, activationBytes, policyMinimumBytes, policy = "policy" } = input;
   const setupBytes = input.setupBytes ?? 0;
-  const transient = Math.max(activationBytes, setupBytes);
+  const transferBytes = input.transferBytes ?? 0;
+  const transient = Math.max(activationBytes + transferBytes, setupBytes);
   const minimumBytes = heldBytes + kvBytes + transient + policyMinimumBytes;
   if (!(budgetBytes >= minimumBytes)) {
     throw new OutOfBudgetError(
@@ -66,13 +69,21 @@ export function planBudget(input: BudgetInput): BudgetPlan {
           formatBytes(minimumBytes)
         } (${minimumBytes} bytes): non-expert weights and other held ` +
         `memory ${formatBytes(heldBytes)}, KV cache ${formatBytes(kvBytes)}, activations ` +
-        `${formatBytes(activationBytes)}${
-          setupBytes > activationBytes ? ` (setup scratch ${formatBytes(setupBytes)} takes their room)` : ""
+        `${formatBytes(activationBytes)}, upload staging ${formatBytes(transferBytes)}${
+          setupBytes > activationBytes + transferBytes
+            ? ` (setup scratch ${formatBytes(setupBytes)} takes their room)`
+            : ""
         }, ${policy} slots ${formatBytes(policyMinimumBytes)}; raise the budget, ` +
         `shorten the sequence (KV cache and activations) or pick a policy with a smaller minimum`,
     );
   }
-  return { ...input, setupBytes, minimumBytes, freeBytes: budgetBytes - heldBytes - kvBytes - transient };
+  return {
+    ...input,
+    setupBytes,
+    transferBytes,
+    minimumBytes,
+    freeBytes: budgetBytes - heldBytes - kvBytes - transient,
+  };
 }
 
 /**

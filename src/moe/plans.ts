@@ -11,7 +11,8 @@
  *   policies: ["ondemand", "floe"], promptTokens: 4, tokens: 4, backend: "cpu",
  * });
  * assert.equal(rows.length, 2);
- * const parts = (r: typeof rows[0]) => r.held_bytes + r.kv_bytes + Math.max(r.activation_bytes, r.setup_bytes) + r.policy_bytes;
+ * const parts = (r: typeof rows[0]) =>
+ *   r.held_bytes + r.kv_bytes + Math.max(r.activation_bytes + r.transfer_bytes, r.setup_bytes) + r.policy_bytes;
  * assert.ok(rows.every((r) => r.minimum_bytes === parts(r)));
  * ```
  * @module
@@ -27,13 +28,15 @@ import { offloadMinimum } from "./runtime.ts";
 export interface PlanRow {
   policy: string;
   weights_dtype: string;
-  /** The smallest budget the runtime accepts: `held + kv + max(activation, setup) + policy`. */
+  /** The smallest budget the runtime accepts: `held + kv + max(activation + transfer, setup) + policy`. */
   minimum_bytes: number;
   /** Non-expert weights (and anything else on the device before the run). */
   held_bytes: number;
   kv_bytes: number;
   /** The reserve for one forward's temporaries. */
   activation_bytes: number;
+  /** Upload staging of a step's largest transfer, alive with the activations. */
+  transfer_bytes: number;
   /** The policy's setup scratch (quantizing), freed before any forward: it shares the activations' room. */
   setup_bytes: number;
   /** The policy's own minimum (its fewest slots, resident parts, buffers). */
@@ -64,6 +67,7 @@ export async function offloadPlans(
         held_bytes: plan.heldBytes,
         kv_bytes: plan.kvBytes,
         activation_bytes: plan.activationBytes,
+        transfer_bytes: plan.transferBytes ?? 0,
         setup_bytes: plan.setupBytes ?? 0,
         policy_bytes: plan.policyMinimumBytes,
         expert_f16_bytes: 2 * store.layers.length * store.numExperts * store.expertValues(),

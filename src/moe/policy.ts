@@ -65,6 +65,11 @@ interface PolicyBase {
   minimumBytes(store: HostExperts): number;
   /** Device bytes the setup uses only while it runs (quantizing experts; freed before any forward). */
   setupScratchBytes?(store: HostExperts): number;
+  /**
+   * The largest upload one step sends before its submit: upload staging that lives next to the
+   * step's activations (the transfer path submits after every write).
+   */
+  maxTransferBytes?(store: HostExperts): number;
   /** Device bytes the policy will allocate when `freeBytes` are left for it (≥ the minimum). */
   plannedBytes(store: HostExperts, freeBytes: number): number;
   /** Allocates the slots and uploads what stays resident. */

@@ -343,6 +343,7 @@ function budgetInput(
     activationBytes: activationReserve(model.config, Math.min(maxSeq, prefillChunk), maxSeq) +
       widenedWeightBytes(model),
     setupBytes: policy.setupScratchBytes?.(store) ?? 0,
+    transferBytes: policy.maxTransferBytes?.(store) ?? 0,
     policyMinimumBytes: policy.minimumBytes(store),
     policy: policy.name,
   };

@@ -13,6 +13,9 @@
  * ({@link SyncClock.read}) after it: an upper bound, the only one Deno's WebGPU can observe without
  * a sync of its own. On the CPU backend an upload is a memcpy and usable when it returns.
  *
+ * Staging: every write is followed by a submit (without waiting), so the ledger's upload staging
+ * holds one write at most ({@link OffloadPolicy.maxTransferBytes} budgets it).
+ *
  * Ordering rule (WebGPU): `writeBuffer` runs on the queue before any command buffer submitted after
  * it, including recorded work that is still pending. The runtime therefore writes a slot only
  * right after a sync (everything recorded before has run) and records the slot's compute after.
@@ -110,6 +113,7 @@ export class TransferEngine {
     EXPERT_PROJS.forEach((p, i) => this.store.pack(layer, expert, p, this.#staging, i * n));
     EXPERT_PROJS.forEach((p, i) => {
       this.device.upload(slots[p].storage, this.#staging.subarray(i * n, (i + 1) * n), slot * n * b);
+      this.device.submit(); // upload staging lives for one projection at most
     });
     return this.#count(t0, 3 * n * b, kind);
   }
@@ -145,6 +149,7 @@ export class TransferEngine {
     this.store.packRows(layer, expert, "downT", channels, this.#rows, n * C);
     this.device.upload(target.gate.storage, this.#rows.subarray(0, n * C), row * C * b);
     this.device.upload(target.downT.storage, this.#rows.subarray(n * C, 2 * n * C), row * C * b);
+    this.device.submit(); // upload staging lives for one expert's rows at most
     return this.#count(t0, 2 * n * C * b, kind);
   }
 
@@ -162,6 +167,7 @@ export class TransferEngine {
     let bytes = 0;
     for (const w of writes) {
       this.device.upload(w.storage, w.data);
+      this.device.submit(); // upload staging lives for one write at most
       bytes += w.data.byteLength;
     }
     return this.#count(t0, bytes, kind);

@@ -14,7 +14,7 @@ import { CachedPolicy } from "../../src/moe/policies/cached.ts";
 import { FloePolicy } from "../../src/moe/policies/floe.ts";
 import type { OffloadPolicy } from "../../src/moe/policy.ts";
 import { openOffloadRuntime } from "../../src/moe/runtime.ts";
-import { testOnDevices } from "../_helpers.ts";
+import { testOnDevices, webGpuTest } from "../_helpers.ts";
 
 const MIXTRAL = "test/fixtures/models/mixtral-top2-f32";
 const PROMPT = [3, 17, 42, 8, 61];
@@ -97,3 +97,32 @@ Deno.test("f16 offload: the ledger's peak stays within each policy's minimum bud
     device.destroy();
   }
 });
+
+webGpuTest(
+  "offload on WebGPU: the ledger's peak, upload staging included, stays within each policy's minimum",
+  async () => {
+    const makers: [string, () => OffloadPolicy | "ondemand" | "resident"][] = [
+      ["ondemand", () => "ondemand"],
+      ["resident", () => "resident"],
+      ["cached 4-bit", () => new CachedPolicy({ bits: 4, groupSize: 16, maxSlots: 3 })],
+      ["floe", () => new FloePolicy({ sparsity: 0.5, upBits: 2, groupSize: 16 })],
+    ];
+    for (const dtype of ["f16", "f32"] as const) {
+      for (const [name, make] of makers) {
+        const opts = { budgetBytes: 64 * MiB, maxSeq: 12, dtype } as const;
+        const probe = await createDevice({ backend: "webgpu" });
+        const min =
+          (await openOffloadRuntime(MIXTRAL, { device: probe, ...opts, policy: make() })).plan.minimumBytes;
+        probe.destroy();
+        const device = await createDevice({ backend: "webgpu", budgetBytes: min }); // the ledger refuses any byte over
+        using rt = await openOffloadRuntime(MIXTRAL, { device, ...opts, budgetBytes: min, policy: make() });
+        await rt.generate(PROMPT, { maxNewTokens: 5 });
+        assert.ok(
+          device.ledger.peak() <= min,
+          `${name} ${dtype}: peak ${device.ledger.peak()} > budget ${min}`,
+        );
+        device.destroy();
+      }
+    }
+  },
+);

@@ -116,6 +116,13 @@ export class CachedPolicy implements WholeExpertPolicy {
     return store.config.topK * this.slotBytes(store);
   }
 
+  /** One projection of a cached expert (its packed codes when quantized). */
+  maxTransferBytes(store: HostExperts): number {
+    const { hidden: C, intermediate: F } = store;
+    if (this.bits === 16) return store.matrixValues() * store.bytesPerValue;
+    return Math.max(F * wordsPerRow(C, this.bits), C * wordsPerRow(F, this.bits)) * 4;
+  }
+
   plannedBytes(store: HostExperts, freeBytes: number): number {
     return this.#slotCount(store, freeBytes) * this.slotBytes(store);
   }

@@ -128,9 +128,15 @@ export class FloePolicy implements StepPolicy {
     return sparse * E * upBytes + dense * E * store.expertBytes() + buffers;
   }
 
-  /** One f32 up projection while it is quantized (none for exact up). */
+  /** One f32 up projection while it is quantized, or one staged projection of a dense layer's expert. */
   setupScratchBytes(store: HostExperts): number {
-    return this.options.upBits === 16 ? 0 : store.intermediate * store.hidden * 4;
+    const quantizing = this.options.upBits === 16 ? 0 : store.intermediate * store.hidden * 4;
+    return Math.max(quantizing, store.matrixValues() * store.bytesPerValue);
+  }
+
+  /** One expert's gate and down rows (a buffer slot's worth). */
+  maxTransferBytes(store: HostExperts): number {
+    return 2 * this.#rowsFor(store) * store.hidden * store.bytesPerValue;
   }
 
   plannedBytes(store: HostExperts): number {
@@ -192,6 +198,7 @@ export class FloePolicy implements StepPolicy {
         const u32 = (data: Uint32Array, label: string) =>
           Tensor.fromArray(device, data, [data.length], { dtype: "u32", category: "experts", label });
         const q = { ...h.layout, codes: u32(h.codes, "floe.up.codes"), meta: u32(h.meta, "floe.up.meta") };
+        device.submit(); // upload staging lives for one expert's codes at most
         ups.push(new QuantizedLinear(q as QuantizedTensor)); // [F, C] packed
       }
       this.#up.set(l, ups);

@@ -35,6 +35,11 @@ export class OnDemandPolicy implements WholeExpertPolicy {
     return this.minimumBytes(store);
   }
 
+  /** One projection of a whole expert. */
+  maxTransferBytes(store: HostExperts): number {
+    return store.matrixValues() * store.bytesPerValue;
+  }
+
   setup({ device, store, transfers }: PolicyContext): void {
     this.#k = store.config.topK;
     this.#transfers = transfers;

@@ -32,6 +32,11 @@ export class ResidentPolicy implements WholeExpertPolicy {
     return store.totalDeviceBytes();
   }
 
+  /** One projection, staged while the experts are uploaded at setup. */
+  setupScratchBytes(store: HostExperts): number {
+    return store.matrixValues() * store.bytesPerValue;
+  }
+
   setup({ device, store, transfers }: PolicyContext): void {
     for (const l of store.layers) {
       const slots = new ExpertSlots(device, {
