@@ -42,10 +42,13 @@ export function renderFloeBench(command: string): (results: BenchResults) => str
           r.sync_ms_per_token.toFixed(1)
         } | ${(r.peak_device_bytes / MiB).toFixed(1)} |`;
     const by = (p: string) => policies.find((r) => r.policy === p && r.fits !== false);
-    const [od, fl] = [by("ondemand"), by("floe")];
+    const [od, ca, fl] = [by("ondemand"), by("cached"), by("floe")];
     const ratio = od && fl
       ? ` floe moves ${(od.bytes_per_token / fl.bytes_per_token).toFixed(1)}× fewer bytes per token than ` +
-        `ondemand and decodes ${(fl.decode_tokens_per_s / od.decode_tokens_per_s).toFixed(2)}× as fast.`
+        `ondemand and decodes ${(fl.decode_tokens_per_s / od.decode_tokens_per_s).toFixed(2)}× as fast` +
+        (ca
+          ? ` (${(fl.decode_tokens_per_s / ca.decode_tokens_per_s).toFixed(2)}× the cached policy's rate).`
+          : ".")
       : "";
     return [
       "| policy | decode tok/s | MB/token | reloads/token | hit rate | syncs/token | sync ms/token | peak MiB |",
