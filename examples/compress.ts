@@ -9,9 +9,11 @@
  * 3. unstructured pruning (magnitude, Wanda, 2:4) of every decoder linear of brown-dense.
  *
  * Every figure goes into one Arrow table in `runs/<id>/metrics.arrow`.
- * Run: `deno run -A examples/compress.ts`. Twin notebook: notebooks/02_compressors.ipynb.
+ * Run: `deno run -A examples/compress.ts` (`--dense DIR --moe DIR` for other models). Twin notebook:
+ * notebooks/02_compressors.ipynb.
  * @module
  */
+import { parseArgs } from "node:util";
 import {
   activationPlan,
   applyPlan,
@@ -46,6 +48,16 @@ import {
 } from "../src/mod.ts";
 
 const MODELS = new URL("./models/", import.meta.url).pathname;
+// The models studied (default: the embedded ones): `--dense DIR --moe DIR` for other test beds.
+const { values: args } = parseArgs({
+  args: runtime.args(),
+  options: {
+    dense: { type: "string", default: `${MODELS}brown-dense` },
+    moe: { type: "string", default: `${MODELS}brown-moe` },
+  },
+});
+const DENSE = args.dense!;
+const MOE = args.moe!;
 const device = await createDevice({ backend: (await hasWebGpu()) ? "webgpu" : "cpu" });
 const log = new MetricLog({
   runId: `compress-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, "")}`,
@@ -53,7 +65,7 @@ const log = new MetricLog({
 console.log(`device: ${device.info.backend} (${device.info.adapter})`);
 
 // Brown validation text, tokenized by the models' shared tokenizer.
-const tokenizer = await Tokenizer.fromDir(`${MODELS}brown-dense`);
+const tokenizer = await Tokenizer.fromDir(DENSE);
 // Calibration from the training split; evaluation on whole validation documents (their first 256 tokens
 // each), so calibration never sees evaluation text and the comparisons get intervals over documents.
 const split = splitDocuments(await loadBrown({ genres: ["ca", "cn", "cp"] }));
@@ -66,13 +78,13 @@ const pct = (r: { lo: number; hi: number }) =>
 // ---------------------------------------------------------------------------------------
 // 1. Quantizers on one expert's up projection, errors on the tokens routed through layer 0.
 {
-  using moe = await loadModel(`${MODELS}brown-moe`, { device });
+  using moe = await loadModel(MOE, { device });
   const weights = await modelSweepWeights(moe, blocks, { layers: [0] }); // experts with their routed inputs
   const up = weights.find((w) => w.name.endsWith("experts.0.w3"))!;
   const [F, C] = up.shape;
   const w = up.data; // [F, C]
   const x = up.activations!; // [T_e, C]: the layer-0 inputs of the tokens routed to expert 0
-  console.log(`\n1. brown-moe layer 0 expert 0 up projection [${F}, ${C}]`);
+  console.log(`\n1. ${MOE} layer 0 expert 0 up projection [${F}, ${C}]`);
   for (const method of ["rtn", "hqq", "nf4"] as const) {
     for (const bits of method === "nf4" ? [4] as const : [2, 3, 4] as const) {
       using t = Tensor.fromArray(device, w, [F, C]);
@@ -109,14 +121,14 @@ const pct = (r: { lo: number; hi: number }) =>
 // 2. LoRAM's structured pruning of brown-dense: plans, smaller models, perplexity; on LoRAM's layer
 //    range [4, L−2) and on every layer but the first and last.
 // One model and one set of calibration norms serve sections 2 and 3 (pruneLinears works on reloads).
-const dense = await loadModel(`${MODELS}brown-dense`, { device });
+const dense = await loadModel(DENSE, { device });
 const { norms } = await collectInputNorms(dense, blocks);
 {
   const L = dense.config.layers;
   const base = await documentPerplexity(dense, evalDocs, { blockSize: 128 });
   const params = dense.numParameters().total;
   console.log(
-    `\n2. brown-dense structured pruning at ratio 0.5 (perplexity on ${evalDocs.length} validation documents; ` +
+    `\n2. ${DENSE} structured pruning at ratio 0.5 (perplexity on ${evalDocs.length} validation documents; ` +
       "95% paired bootstrap intervals over documents)",
   );
   console.log(
@@ -175,9 +187,9 @@ dense.dispose();
 // ---------------------------------------------------------------------------------------
 // 3. Unstructured pruning of every decoder linear (weights keep their shape, zeros where pruned).
 {
-  console.log("\n3. brown-dense unstructured pruning of every decoder linear, Brown perplexity");
+  console.log(`\n3. ${DENSE} unstructured pruning of every decoder linear, Brown perplexity`);
   for (const [method, sparsity] of [["magnitude", 0.5], ["wanda", 0.5], ["2:4", 0.5]] as const) {
-    using fresh = await loadModel(`${MODELS}brown-dense`, { device }); // pruned in place
+    using fresh = await loadModel(DENSE, { device }); // pruned in place
     await pruneLinears(fresh, { method, sparsity, norms });
     const ppl = (await documentPerplexity(fresh, evalDocs, { blockSize: 128 })).interval.perplexity;
     log.log({ section: "unstructured", method, sparsity, ppl });
