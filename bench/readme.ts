@@ -239,6 +239,14 @@ export const BLOCKS: Record<string, ReadmeBlock> = {
     file: "bench/results/floe_brown_moe.json",
     render: renderFloeBench("deno task bench:floe --quick"),
   },
+  "floe-reference": {
+    file: "bench/results/floe_reference.json",
+    render: renderFloeBench(
+      "deno task ferry floe bench --model runs/bench-floe/mixtral-quarter --budget 12% --sparsity 0.9 " +
+        "--prompt-tokens 16 --tokens 16 --dtype f16 --quant-cache runs/bench-floe/quant-cache --prefill-chunk 8 " +
+        "--project --json bench/results/floe_reference.json",
+    ),
+  },
   "floe-reference-plan": {
     file: "bench/results/floe_reference_plan.json",
     render: renderFloePlan(
