@@ -39,7 +39,15 @@ import { SafetensorsFile, type TensorInput, writeSafetensors } from "../io/safet
 import { ProgressBar, type ProgressMode } from "../metrics/progress.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import type { ExpertProj, HostExperts } from "./host_experts.ts";
-import type { HostPacked } from "./quant_slots.ts";
+import type { QuantizedTensor } from "../tensor/quantized_tensor.ts";
+
+/** One packed matrix on the host. */
+export interface HostPacked {
+  codes: Uint32Array;
+  meta: Uint32Array;
+  /** The quantized tensor's layout fields (codes and meta are replaced by a slot's tensors). */
+  layout: Omit<QuantizedTensor, "codes" | "meta" | "meta2" | "info">;
+}
 
 /** Which experts to quantize, how. */
 export interface ExpertQuantSpec {

@@ -29,15 +29,9 @@ import { matmul } from "../ops/matmul.ts";
 import type { QuantizedTensor } from "../tensor/quantized_tensor.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { EXPERT_PROJS, type ExpertProj, type HostExperts } from "./host_experts.ts";
-import { type QuantCacheOptions, quantizeExperts } from "./quant_cache.ts";
+import { type HostPacked, type QuantCacheOptions, quantizeExperts } from "./quant_cache.ts";
 
-/** One packed matrix on the host. */
-export interface HostPacked {
-  codes: Uint32Array;
-  meta: Uint32Array;
-  /** The quantized tensor's layout fields (codes and meta are replaced by a slot's tensors). */
-  layout: Omit<QuantizedTensor, "codes" | "meta" | "meta2" | "info">;
-}
+export type { HostPacked } from "./quant_cache.ts";
 
 /** Every expert quantized, by `layer.expert.proj`. */
 export interface QuantizedExperts {
