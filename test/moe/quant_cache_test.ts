@@ -112,3 +112,15 @@ Deno.test("floe and cached policies decode the same tokens with the quantization
   }
   await Deno.remove(cacheDir, { recursive: true });
 });
+
+Deno.test("HostExperts metadataOnly: sizes for planning, no values, and pack says why it cannot", async () => {
+  const full = await HostExperts.fromCheckpoint(MIXTRAL);
+  const meta = await HostExperts.fromCheckpoint(MIXTRAL, { metadataOnly: true });
+  assert.equal(meta.hostBytes, 0);
+  assert.equal(meta.expertBytes(), full.expertBytes());
+  assert.deepEqual(meta.layers, full.layers);
+  assert.throws(
+    () => meta.pack(meta.layers[0], 0, "up", new Float32Array(meta.matrixValues())),
+    /opened with metadataOnly \(sizes only\); open it without that option to read experts/,
+  );
+});
