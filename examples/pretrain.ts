@@ -34,6 +34,7 @@ import {
   loadBrown,
   loadModel,
   loadSotu,
+  MetricLog,
   perplexity,
   runtime,
   saveModel,
@@ -187,8 +188,15 @@ using trainer = new Trainer(causalLmTask(model), {
 });
 const evalData = valid.blocks.slice(0, 16);
 const fit = await trainer.fit(train.blocks, { evalData });
+// A run resumed at its last step trains nothing: its final losses come from the run's metrics.
+let { loss: trainLoss, evalLoss } = fit;
+if (!Number.isFinite(trainLoss)) {
+  const rows = (await MetricLog.load(`${fit.runDir}/metrics.arrow`)).table.toArray().map((r) => r.toJSON());
+  trainLoss = rows.findLast((r) => r.split === "train")?.loss ?? NaN;
+  evalLoss = rows.findLast((r) => r.split === "eval")?.eval_loss ?? undefined;
+}
 console.log(
-  `trained ${fit.step} steps: train loss ${fit.loss.toFixed(3)}, eval loss ${fit.evalLoss?.toFixed(3)}`,
+  `trained ${fit.step} steps: train loss ${trainLoss.toFixed(3)}, eval loss ${evalLoss?.toFixed(3)}`,
 );
 
 // The weights as saved (bf16 rounds them), then validation perplexity of the saved model per genre, next to
@@ -240,8 +248,8 @@ await writeFileAtomic(
       batch,
       data: args.data,
       train_tokens_seen: fit.step * batch * T,
-      train_loss: fit.loss,
-      eval_loss: fit.evalLoss,
+      train_loss: trainLoss,
+      eval_loss: evalLoss,
       validation: perGenre,
     },
     null,
