@@ -1,7 +1,9 @@
 /**
  * Where the embedded checkpoints live: `examples/models/brown-dense` (Llama layout) and
- * `examples/models/brown-moe` (Mixtral layout), both trained on Brown in this repository. The
- * path is absolute (resolved from this module), so a script in any folder can load them.
+ * `examples/models/brown-moe` (Mixtral layout), both trained on Brown in this repository, and the
+ * larger test bed `examples/models/brown-dense-12m` (Llama layout, 10 layers, GQA 5:1, two epochs
+ * of Brown and the State of the Union addresses, bf16). The path is absolute (resolved from this
+ * module), so a script in any folder can load them.
  *
  * @example Load the dense model from anywhere
  * ```ts
@@ -16,7 +18,7 @@
 import { fileURLToPath } from "node:url";
 
 /** The embedded checkpoints' names. */
-export const EMBEDDED_MODELS = ["brown-dense", "brown-moe"] as const;
+export const EMBEDDED_MODELS = ["brown-dense", "brown-moe", "brown-dense-12m"] as const;
 
 /** One of {@linkcode EMBEDDED_MODELS}. */
 export type EmbeddedModel = typeof EMBEDDED_MODELS[number];
