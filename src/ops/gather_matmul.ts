@@ -40,7 +40,6 @@
  * @module
  */
 import code from "../../kernels/gather_matmul.wgsl" with { type: "text" };
-import codeF16 from "../../kernels/gather_matmul_f16.wgsl" with { type: "text" };
 import type { Blas } from "../device/blas.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { blasOf } from "./_blas.ts";
@@ -203,7 +202,7 @@ function validateIds(idx: Tensor, T: number, K: number, E: number): void {
  * @param x `[T, C]` or `[T, 1, C]` (one input per token, shared by its K slots: the up/gate
  *   projections), or `[T, K, C]` (one input per slot: the down projection), f32
  * @param w `[E, N, C]` f32 or f16: E expert matrices `[out, in]` stacked, as HF stores Linear weights
- *   (f16 weights widen in registers: `kernels/gather_matmul_f16.wgsl`; on the CPU, the used experts
+ *   (f16 weights widen in registers: `kernels/gather_matmul.wgsl`; on the CPU, the used experts
  *   are widened exactly first)
  * @param idx `[T, K]` i32 (or u32) expert ids, e.g. `topk(routerLogits, K).indices`
  * @returns `[T, K, N]` f32
@@ -244,34 +243,16 @@ export function gatherMatmul(x: Tensor, w: Tensor, idx: Tensor): Tensor<"f32"> {
   }
   // Nothing to read: C = 0 gives zero sums, E = 0 only out-of-range ids (zero rows).
   if (C === 0 || E === 0) return y; // device memory starts zeroed
-  if (w.dtype === "f16") {
-    dispatchF16(w, x, idx, y, d);
-    return y;
-  }
-  const { WG, R } = GATHER_MATMUL_KERNEL;
-  const blocks = Math.ceil(N / (R * WG));
-  gpuOf(device).dispatch({ name: "gather_matmul", code, entryPoint: C % 4 === 0 ? "rows4" : "rows1" }, {
-    bindings: [w.storage, x.storage, idx.storage, y.storage],
-    params: params(
-      ["u32", T],
-      ["u32", K],
-      ["u32", Kx],
-      ["u32", N],
-      ["u32", C],
-      ["u32", E],
-      ["u32", blocks],
-    ),
-    workgroups: grid1d(T * K * blocks),
-    constants: { WG, R },
-  });
+  dispatchGatherMatmul(w, x, idx, y, d);
   return y;
 }
 
 /**
- * The f16-weight kernel (`kernels/gather_matmul_f16.wgsl`) on the GPU; with `idx` undefined every
- * pair uses matrix 0 (the kernel's DIRECT mode: `gemv` of an f16 matrix). C must be > 0 and E ≥ 1.
+ * The kernel (`kernels/gather_matmul.wgsl`) on the GPU: f32 weights (rows4/rows1) or f16 halves
+ * (halves8/halves1); with `idx` undefined every pair uses matrix 0 (the kernel's DIRECT mode: `gemv`).
+ * C must be > 0 and E ≥ 1.
  */
-export function dispatchF16(
+export function dispatchGatherMatmul(
   w: Tensor,
   x: Tensor,
   idx: Tensor | undefined,
@@ -281,11 +262,10 @@ export function dispatchF16(
   const { T, K, Kx, N, C, E } = d;
   const { WG, R } = GATHER_MATMUL_KERNEL;
   const blocks = Math.ceil(N / (R * WG));
-  gpuOf(x.device).dispatch({
-    name: "gather_matmul_f16",
-    code: codeF16,
-    entryPoint: C % 8 === 0 ? "rows8" : "rows1",
-  }, {
+  const entryPoint = w.dtype === "f16"
+    ? (C % 8 === 0 ? "halves8" : "halves1")
+    : (C % 4 === 0 ? "rows4" : "rows1");
+  gpuOf(x.device).dispatch({ name: "gather_matmul", code, entryPoint }, {
     bindings: [w.storage, x.storage, (idx ?? x).storage, y.storage], // DIRECT: any read-only buffer as idx
     params: params(["u32", T], ["u32", K], ["u32", Kx], ["u32", N], ["u32", C], ["u32", E], ["u32", blocks]),
     workgroups: grid1d(T * K * blocks),

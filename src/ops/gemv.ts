@@ -23,7 +23,7 @@ import code from "../../kernels/gemv.wgsl" with { type: "text" };
 import { Tensor } from "../tensor/tensor.ts";
 import { blasOf } from "./_blas.ts";
 import { hostF32 } from "./_f16.ts";
-import { dispatchF16 } from "./gather_matmul.ts";
+import { dispatchGatherMatmul } from "./gather_matmul.ts";
 import { expectDType, expectRank, gpuOf, grid1d, params, sameDevice } from "./_kernel.ts";
 
 /** Kernel configuration: invocations per workgroup and rows per invocation. */
@@ -47,7 +47,7 @@ export function gemvRef(w: Float32Array, x: Float32Array, y: Float32Array, rows:
 
 /**
  * `[out, in] · [in] -> [out]`, or `[out, in] · [1, in] -> [1, out]` (x keeps its leading 1).
- * W f32 or f16 (halves widen in registers: `kernels/gather_matmul_f16.wgsl`, DIRECT mode; on the
+ * W f32 or f16 (halves widen in registers: `kernels/gather_matmul.wgsl`, DIRECT mode; on the
  * CPU they are widened exactly first), x and the result f32, accumulated in f32 on the GPU.
  */
 export function gemv(w: Tensor, x: Tensor): Tensor<"f32"> {
@@ -74,7 +74,7 @@ export function gemv(w: Tensor, x: Tensor): Tensor<"f32"> {
     return y;
   }
   if (w.dtype === "f16") {
-    dispatchF16(w, x, undefined, y, { T: 1, K: 1, Kx: 1, E: 1, N: rows, C: cols }); // halves widen in registers
+    dispatchGatherMatmul(w, x, undefined, y, { T: 1, K: 1, Kx: 1, E: 1, N: rows, C: cols }); // halves widen in registers
     return y;
   }
   const { WG, R } = GEMV_KERNEL;
