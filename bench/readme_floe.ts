@@ -3,6 +3,7 @@
  * the systems table per policy and the line that says where and how it was measured.
  * @module
  */
+import type { PlanRow } from "../src/moe/plans.ts";
 import type { BenchResults } from "./readme.ts";
 
 /** One policy's object as `ferry floe bench --json` writes it (the fields the README shows). */
@@ -65,29 +66,16 @@ export function renderFloeBench(command: string): (results: BenchResults) => str
 }
 
 /** One policy's smallest budget as `ferry floe bench --plan --json` writes it. */
-interface PlanRow {
-  policy: string;
-  weights_dtype: string;
-  minimum_bytes: number;
-  held_bytes: number;
-  kv_bytes: number;
-  activation_bytes: number;
-  transfer_bytes: number;
-  setup_bytes: number;
-  policy_bytes: number;
-  expert_f16_bytes: number;
-  budget_bytes: number | null;
-  date: string;
-}
+type PlanJsonRow = PlanRow & { budget_bytes: number | null; date: string };
 
 /** The smallest budget per policy (`--plan`) against the run's budget, with the command. */
 export function renderFloePlan(command: string): (results: BenchResults) => string {
   return ({ rows }) => {
-    const plans = rows as unknown as PlanRow[];
+    const plans = rows as unknown as PlanJsonRow[];
     const first = plans[0];
     const pct = (b: number) => `${(100 * b / first.expert_f16_bytes).toFixed(1)}%`;
     const mib = (b: number) => (b / MiB).toFixed(1);
-    const fits = (r: PlanRow) =>
+    const fits = (r: PlanJsonRow) =>
       first.budget_bytes === null ? "" : r.minimum_bytes <= first.budget_bytes ? "yes" : "no";
     return [
       "| policy | minimum MiB | % of f16 experts | weights | KV cache | activations | upload staging | setup scratch | policy's own | fits |",

@@ -43,6 +43,10 @@ export interface BudgetInput {
 
 /** A budget that fits, and what it leaves the policy. */
 export interface BudgetPlan extends BudgetInput {
+  /** As in the input, 0 when it had none. */
+  setupBytes: number;
+  /** As in the input, 0 when it had none. */
+  transferBytes: number;
   /** `held + kv + max(activations + transfer, setup) + policy minimum`. */
   minimumBytes: number;
   /** `budget − held − kv − max(activations + transfer, setup)`: what the policy may fill (≥ its minimum). */

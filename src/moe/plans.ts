@@ -67,8 +67,8 @@ export async function offloadPlans(
         held_bytes: plan.heldBytes,
         kv_bytes: plan.kvBytes,
         activation_bytes: plan.activationBytes,
-        transfer_bytes: plan.transferBytes ?? 0,
-        setup_bytes: plan.setupBytes ?? 0,
+        transfer_bytes: plan.transferBytes,
+        setup_bytes: plan.setupBytes,
         policy_bytes: plan.policyMinimumBytes,
         expert_f16_bytes: 2 * store.layers.length * store.numExperts * store.expertValues(),
       });

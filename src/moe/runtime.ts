@@ -153,18 +153,17 @@ export class OffloadRuntime implements Disposable {
     }
     const policy = typeof options.policy === "string" ? createPolicy(options.policy) : options.policy;
     const device = model.device;
-    await device.flush(); // upload staging of the weights is released at the submit: not held
-    const held = device.ledger.current();
-    const cache = model.createCache(maxSeq);
-    const kv = device.ledger.current() - held;
+    let cache: ModelCache | undefined;
     try {
-      const plan = planBudget(budgetInput(model, store, policy, budgetBytes, maxSeq, prefillChunk, held, kv));
+      const run = await planRun(model, store, policy, { budgetBytes, maxSeq, prefillChunk });
+      const plan = run.plan;
+      cache = run.cache;
       const rt = new OffloadRuntime(model, store, policy, plan, cache, Math.min(maxSeq, prefillChunk));
       await policy.setup({ device, store, transfers: rt.transfers }, plan.freeBytes);
       return rt;
     } catch (err) {
       policy.dispose();
-      cache.dispose();
+      cache?.dispose();
       throw err;
     }
   }
@@ -316,37 +315,48 @@ export async function offloadMinimum(
   maxSeq = 256,
   prefillChunk = 64,
 ): Promise<BudgetPlan> {
-  const device = model.device;
-  await device.flush(); // as OffloadRuntime.create
-  const held = device.ledger.current();
-  using _cache = model.createCache(maxSeq);
-  const kv = device.ledger.current() - held;
-  return planBudget(
-    budgetInput(model, store, policy, Number.MAX_SAFE_INTEGER, maxSeq, prefillChunk, held, kv),
-  );
+  const { plan, cache } = await planRun(model, store, policy, {
+    budgetBytes: Number.MAX_SAFE_INTEGER,
+    maxSeq,
+    prefillChunk,
+  });
+  cache.dispose();
+  return plan;
 }
 
-function budgetInput(
+/**
+ * The budget plan of a run and its KV cache (allocated, since the ledger measures it): held bytes
+ * are read after a submit, which returns the weights' upload staging.
+ *
+ * @throws {OutOfBudgetError} when the budget is below the minimum (the cache is then freed)
+ */
+async function planRun(
   model: CausalLM,
   store: HostExperts,
   policy: OffloadPolicy,
-  budgetBytes: number,
-  maxSeq: number,
-  prefillChunk: number,
-  heldBytes: number,
-  kvBytes: number,
-) {
-  return {
-    budgetBytes,
-    heldBytes,
-    kvBytes,
-    activationBytes: activationReserve(model.config, Math.min(maxSeq, prefillChunk), maxSeq) +
-      widenedWeightBytes(model),
-    setupBytes: policy.setupScratchBytes?.(store) ?? 0,
-    transferBytes: policy.maxTransferBytes?.(store) ?? 0,
-    policyMinimumBytes: policy.minimumBytes(store),
-    policy: policy.name,
-  };
+  { budgetBytes, maxSeq, prefillChunk }: { budgetBytes: number; maxSeq: number; prefillChunk: number },
+): Promise<{ plan: BudgetPlan; cache: ModelCache }> {
+  const ledger = model.device.ledger;
+  await model.device.flush();
+  const heldBytes = ledger.current();
+  const cache = model.createCache(maxSeq);
+  try {
+    const plan = planBudget({
+      budgetBytes,
+      heldBytes,
+      kvBytes: ledger.current() - heldBytes,
+      activationBytes: activationReserve(model.config, Math.min(maxSeq, prefillChunk), maxSeq) +
+        widenedWeightBytes(model),
+      setupBytes: policy.setupScratchBytes?.(store) ?? 0,
+      transferBytes: policy.maxTransferBytes?.(store) ?? 0,
+      policyMinimumBytes: policy.minimumBytes(store),
+      policy: policy.name,
+    });
+    return { plan, cache };
+  } catch (err) {
+    cache.dispose();
+    throw err;
+  }
 }
 
 /**

@@ -78,51 +78,40 @@ Deno.test("f16 offload moves half the bytes of f32 and needs a smaller minimum b
   assert.ok(staging instanceof Uint16Array);
 });
 
+type Maker = [string, () => OffloadPolicy | "ondemand" | "resident"];
+const FLOE: Maker = ["floe", () => new FloePolicy({ sparsity: 0.5, upBits: 2, groupSize: 16 })];
+
+/** Runs `make`'s policy on a device whose ledger refuses any byte over the planned minimum. */
+async function peakWithinMinimum(backend: "cpu" | "webgpu", dtype: "f16" | "f32", [name, make]: Maker) {
+  const opts = { budgetBytes: 64 * MiB, maxSeq: 12, dtype } as const;
+  const probe = await createDevice({ backend });
+  const min =
+    (await openOffloadRuntime(MIXTRAL, { device: probe, ...opts, policy: make() })).plan.minimumBytes;
+  probe.destroy();
+  const device = await createDevice({ backend, budgetBytes: min });
+  using rt = await openOffloadRuntime(MIXTRAL, { device, ...opts, budgetBytes: min, policy: make() });
+  await rt.generate(PROMPT, { maxNewTokens: 5 });
+  assert.ok(device.ledger.peak() <= min, `${name} ${dtype}: peak ${device.ledger.peak()} > budget ${min}`);
+  device.destroy();
+}
+
 Deno.test("f16 offload: the ledger's peak stays within each policy's minimum budget", async () => {
-  const makers: [string, () => OffloadPolicy | "ondemand" | "resident"][] = [
-    ["ondemand", () => "ondemand"],
-    ["resident", () => "resident"],
-    ["floe", () => new FloePolicy({ sparsity: 0.5, upBits: 2, groupSize: 16 })],
-  ];
-  for (const [name, make] of makers) {
-    const probe = await createDevice({ backend: "cpu" });
-    const opts = { budgetBytes: 64 * MiB, maxSeq: 12, dtype: "f16" } as const;
-    const min =
-      (await openOffloadRuntime(MIXTRAL, { device: probe, ...opts, policy: make() })).plan.minimumBytes;
-    probe.destroy();
-    const device = await createDevice({ backend: "cpu", budgetBytes: min }); // the ledger refuses any byte over
-    using rt = await openOffloadRuntime(MIXTRAL, { device, ...opts, budgetBytes: min, policy: make() });
-    await rt.generate(PROMPT, { maxNewTokens: 5 });
-    assert.ok(device.ledger.peak() <= min, `${name}: peak ${device.ledger.peak()} > budget ${min}`);
-    device.destroy();
+  for (const m of [["ondemand", () => "ondemand"], ["resident", () => "resident"], FLOE] as Maker[]) {
+    await peakWithinMinimum("cpu", "f16", m);
   }
 });
 
 webGpuTest(
   "offload on WebGPU: the ledger's peak, upload staging included, stays within each policy's minimum",
   async () => {
-    const makers: [string, () => OffloadPolicy | "ondemand" | "resident"][] = [
+    const makers: Maker[] = [
       ["ondemand", () => "ondemand"],
       ["resident", () => "resident"],
       ["cached 4-bit", () => new CachedPolicy({ bits: 4, groupSize: 16, maxSlots: 3 })],
-      ["floe", () => new FloePolicy({ sparsity: 0.5, upBits: 2, groupSize: 16 })],
+      FLOE,
     ];
     for (const dtype of ["f16", "f32"] as const) {
-      for (const [name, make] of makers) {
-        const opts = { budgetBytes: 64 * MiB, maxSeq: 12, dtype } as const;
-        const probe = await createDevice({ backend: "webgpu" });
-        const min =
-          (await openOffloadRuntime(MIXTRAL, { device: probe, ...opts, policy: make() })).plan.minimumBytes;
-        probe.destroy();
-        const device = await createDevice({ backend: "webgpu", budgetBytes: min }); // the ledger refuses any byte over
-        using rt = await openOffloadRuntime(MIXTRAL, { device, ...opts, budgetBytes: min, policy: make() });
-        await rt.generate(PROMPT, { maxNewTokens: 5 });
-        assert.ok(
-          device.ledger.peak() <= min,
-          `${name} ${dtype}: peak ${device.ledger.peak()} > budget ${min}`,
-        );
-        device.destroy();
-      }
+      for (const m of makers) await peakWithinMinimum("webgpu", dtype, m);
     }
   },
 );
