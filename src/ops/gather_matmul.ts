@@ -227,7 +227,7 @@ function validateIds(idx: Tensor, T: number, K: number, E: number): void {
 export function gatherMatmul(x: Tensor, w: Tensor, idx: Tensor): Tensor<"f32"> {
   const device = sameDevice("gatherMatmul", x, w, idx);
   const d = checkShapes(x, w, idx);
-  const { T, K, Kx, E, N, C } = d;
+  const { T, K, E, N, C } = d;
   const y = Tensor.empty(device, [T, K, N]);
   if (y.size === 0) return y;
   if (device.kind === "cpu") {
