@@ -162,13 +162,23 @@ function checkTensors(
   entries: readonly { hfName: string; shape: readonly number[] }[],
   tied: boolean,
 ): void {
+  const known = new Set(entries.map((e) => e.hfName));
+  const extra = ckpt.names.filter((n) =>
+    !known.has(n) && !IGNORED.test(n) && !(tied && n === "lm_head.weight")
+  );
   const missing = entries.filter((e) => !ckpt.has(e.hfName)).map((e) => e.hfName);
   if (missing.length > 0) {
+    // Unused names next to missing ones usually mean another naming scheme (not Hugging Face's).
+    const unused = extra.length === 0
+      ? ""
+      : `; the checkpoint has ${extra.length} tensor${extra.length > 1 ? "s" : ""} the model does not use (${
+        firstNames(extra)
+      }): are its names in Hugging Face's layout?`;
     throw new FormatError(
       `Cannot load model from ${dir}: ${missing.length} tensor${
         missing.length > 1 ? "s are" : " is"
       } missing ` +
-        `from the checkpoint: ${missing.join(", ")}; check that config.json matches the weights`,
+        `from the checkpoint: ${firstNames(missing)}; check that config.json matches the weights${unused}`,
       dir,
     );
   }
@@ -189,15 +199,16 @@ function checkTensors(
       dir,
     );
   }
-  const known = new Set(entries.map((e) => e.hfName));
-  const extra = ckpt.names.filter((n) =>
-    !known.has(n) && !IGNORED.test(n) && !(tied && n === "lm_head.weight")
-  );
   if (extra.length > 0) {
     console.warn(
       `loadModel(${dir}): ignoring ${extra.length} unexpected tensor${extra.length > 1 ? "s" : ""}: ${
-        extra.slice(0, 20).join(", ")
-      }${extra.length > 20 ? ", ..." : ""}`,
+        firstNames(extra)
+      }`,
     );
   }
+}
+
+/** Up to 12 names, then how many more: an error about 200 tensors stays readable. */
+function firstNames(names: readonly string[], n = 12): string {
+  return names.slice(0, n).join(", ") + (names.length > n ? `, … (${names.length - n} more)` : "");
 }

@@ -57,6 +57,28 @@ Deno.test("loadModel lists every missing tensor by name", async () => {
   );
 });
 
+Deno.test("loadModel shortens a long list of missing tensors and points at a renamed checkpoint", async () => {
+  let renamed = 0;
+  const dir = await edited((t) => {
+    for (const name of [...t.keys()].filter((n) => n.startsWith("model.layers."))) {
+      t.set(name.replace("model.layers.", "blocks."), t.get(name)!); // another naming scheme
+      t.delete(name);
+      renamed++;
+    }
+  });
+  assert.ok(renamed > 12, "the fixture has more layer tensors than the list shows");
+  await rejects(
+    dir,
+    FormatError,
+    new RegExp(
+      `${renamed} tensors are missing from the checkpoint: (model\\.layers\\.[^,]+, ){12}… \\(${
+        renamed - 12
+      } more\\); check that config\\.json matches the weights; the checkpoint has ${renamed} tensors the ` +
+        "model does not use \\(blocks\\.",
+    ),
+  );
+});
+
 Deno.test("loadModel names a tensor with the wrong shape, with expected and received shapes", async () => {
   const dir = await edited((t) => {
     const up = t.get("model.layers.0.mlp.up_proj.weight")!;

@@ -52,7 +52,16 @@ export async function expertProjectionSensitivity(
   model: CausalLM,
   ids: Int32Array | readonly Int32Array[],
   settings: readonly QuantSetting[],
-  options: { blockSize: number; runId?: string; onRow?: (row: Record<string, unknown>) => void },
+  options: {
+    blockSize: number;
+    runId?: string;
+    onRow?: (row: Record<string, unknown>) => void;
+    /**
+     * Given documents: each row's per-document scores (projection `"none"` for the baseline), so two
+     * projections can be compared with `pairedBootstrap` on the same documents.
+     */
+    onDocuments?: (projection: string, documents: DocumentScore[]) => void;
+  },
 ): Promise<MetricLog> {
   const blocks = model.layers.map((l) => l.mlp).filter((m): m is SparseMoE => m instanceof SparseMoE);
   if (blocks.length === 0) {
@@ -79,7 +88,7 @@ export async function expertProjectionSensitivity(
   });
   // Perplexity of the current weights: on one stream, or per document with intervals against the baseline.
   let baseDocs: DocumentScore[] | undefined;
-  const measure = async () => {
+  const measure = async (projection: string) => {
     const { columns, documents } = await comparedPerplexity(
       model,
       ids,
@@ -87,12 +96,13 @@ export async function expertProjectionSensitivity(
       baseDocs,
     );
     baseDocs ??= documents;
+    if (documents) options.onDocuments?.(projection, documents);
     const { change_lo_pct, change_hi_pct, ...rest } = columns;
     return change_lo_pct === undefined
       ? rest
       : { ...rest, increase_lo_pct: change_lo_pct, increase_hi_pct: change_hi_pct };
   };
-  const baseline = await measure();
+  const baseline = await measure("none");
   const base = baseline.perplexity;
   const baseRow = {
     projection: "none",
@@ -131,7 +141,7 @@ export async function expertProjectionSensitivity(
             }
           }
         }
-        const measured = await measure();
+        const measured = await measure(proj.name);
         const ppl = measured.perplexity;
         const row = {
           projection: proj.name,

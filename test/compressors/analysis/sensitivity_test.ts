@@ -1,7 +1,7 @@
 /**
  * FloE's sensitivity study: quantizing one expert projection at a time changes perplexity by what a
  * direct measurement says, the weights come back exact, and with documents every row carries its
- * bootstrap intervals.
+ * bootstrap intervals and per-document scores.
  */
 import assert from "node:assert/strict";
 import { expertProjectionSensitivity } from "../../../src/compressors/analysis/sensitivity.ts";
@@ -20,7 +20,11 @@ Deno.test("sensitivity study: rows, restored weights, and document intervals tha
     (_, d) => Int32Array.from({ length: 14 + d }, (_, i) => (i * 7 + d * 13) % 50),
   );
   const before = await model.forward(docs[0]).logits.toArray();
-  const log = await expertProjectionSensitivity(model, docs, [SETTING], { blockSize: 12 });
+  const scores = new Map<string, { nll: number; tokens: number }[]>();
+  const log = await expertProjectionSensitivity(model, docs, [SETTING], {
+    blockSize: 12,
+    onDocuments: (projection, documents) => scores.set(projection, documents),
+  });
   assert.deepEqual(await model.forward(docs[0]).logits.toArray(), before, "weights restored");
   const t = log.table();
   assert.equal(t.numRows, 4);
@@ -41,4 +45,11 @@ Deno.test("sensitivity study: rows, restored weights, and document intervals tha
   }
   assert.ok(Math.abs(ppl[0] - Math.exp(nll / tokens)) < 1e-9);
   assert.ok(inc.slice(1).some((x) => x !== 0), "2-bit RTN changes the perplexity");
+  // Each row's per-document scores, in row order, pool to the row's perplexity.
+  assert.deepEqual([...scores.keys()], ["none", "w1 (gate)", "w3 (up)", "w2 (down)"]);
+  [...scores.values()].forEach((d, r) => {
+    assert.equal(d.length, docs.length);
+    const pooled = Math.exp(d.reduce((a, x) => a + x.nll, 0) / d.reduce((a, x) => a + x.tokens, 0));
+    assert.ok(Math.abs(pooled - ppl[r]) < 1e-9 * ppl[r], `row ${r}: ${pooled} vs ${ppl[r]}`);
+  });
 });
