@@ -1,5 +1,5 @@
 /**
- * LoRAM's quality table, ablation and training curves on the embedded dense model
+ * LoRAM's quality table, ablation and training curves on the dense test bed (brown-dense-12m)
  * ([LoRAM](https://arxiv.org/abs/2502.13533) Table 1, Fig. 6; ALGORITHMS.md D.2): LoRA on the
  * original model (large + LoRA) and LoRAM-{Rand, Stru, Semi, Unst} and QLoRAM-{Rand, Stru}, all on
  * one Brown genre, plus LoRAM-Rand with alignment; in-domain = the genre, out-of-domain = the
@@ -15,7 +15,7 @@
  * The other genres then give 35 validation documents (16 scored) and SOTU 23 (16 scored).
  *
  * ```sh
- * deno run -A examples/loram.ts --steps 50   # defaults: --genre cj --layers 1:7 --ratio 0.65
+ * deno run -A examples/loram.ts --steps 50   # defaults: --genre cj --layers 1:9 --ratio 0.65
  * ```
  * Writes `OUT/<run>/…` (see `ferry loram run`), `OUT/table.json`, `OUT/quality.arrow` and
  * `OUT/report.html` (tables and eval-perplexity curves).
@@ -54,12 +54,12 @@ import {
 const { values: args } = parseArgs({
   args: runtime.args(),
   options: {
-    model: { type: "string", default: "examples/models/brown-dense" },
+    model: { type: "string", default: "examples/models/brown-dense-12m" },
     genre: { type: "string", default: "cj" },
     steps: { type: "string", default: "40" },
     "align-steps": { type: "string", default: "40" },
     ratio: { type: "string", default: "0.65" },
-    layers: { type: "string", default: "1:7" },
+    layers: { type: "string", default: "1:9" },
     lr: { type: "string", default: "1e-3" },
     "eval-tokens": { type: "string", default: "256" },
     "eval-docs": { type: "string", default: "16" },
@@ -166,7 +166,7 @@ await writeFileAtomic(
     { quality, ablation, memory: memoryRows(runs), claims: runs.map((e) => centralClaim(e)) },
     null,
     2,
-  ),
+  ) + "\n",
 );
 const qualityTable = arrow.tableFromJSON(quality as Record<string, unknown>[]);
 await writeFileAtomic(`${args.out}/quality.arrow`, arrow.tableToIPC(qualityTable, "file"));

@@ -35,7 +35,8 @@ export const SWEEP_USAGE =
   `  sweep                compression sweep of a checkpoint's weights (and FloE's sensitivity study)
       --model DIR          HF checkpoint folder with tokenizer.json
       --data brown:GENRE   calibration text (default brown, training split)
-      --tokens N           calibration tokens (default 1024; the sensitivity study scores these too)
+      --tokens N           calibration tokens (default 1024; the sensitivity study scores as many
+                           tokens of whole validation documents)
       --layers 0,1         decoder layers (default all)
       --methods LIST       quantizers among rtn,hqq,nf4 (default all)
       --bits LIST          among 2,3,4,8 (default 2,3,4)
