@@ -29,6 +29,7 @@ export * from "./run_config.ts";
 export * from "./pipeline.ts";
 export * from "./data.ts";
 export * from "./eval.ts";
+export * from "./held_out.ts";
 export * from "./curves.ts";
 export * from "./train_lora.ts";
 export * from "./tables.ts";

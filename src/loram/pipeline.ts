@@ -12,7 +12,8 @@
  * ```
  *
  * Folders are written under a temporary name and renamed, files atomically; a stage whose output
- * exists is skipped on a rerun, and the Trainer resumes from its newest checkpoint. Perplexity is
+ * exists is skipped on a rerun, and the Trainer resumes from its newest checkpoint. `loram_config.json`
+ * and `held_out.json` (what the perplexities are scored on) must match on a rerun. Perplexity is
  * measured for the original (large w/o FT), the pruned model (small w/o FT, before and after
  * alignment), the pruned model with its adapter (inference on the pruned model) and the merged
  * original (LoRAM); on held-out documents each perplexity keeps its per-document scores and 95%
@@ -58,6 +59,7 @@ import { align, applyGivenPlan, copyTokenizer, exists, readJson, writeFolder } f
 import { type LoramRunConfig, type LoramRunOptions, parseLoramRunConfig } from "./run_config.ts";
 import type { LoramData } from "./data.ts";
 import { domainPerplexity, type DomainPpl, formatDomainPpl } from "./eval.ts";
+import { heldOutSummary } from "./held_out.ts";
 import { trainLora, type TrainStats } from "./train_lora.ts";
 export type { LoramData } from "./data.ts";
 export type { DomainPpl } from "./eval.ts";
@@ -135,6 +137,7 @@ export async function loramRun(
     checkPlanFor(modelConfig, givenPlan, "use the plan");
   }
   const savedConfig = JSON.stringify(config, null, 2);
+  const heldOut = JSON.stringify(heldOutSummary(data, config.evalTokens), null, 2);
   if (await exists(path("loram_config.json"))) {
     const prev = await readTextFile(path("loram_config.json"));
     if (prev !== savedConfig) {
@@ -143,6 +146,16 @@ export async function loramRun(
           path("loram_config.json")
         }); choose a new out folder or delete it`,
       );
+    }
+    if (await exists(path("held_out.json"))) {
+      const prevHeld = await readTextFile(path("held_out.json"));
+      if (prevHeld !== heldOut) {
+        throw new RangeError(
+          `Cannot resume LoRAM in ${out}: its perplexities were scored on other held-out documents (${
+            path("held_out.json")
+          } differs); pass the same held-out data (--genre, --eval-docs, --eval-tokens) or choose a new out folder`,
+        );
+      }
     }
     if (await exists(path("eval.json"))) return JSON.parse(await readTextFile(path("eval.json")));
   }
@@ -155,6 +168,7 @@ export async function loramRun(
   }
   await mkdir(out, { recursive: true });
   await writeFileAtomic(path("loram_config.json"), savedConfig);
+  await writeFileAtomic(path("held_out.json"), heldOut);
 
   // Every model loaded here is released on the way out, also when a stage fails.
   const owned: CausalLM[] = [];

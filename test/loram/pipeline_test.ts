@@ -103,10 +103,15 @@ Deno.test("loramRun: writes every artefact; ledger weight bytes equal the formul
       assert.ok(row.out_of_domain_sotu !== null && row.out_of_domain_sotu > 1);
       assert.equal(row.documents!.in_domain!.scores.length, 8);
     }
-    // A finished run returns its eval.json.
+    // A finished run returns its eval.json, but not for other held-out documents (the pairs would mix).
     assert.deepEqual(
       await loramRun(device, options(out, { align: { steps: 2, batch: 2 } }), DATA, { progress: false }),
       JSON.parse(await Deno.readTextFile(`${out}/eval.json`)),
+    );
+    const fewer = { ...DATA, evalIn: (DATA.evalIn as Int32Array[]).slice(0, 6) };
+    await assert.rejects(
+      () => loramRun(device, options(out, { align: { steps: 2, batch: 2 } }), fewer, { progress: false }),
+      /perplexities were scored on other held-out documents \(.*held_out\.json differs\)/,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
