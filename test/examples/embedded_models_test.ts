@@ -1,5 +1,5 @@
 /**
- * The embedded checkpoints (`examples/models/brown-{dense,moe,dense-12m}`, written by
+ * The embedded checkpoints (`EMBEDDED_MODELS` in `examples/models/`, written by
  * `examples/pretrain.ts`) and the LoRA adapter fine-tuned on one genre
  * (`examples/adapters/brown-dense-lora-cn`, written by `examples/lora_finetune.ts`): they load,
  * reproduce the figures their `eval.json` reports, and beat the unigram baseline.
@@ -11,6 +11,7 @@ import { splitDocuments } from "../../src/data/splits.ts";
 import { Tokenizer } from "../../src/io/tokenizer.ts";
 import { loadLoraAdapter } from "../../src/lora/adapter_io.ts";
 import { loadModel } from "../../src/models/load.ts";
+import { EMBEDDED_MODELS } from "../../src/models/embedded.ts";
 import { perplexity } from "../../src/models/perplexity.ts";
 import { testOnDevices } from "../_helpers.ts";
 
@@ -32,7 +33,7 @@ async function genreIds(genre: string): Promise<Int32Array> {
   return tokenizeAndPack(docs, await tokenizer, { blockSize: 1, addEos: true }).data;
 }
 
-for (const name of ["brown-dense", "brown-moe", "brown-dense-12m"]) {
+for (const name of EMBEDDED_MODELS) {
   // cn (fiction: adventure) is the smallest validation genre: quick to score in full.
   testOnDevices(
     `${name} reproduces its eval.json perplexity on genre cn and beats unigram`,
