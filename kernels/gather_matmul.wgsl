@@ -63,13 +63,18 @@ fn job(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Job {
   return j;
 }
 
+// The invocation's R output rows of its pair (rows past N are skipped).
+fn store(j: Job, acc: array<f32, RMAX>) {
+  for (var r = 0u; r < R; r++) {
+    if (j.n0 + r < p.N) { y[j.pair * p.N + j.n0 + r] = acc[r]; }
+  }
+}
+
 // Zeros for an out-of-range expert id; false when the pair is past the end or the id is bad.
 fn usable(j: Job) -> bool {
   if (j.pair >= p.T * p.K) { return false; }
   if (j.e < 0 || u32(j.e) >= p.E) {
-    for (var r = 0u; r < R; r++) {
-      if (j.n0 + r < p.N) { y[j.pair * p.N + j.n0 + r] = 0.0; }
-    }
+    store(j, array<f32, RMAX>());
     return false;
   }
   return true;
@@ -100,9 +105,7 @@ fn rows4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let xv = x4[xBase + c];
     for (var r = 0u; r < R; r++) { acc[r] += dot(w4[wBase + min(j.n0 + r, p.N - 1u) * C4 + c], xv); }
   }
-  for (var r = 0u; r < R; r++) {
-    if (j.n0 + r < p.N) { y[j.pair * p.N + j.n0 + r] = acc[r]; }
-  }
+  store(j, acc);
 }
 
 @compute @workgroup_size(WG)
@@ -117,9 +120,7 @@ fn rows1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let xv = x1[xBase + c];
     for (var r = 0u; r < R; r++) { acc[r] += w1[wBase + min(j.n0 + r, p.N - 1u) * p.C + c] * xv; }
   }
-  for (var r = 0u; r < R; r++) {
-    if (j.n0 + r < p.N) { y[j.pair * p.N + j.n0 + r] = acc[r]; }
-  }
+  store(j, acc);
 }
 
 // dot of 8 halves (one vec4<u32>) with two vec4 of x.
@@ -155,9 +156,7 @@ fn halves8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let x1_ = x4[xBase + 2u * c + 1u];
     for (var r = 0u; r < R; r++) { acc[r] += dot8(wh8[wBase + min(j.n0 + r, p.N - 1u) * C8 + c], x0, x1_); }
   }
-  for (var r = 0u; r < R; r++) {
-    if (j.n0 + r < p.N) { y[j.pair * p.N + j.n0 + r] = acc[r]; }
-  }
+  store(j, acc);
 }
 
 // Half number `i` of w (element index over [E, N, C]).
@@ -177,7 +176,5 @@ fn halves1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let xv = x1[xBase + c];
     for (var r = 0u; r < R; r++) { acc[r] += half(wBase + min(j.n0 + r, p.N - 1u) * p.C + c) * xv; }
   }
-  for (var r = 0u; r < R; r++) {
-    if (j.n0 + r < p.N) { y[j.pair * p.N + j.n0 + r] = acc[r]; }
-  }
+  store(j, acc);
 }

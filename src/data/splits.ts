@@ -25,6 +25,7 @@
 
 import { z } from "zod";
 import { parseConfig } from "../config.ts";
+import { fnv1a } from "../host/fnv.ts";
 
 /** The three splits. */
 export type SplitName = "train" | "validation" | "test";
@@ -65,8 +66,7 @@ const encoder = new TextEncoder();
  * @returns A number in `[0, 1)`.
  */
 export function splitHash(id: string, seed = 0): number {
-  let h = 0x811c9dc5;
-  for (const byte of encoder.encode(`${seed}:${id}`)) h = Math.imul(h ^ byte, 0x01000193);
+  let h = fnv1a(encoder.encode(`${seed}:${id}`));
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;

@@ -23,6 +23,7 @@ import { SafetensorsFile, writeSafetensors } from "../io/safetensors.ts";
 import type { CausalLM } from "../models/causal_lm.ts";
 import { asDenseLinear } from "../nn/linear_like.ts";
 import type { SparseMoE } from "../nn/sparse_moe.ts";
+import { bytesOf, fnv1a } from "../host/fnv.ts";
 
 /** How thresholds were calibrated. */
 export interface ThresholdSettings {
@@ -151,15 +152,12 @@ export class FloeThresholds {
  */
 export async function modelFingerprint(model: CausalLM): Promise<string> {
   const c = model.config;
-  let h = 0x811c9dc5;
-  const mix = (bytes: Uint8Array) => {
-    for (const b of bytes) h = Math.imul(h ^ b, 0x01000193) >>> 0;
-  };
-  mix(new TextEncoder().encode(`${c.modelType}:${c.layers}:${c.hidden}:${c.numExperts}:${c.vocabSize}`));
+  let h = fnv1a(
+    new TextEncoder().encode(`${c.modelType}:${c.layers}:${c.hidden}:${c.numExperts}:${c.vocabSize}`),
+  );
   for (const l of model.moeLayers) {
     const router = asDenseLinear((model.layers[l].mlp as SparseMoE).router, "fingerprint the model");
-    const w = await router.weight.toArray() as Float32Array;
-    mix(new Uint8Array(w.buffer, w.byteOffset, w.byteLength));
+    h = fnv1a(bytesOf(await router.weight.toArray() as Float32Array), h);
   }
   return h.toString(16).padStart(8, "0");
 }

@@ -16,6 +16,7 @@
  * ```
  * @module
  */
+import { bytesOf, fnv1a } from "../host/fnv.ts";
 import type { HeldOut, LoramData } from "./data.ts";
 
 /** One held-out domain: documents (`null` for a stream), scored tokens and an FNV-1a checksum of them. */
@@ -42,14 +43,13 @@ export function heldOutSummary(
   for (const [name, held] of domains) {
     if (held === undefined) continue;
     const parts = held instanceof Int32Array ? [held] : held;
-    let hash = 0x811c9dc5; // FNV-1a over the scored ids, document lengths included
+    // FNV-1a over the document count, then each document's scored length and ids.
+    let hash = fnv1a(bytesOf(Int32Array.of(parts.length)));
     let tokens = 0;
     for (const part of parts) {
       const ids = part.subarray(0, evalTokens);
-      for (const v of [ids.length, ...ids]) {
-        hash = Math.imul(hash ^ (v & 0xffff), 0x01000193) >>> 0;
-        hash = Math.imul(hash ^ (v >>> 16), 0x01000193) >>> 0;
-      }
+      hash = fnv1a(bytesOf(Int32Array.of(ids.length)), hash);
+      hash = fnv1a(bytesOf(ids), hash);
       tokens += ids.length;
     }
     out[name] = {
