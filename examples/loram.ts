@@ -17,8 +17,9 @@
  * ```sh
  * deno run -A examples/loram.ts --steps 50   # defaults: --genre cj --layers 1:9 --ratio 0.65
  * ```
- * Writes `OUT/<run>/…` (see `ferry loram run`), `OUT/table.json`, `OUT/quality.arrow` and
- * `OUT/report.html` (tables and eval-perplexity curves).
+ * Writes `OUT/<run>/…` (see `ferry loram run`), `OUT/table.json`, `OUT/quality.arrow`,
+ * `OUT/summary.md` (one row per run: the README's LoRAM table) and `OUT/report.html` (tables and
+ * eval-perplexity curves).
  * @module
  */
 import { parseArgs } from "node:util";
@@ -43,6 +44,7 @@ import {
   qualityRows,
   runLabel,
   runtime,
+  summaryRows,
   Tokenizer,
   trainingCurveRows,
   trainingCurvesFigure,
@@ -158,6 +160,10 @@ console.log(
 console.log(markdownTable(ablation));
 console.log("\nParameter memory while LoRA trained (ledger `weights` peak vs the formula, bytes):\n");
 console.log(markdownTable(memoryRows(runs)));
+const summary = markdownTable(summaryRows(quality, args.genre!));
+console.log("\nSummary (in-domain: pruned → pruned + LoRA → LoRAM; paired ratios with 95% intervals):\n");
+console.log(summary);
+await writeFileAtomic(`${args.out}/summary.md`, summary + "\n");
 console.log("\nCentral claim (holds only when both paired 95% intervals lie below 1):");
 for (const e of runs) console.log(`  ${centralClaim(e).text}`);
 await writeFileAtomic(

@@ -32,4 +32,5 @@ export * from "./eval.ts";
 export * from "./held_out.ts";
 export * from "./curves.ts";
 export * from "./train_lora.ts";
+export * from "./summary.ts";
 export * from "./tables.ts";
