@@ -3,8 +3,8 @@
  * https://arxiv.org/abs/2505.05950; ALGORITHMS.md A.2, A.3): in every MoE layer not listed in
  * `denseLayers`, the dense experts are replaced by {@link FloeExperts} whose up projection is
  * HQQ-quantized (`upBits` 2, 3 or 4 at `groupSize`, groups along the input features; 16 keeps it
- * exact) and resident, and whose gate and transposed down rows come from an {@link ExpertStore} in
- * host memory. Tokens keep the channels whose `|up·x|` passes the layer/expert threshold
+ * exact) and resident, and whose gate and transposed down rows come from the experts read into host
+ * memory ({@link HostExperts.fromModel}). Tokens keep the channels whose `|up·x|` passes the layer/expert threshold
  * (`mode: "threshold"`, thresholds from `calibrateThresholds`) or the `⌊(1−s)·F⌋` largest
  * (`mode: "topk"`). The model is changed in place (its replaced dense experts are disposed) and
  * returned.
@@ -36,7 +36,7 @@ import { QuantizedLinear } from "../nn/quantized_linear.ts";
 import type { SparseMoE } from "../nn/sparse_moe.ts";
 import type { QuantizedTensor } from "../tensor/quantized_tensor.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import { ExpertStore } from "./expert_store.ts";
+import { HostExperts } from "../moe/host_experts.ts";
 import { FloeExperts, rowChunks } from "./floe_experts.ts";
 import type { FloeThresholds } from "./thresholds.ts";
 
@@ -110,7 +110,7 @@ export async function floeCompress(model: CausalLM, options: FloeOptions): Promi
       `Cannot FloE-compress: group size ${o.groupSize} must divide the hidden size ${C}; pick a divisor`,
     );
   }
-  const store = await ExpertStore.fromModel(model, { dtype: o.storeDtype });
+  const store = await HostExperts.fromModel(model, { hostDType: o.storeDtype });
   const device = model.device;
   for (const l of model.moeLayers) {
     if (denseLayers.includes(l)) continue;
@@ -139,7 +139,7 @@ export async function floeCompress(model: CausalLM, options: FloeOptions): Promi
     );
     const downT = Array.from(
       { length: E },
-      (_, e) => rowChunks(device, store.matrix(l, e, "down"), F, C, chunk),
+      (_, e) => rowChunks(device, store.matrix(l, e, "downT"), F, C, chunk),
     );
     const experts = new FloeExperts(l, { up, gate, downT }, {
       mode: o.mode,

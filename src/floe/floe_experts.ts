@@ -8,7 +8,7 @@
  *
  * An {@link Experts} implementation: `floeCompress` swaps it into a model's `SparseMoE` blocks. The
  * up projections are resident (ledger category `"experts"`); the channel-major gate and transposed
- * down rows are a device copy of the {@link ExpertStore} (category `"cache"`) that the quality path
+ * down rows are a device copy of the model's {@link HostExperts} (category `"cache"`) that the quality path
  * reads in place of streaming them. Prefill (more than one token) runs sparse or dense (all `F`
  * channels, as FloE's runtime does), by option. The selection can be changed between forwards
  * ({@link FloeExperts.configure}), so a sparsity sweep needs no re-quantisation.
@@ -38,7 +38,7 @@ import type { Experts, ExpertsInput } from "../nn/moe_types.ts";
 import { add } from "../ops/elementwise.ts";
 import { type ChannelSelection, sparseExpert } from "../ops/sparse_expert.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import type { ExpertStore } from "./expert_store.ts";
+import type { HostExperts } from "../moe/host_experts.ts";
 
 /** How a FloE layer picks its channels. */
 export interface FloeSelection {
@@ -83,7 +83,7 @@ export class FloeExperts implements Experts {
   readonly hidden: number;
   readonly intermediate: number;
   /** The host copy of the streamed matrices (shared by every layer of a model), when known. */
-  readonly store: ExpertStore | undefined;
+  readonly store: HostExperts | undefined;
   readonly #w: FloeLayerWeights;
   readonly #device: Device;
   #selection: FloeSelection;
@@ -94,7 +94,7 @@ export class FloeExperts implements Experts {
    * @throws {TypeError} when the per-expert weights disagree in count or shape
    * @throws {RangeError} on a bad selection (see {@link FloeExperts.configure})
    */
-  constructor(layer: number, weights: FloeLayerWeights, selection: FloeSelection, store?: ExpertStore) {
+  constructor(layer: number, weights: FloeLayerWeights, selection: FloeSelection, store?: HostExperts) {
     const E = weights.up.length;
     const [F, C] = E > 0 ? weights.up[0].weightShape : [0, 0];
     const fits = (g: Tensor[], d: Tensor[]) =>

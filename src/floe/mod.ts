@@ -1,6 +1,6 @@
 /**
- * FloE (Zhou et al., ICML 2025, https://arxiv.org/abs/2505.05950), model side: channel-major
- * {@link ExpertStore}, {@link FloeExperts} (resident HQQ up, sparse gate/down per routed token),
+ * FloE (Zhou et al., ICML 2025, https://arxiv.org/abs/2505.05950), model side: {@link FloeExperts}
+ * (resident HQQ up, channel-major gate/down rows read sparsely per routed token),
  * {@link floeCompress}, threshold calibration and the achieved-sparsity measurement.
  *
  * @example
@@ -15,7 +15,6 @@
  * ```
  * @module
  */
-export * from "./expert_store.ts";
 export * from "./floe_experts.ts";
 export * from "./compress.ts";
 export * from "./thresholds.ts";

@@ -5,7 +5,10 @@
  * DeepSpeed-MII; ALGORITHMS.md C.1). Values stay in the checkpoint's dtype (F32, F16 or BF16 bits),
  * so an f16 model of 5.6 GB of experts takes 5.6 GB of host memory; {@link HostExperts.pack}
  * writes one matrix in the device's storage dtype (`deviceDType`: f32, or f16 for 16-bit slots)
- * into a staging array, the copy that one upload then sends.
+ * into a staging array, the copy that one upload then sends. FloE's rows are channel-major: gate
+ * rows and the rows of down transposed (`"downT"`, `[F, C]`), so a kept channel is one contiguous
+ * run ({@link HostExperts.packRows}, ALGORITHMS.md A.6). {@link HostExperts.fromModel} reads the
+ * experts of a loaded model back from its device instead (FloE's quality path).
  *
  * Legend: `E` experts, `C` hidden, `F` expert width.
  *
@@ -23,6 +26,9 @@
  */
 import { bf16ToF32, f16ToF32, f32ToF16 } from "../io/dtype_convert.ts";
 import { ShardedCheckpoint } from "../io/sharded.ts";
+import type { CausalLM } from "../models/causal_lm.ts";
+import { asDenseExperts } from "../nn/experts.ts";
+import type { SparseMoE } from "../nn/sparse_moe.ts";
 import { parseModelConfig } from "../models/config.ts";
 import type { ModelConfig } from "../models/config.ts";
 import { readHfConfig } from "../models/load.ts";
@@ -35,6 +41,9 @@ export type ExpertProj = "gate" | "up" | "down";
 export const EXPERT_PROJS: readonly ExpertProj[] = ["gate", "up", "down"];
 
 type Stored = { dtype: "F32"; data: Float32Array } | { dtype: "F16" | "BF16"; data: Uint16Array };
+
+/** One channel-major matrix: gate rows, or down transposed (`[F, C]` both). */
+export type ChannelMajor = "gate" | "downT";
 
 /** How experts are stored on the device: f32 values or IEEE halves. */
 export type ExpertDType = "f32" | "f16";
@@ -50,6 +59,14 @@ export interface HostExpertsOptions {
   metadataOnly?: boolean;
 }
 
+/** Options of {@link HostExperts.fromModel}. */
+export interface HostExpertsFromModelOptions {
+  /** The device storage of the experts (default f32). */
+  deviceDType?: ExpertDType;
+  /** Host storage (default: f16 for an f16/bf16 checkpoint, f32 otherwise). */
+  hostDType?: ExpertDType;
+}
+
 /** Whole experts of every MoE layer, in host memory. */
 export class HostExperts {
   readonly config: ModelConfig;
@@ -62,12 +79,12 @@ export class HostExperts {
   readonly hostBytes: number;
   /** The experts' storage dtype on the device. */
   readonly deviceDType: ExpertDType;
-  /** The checkpoint folder. */
-  readonly dir: string;
+  /** The checkpoint folder (undefined when read from a loaded model). */
+  readonly dir: string | undefined;
   readonly #w: Map<string, Stored>;
 
   private constructor(
-    dir: string,
+    dir: string | undefined,
     config: ModelConfig,
     w: Map<string, Stored>,
     hostBytes: number,
@@ -133,6 +150,53 @@ export class HostExperts {
     return new HostExperts(dir, config, w, bytes, deviceDType);
   }
 
+  /**
+   * Reads every MoE layer's dense experts of a loaded model back from its device (FloE's quality
+   * path, where the model on the device is the source of truth).
+   *
+   * @throws {TypeError} for a model without MoE layers or whose experts are not dense
+   */
+  static async fromModel(model: CausalLM, options: HostExpertsFromModelOptions = {}): Promise<HostExperts> {
+    if (model.moeLayers.length === 0) {
+      throw new TypeError(
+        `Cannot read experts into host memory: the model (${model.config.modelType}) has no MoE layers; ` +
+          "FloE and offloading need a MoE model",
+      );
+    }
+    const ckpt = String(model.hfConfig.torch_dtype ?? "float32");
+    const half = (options.hostDType ?? (ckpt === "float16" || ckpt === "bfloat16" ? "f16" : "f32")) === "f16";
+    const w = new Map<string, Stored>();
+    let bytes = 0;
+    for (const l of model.moeLayers) {
+      const experts = asDenseExperts(
+        (model.layers[l].mlp as SparseMoE).experts,
+        "read experts into host memory",
+      );
+      for (const proj of EXPERT_PROJS) {
+        const t = proj === "gate" ? experts.gateProj : proj === "up" ? experts.upProj : experts.downProj;
+        const all = await t.toArray() as Float32Array; // [E, F, C] (down: [E, C, F])
+        const n = all.length / experts.numExperts;
+        for (let e = 0; e < experts.numExperts; e++) {
+          const m = all.slice(e * n, (e + 1) * n);
+          const stored: Stored = half ? { dtype: "F16", data: f32ToF16(m) } : { dtype: "F32", data: m };
+          bytes += stored.data.byteLength;
+          w.set(key(l, e, proj), stored);
+        }
+      }
+    }
+    return new HostExperts(undefined, model.config, w, bytes, options.deviceDType ?? "f32");
+  }
+
+  /**
+   * One matrix of one expert as f32: gate and up `[F, C]`, down `[C, F]`, downT `[F, C]`.
+   *
+   * @throws {RangeError} on a layer without experts or an expert outside `0..E-1`
+   */
+  matrix(layer: number, expert: number, which: ExpertProj | "downT"): Float32Array {
+    const s = which === "downT" ? this.#transposedDown(layer, expert) : this.#stored(layer, expert, which);
+    return s.dtype === "F32" ? s.data.slice() : s.dtype === "F16" ? f16ToF32(s.data) : bf16ToF32(s.data);
+  }
+
   /** Values of one projection (`F·C`). */
   matrixValues(): number {
     return this.intermediate * this.hidden;
@@ -191,7 +255,7 @@ export class HostExperts {
   packRows(
     layer: number,
     expert: number,
-    which: "gate" | "downT",
+    which: ChannelMajor,
     channels: ArrayLike<number>,
     out: Staging,
     offset = 0,

@@ -88,7 +88,13 @@ export async function quantizeExperts(
   const { bits, groupSize } = spec;
   const layers = spec.layers ?? store.layers;
   const folder = options.cacheDir && `${options.cacheDir.replace(/[\\/]+$/, "")}/hqq-${bits}b-g${groupSize}`;
-  const fingerprint = folder ? await checkpointFingerprint(store.dir) : "";
+  if (folder && store.dir === undefined) {
+    throw new TypeError(
+      "Cannot cache quantized experts on disk: these experts were read from a loaded model, not a checkpoint " +
+        "folder; open them with HostExperts.fromCheckpoint, or leave out cacheDir",
+    );
+  }
+  const fingerprint = folder ? await checkpointFingerprint(store.dir!) : "";
   const keys = (l: number) =>
     Array.from({ length: store.numExperts }, (_, e) => spec.projs.map((p) => [l, e, p] as const)).flat();
   const cached = new Map<number, Map<string, HostPacked>>();

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { quantize } from "../../src/compressors/quant/quantize.ts";
 import type { Device } from "../../src/device/device.ts";
-import { ExpertStore } from "../../src/floe/expert_store.ts";
+import { HostExperts } from "../../src/moe/host_experts.ts";
 import { floeCompress } from "../../src/floe/compress.ts";
 import { FloeExperts, keptChannelCount } from "../../src/floe/floe_experts.ts";
 import { loadModel } from "../../src/models/load.ts";
@@ -95,13 +95,16 @@ Deno.test("keptChannelCount rounds (1 − s)·F down without binary noise", () =
   ], [1, 51, 2867, 7]);
 });
 
-testOnDevices("floeCompress and ExpertStore reject bad input with clear errors", async (dev) => {
+testOnDevices("floeCompress and HostExperts.fromModel reject bad input with clear errors", async (dev) => {
   using dense = await loadModel("test/fixtures/models/llama-gqa-tied-f32", { device: dev });
   await assert.rejects(
     floeCompress(dense, { sparsity: 0.5, mode: "topk" }),
     /Cannot FloE-compress a dense model \(llama, no MoE layers\)/,
   );
-  await assert.rejects(ExpertStore.fromModel(dense), /has no MoE layers; FloE needs a MoE model/);
+  await assert.rejects(
+    HostExperts.fromModel(dense),
+    /has no MoE layers; FloE and offloading need a MoE model/,
+  );
   using moe = await load(dev, "mixtral-top2-f32");
   await assert.rejects(floeCompress(moe, { sparsity: 1, mode: "topk" }), /sparsity/);
   await assert.rejects(floeCompress(moe, { sparsity: 0.5, mode: "mask" as "topk" }), /mode/);
@@ -117,13 +120,11 @@ testOnDevices("floeCompress and ExpertStore reject bad input with clear errors",
     floeCompress(moe, { sparsity: 0.5, mode: "topk", groupSize: 64 }),
     /group size 64 must divide the hidden size 32/,
   );
-  const store = await ExpertStore.fromModel(moe, { dtype: "f16" });
-  assert.equal(store.bytesPerExpert(), 2 * 48 * 32 * 2);
-  assert.throws(() => store.gatherRows(1, 0, "gate", [48]), /channel 48 is outside 0\.\.47/);
-  assert.throws(
-    () => store.gatherRows(5, 0, "gate", [0]),
-    /the store holds MoE layers \[0,1\] with 4 experts/,
-  );
+  const store = await HostExperts.fromModel(moe, { hostDType: "f16" });
+  assert.equal(store.hostBytes, 2 * 4 * 3 * 48 * 32 * 2); // 2 layers × 4 experts × gate, up, down in f16
+  const rows = store.staging(32);
+  assert.throws(() => store.packRows(1, 0, "gate", [48], rows), /channel 48 is outside 0\.\.47/);
+  assert.throws(() => store.matrix(5, 0, "gate"), /the store holds MoE layers \[0,1\] with 4 experts/);
 });
 
 testOnDevices("FloE experts split into row chunks (binding limit) compute the unsplit model", async (dev) => {
