@@ -15,7 +15,7 @@
  * The other genres then give 35 validation documents (16 scored) and SOTU 23 (16 scored).
  *
  * ```sh
- * deno run -A examples/loram.ts --steps 50   # defaults: --genre cj --layers 1:9 --ratio 0.65
+ * deno run -A examples/loram.ts --steps 50   # defaults: --genre cj --layers 1:L-1 --ratio 0.65
  * ```
  * Writes `OUT/<run>/…` (see `ferry loram run`), `OUT/table.json`, `OUT/quality.arrow`,
  * `OUT/summary.md` (one row per run: the README's LoRAM table) and `OUT/report.html` (tables and
@@ -41,7 +41,9 @@ import {
   markdownTable,
   memoryRows,
   parseLoramRunConfig,
+  parseModelConfig,
   qualityRows,
+  readHfConfig,
   runLabel,
   runtime,
   summaryRows,
@@ -61,7 +63,7 @@ const { values: args } = parseArgs({
     steps: { type: "string", default: "40" },
     "align-steps": { type: "string", default: "40" },
     ratio: { type: "string", default: "0.65" },
-    layers: { type: "string", default: "1:9" },
+    layers: { type: "string" }, // START:END; default: every layer but the first and the last
     lr: { type: "string", default: "1e-3" },
     "eval-tokens": { type: "string", default: "256" },
     "eval-docs": { type: "string", default: "16" },
@@ -71,7 +73,8 @@ const { values: args } = parseArgs({
   },
 });
 const steps = Number(args.steps);
-const [start, end] = args.layers!.split(":").map(Number);
+const L = parseModelConfig(await readHfConfig(args.model!)).layers;
+const [start, end] = args.layers ? args.layers.split(":").map(Number) : [1, L - 1];
 const device = await createDevice({ backend: args.backend as "cpu" });
 const tokenizer = await Tokenizer.fromDir(args.model!);
 const data = await brownLoramData(tokenizer, args.genre as BrownGenre, {
