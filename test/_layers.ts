@@ -36,7 +36,7 @@ export const LAYERS: Readonly<Record<string, number>> = {
   optim: 4, // beside autograd
   nn: 5,
   models: 6,
-  moe: 8, // the offload runtime; its floe policy builds on floe/ (which never imports moe/)
+  moe: 7, // the offload runtime; floe/ builds its host store on moe/'s HostExperts
   predictors: 7,
   compressors: 7,
   lora: 7,

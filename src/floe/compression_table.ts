@@ -32,7 +32,7 @@ import type { SparseMoE } from "../nn/sparse_moe.ts";
 import { sliceRows } from "../ops/slice.ts";
 import { disposeQuantized, quantizedBytes } from "../tensor/quantized_tensor.ts";
 import { floeCompress } from "./compress.ts";
-import { keptChannelCount } from "./floe_experts.ts";
+import { keptChannelCount } from "../ops/sparse_expert.ts";
 
 /** Options of {@link compressionTable}. */
 export interface CompressionTableOptions {

@@ -36,7 +36,7 @@ import type { LinearLike } from "../nn/linear_like.ts";
 import type { NamedParameters } from "../nn/module.ts";
 import type { Experts, ExpertsInput } from "../nn/moe_types.ts";
 import { add } from "../ops/elementwise.ts";
-import { type ChannelSelection, sparseExpert } from "../ops/sparse_expert.ts";
+import { type ChannelSelection, keptChannelCount, sparseExpert } from "../ops/sparse_expert.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import type { HostExperts } from "../moe/host_experts.ts";
 
@@ -68,11 +68,6 @@ export interface FloeLayerWeights {
   readonly gate: Tensor[][];
   /** Per expert, `[F, C]` f32 down rows (HF `down_proj` transposed), chunked as `gate`. */
   readonly downT: Tensor[][];
-}
-
-/** `⌊(1−s)·F⌋`, robust to the binary rounding of `1 − s` (e.g. `(1 − 0.9)·10` is 0.999…). */
-export function keptChannelCount(F: number, sparsity: number): number {
-  return Math.floor(Math.round((1 - sparsity) * F * 1e6) / 1e6);
 }
 
 /** FloE's experts of one MoE layer. Owns its tensors. */

@@ -38,7 +38,7 @@ import type { Experts, ExpertsInput } from "../nn/moe_types.ts";
 import type { SparseMoE } from "../nn/sparse_moe.ts";
 import { siluScalar } from "../ops/elementwise.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import { keptChannelCount } from "./floe_experts.ts";
+import { keptChannelCount } from "../ops/sparse_expert.ts";
 
 /** Which activation ranks the channels. */
 export type MaskSignal = "down-input" | "up" | "gate";

@@ -54,6 +54,14 @@ export type ChannelSelection =
   /** One threshold per channel: `[F]` values (host) for the reference, a `[F]` f32 tensor for the op. */
   | { readonly mode: "channel-threshold"; readonly thresholds: Float32Array | Tensor };
 
+/**
+ * Channels a top-k selection keeps at sparsity `s`: `⌊(1−s)·F⌋`, robust to the binary rounding of
+ * `1 − s` (e.g. `(1 − 0.9)·10` is 0.999…).
+ */
+export function keptChannelCount(F: number, sparsity: number): number {
+  return Math.floor(Math.round((1 - sparsity) * F * 1e6) / 1e6);
+}
+
 /** The tensors of {@link sparseExpert}. */
 export interface SparseExpertInput {
   /** `[T, C]` f32: the MoE input. */

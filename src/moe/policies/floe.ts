@@ -32,12 +32,11 @@
  * ```
  * @module
  */
-import { keptChannelCount } from "../../floe/floe_experts.ts";
 import { Linear } from "../../nn/linear.ts";
 import type { LinearLike } from "../../nn/linear_like.ts";
 import { QuantizedLinear } from "../../nn/quantized_linear.ts";
 import { gatherCols } from "../../ops/gather.ts";
-import { keptChannels } from "../../ops/sparse_expert.ts";
+import { keptChannelCount, keptChannels } from "../../ops/sparse_expert.ts";
 import { type QuantBits, type QuantizedTensor, wordsPerRow } from "../../tensor/quantized_tensor.ts";
 import { Tensor } from "../../tensor/tensor.ts";
 import type { ExpertPredictor } from "../../predictors/expert_predictor.ts";
