@@ -4,10 +4,10 @@
  * `denseLayers`, the dense experts are replaced by {@link FloeExperts} whose up projection is
  * HQQ-quantized (`upBits` 2, 3 or 4 at `groupSize`, groups along the input features; 16 keeps it
  * exact) and resident, and whose gate and transposed down rows come from the experts read into host
- * memory ({@link HostExperts.fromModel}). Tokens keep the channels whose `|up·x|` passes the layer/expert threshold
- * (`mode: "threshold"`, thresholds from `calibrateThresholds`) or the `⌊(1−s)·F⌋` largest
- * (`mode: "topk"`). The model is changed in place (its replaced dense experts are disposed) and
- * returned.
+ * memory ({@link HostExperts.fromModel}). Tokens keep the channels whose `|up·x|` passes the
+ * layer/expert threshold (`mode: "threshold"`, thresholds from `calibrateThresholds`) or the
+ * `⌊(1−s)·F⌋` largest (`mode: "topk"`). The model is changed in place (its replaced dense experts are
+ * disposed) and returned.
  *
  * @example Top-k FloE at s = 0 computes the dense model
  * ```ts
@@ -110,7 +110,7 @@ export async function floeCompress(model: CausalLM, options: FloeOptions): Promi
       `Cannot FloE-compress: group size ${o.groupSize} must divide the hidden size ${C}; pick a divisor`,
     );
   }
-  const store = await HostExperts.fromModel(model, { hostDType: o.storeDtype });
+  const store = await HostExperts.fromModel(model, { hostDType: o.storeDtype, projs: ["gate", "down"] });
   const device = model.device;
   for (const l of model.moeLayers) {
     if (denseLayers.includes(l)) continue;

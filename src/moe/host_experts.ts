@@ -65,6 +65,8 @@ export interface HostExpertsFromModelOptions {
   deviceDType?: ExpertDType;
   /** Host storage (default: f16 for an f16/bf16 checkpoint, f32 otherwise). */
   hostDType?: ExpertDType;
+  /** The projections to read (default all three; FloE's quality path needs gate and down only). */
+  projs?: readonly ExpertProj[];
 }
 
 /** Whole experts of every MoE layer, in host memory. */
@@ -172,7 +174,7 @@ export class HostExperts {
         (model.layers[l].mlp as SparseMoE).experts,
         "read experts into host memory",
       );
-      for (const proj of EXPERT_PROJS) {
+      for (const proj of options.projs ?? EXPERT_PROJS) {
         const t = proj === "gate" ? experts.gateProj : proj === "up" ? experts.upProj : experts.downProj;
         const all = await t.toArray() as Float32Array; // [E, F, C] (down: [E, C, F])
         const n = all.length / experts.numExperts;
@@ -286,8 +288,8 @@ export class HostExperts {
     }
     if (!s) {
       throw new RangeError(
-        `Cannot read expert ${expert} of layer ${layer}: the store holds MoE layers [${this.layers}] with ` +
-          `${this.numExperts} experts each`,
+        `Cannot read expert ${expert} of layer ${layer} (${proj}): the store holds MoE layers [${this.layers}] ` +
+          `with ${this.numExperts} experts each, and only the projections it was read with`,
       );
     }
     return s;

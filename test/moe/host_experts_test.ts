@@ -61,3 +61,15 @@ Deno.test("HostExperts.fromModel: no on-disk quantization cache without a checkp
   assert.deepEqual([...a.packed.keys()], [...b.packed.keys()]);
   for (const [k, v] of a.packed) assert.deepEqual(v, b.packed.get(k), k);
 });
+
+Deno.test("HostExperts.fromModel reads only the projections asked for", async () => {
+  using model = await loadModel(DIR, { device: cpu });
+  const all = await HostExperts.fromModel(model);
+  const some = await HostExperts.fromModel(model, { projs: ["gate", "down"] });
+  assert.equal(some.hostBytes, (all.hostBytes * 2) / 3);
+  assert.deepEqual(some.matrix(1, 0, "downT"), all.matrix(1, 0, "downT"));
+  assert.throws(
+    () => some.matrix(1, 0, "up"),
+    /Cannot read expert 0 of layer 1 \(up\).*only the projections it was read with/,
+  );
+});
