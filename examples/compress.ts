@@ -1,5 +1,5 @@
 /**
- * Compressors on the embedded test beds (brown-dense-12m, brown-moe-28m), end to end:
+ * Compressors on the embedded test beds (brown-dense-10m, brown-moe-28m), end to end:
  *
  * 1. one expert's up projection (the MoE's layer 0) through RTN, HQQ and NF4 at 2–4 bits: stored
  *    bits per parameter and errors, then the 2-bit HQQ weight with a rank-16 SVD compensation;
@@ -59,7 +59,7 @@ const MODELS = new URL("./models/", import.meta.url).pathname;
 const { values: args } = parseArgs({
   args: runtime.args(),
   options: {
-    dense: { type: "string", default: `${MODELS}brown-dense-12m` },
+    dense: { type: "string", default: `${MODELS}brown-dense-10m` },
     moe: { type: "string", default: `${MODELS}brown-moe-28m` },
     // Brown genres for calibration (train split) and evaluation (validation split), or "all".
     genres: { type: "string", default: "ca,cn,cp" },

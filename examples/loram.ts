@@ -1,5 +1,5 @@
 /**
- * LoRAM's quality table, ablation and training curves on the dense test bed (brown-dense-12m)
+ * LoRAM's quality table, ablation and training curves on the dense test bed (brown-dense-10m)
  * ([LoRAM](https://arxiv.org/abs/2502.13533) Table 1, Fig. 6; ALGORITHMS.md D.2): LoRA on the
  * original model (large + LoRA) and LoRAM-{Rand, Stru, Semi, Unst} and QLoRAM-{Rand, Stru}, all on
  * one Brown genre, plus LoRAM-Rand with alignment; in-domain = the genre, out-of-domain = the
@@ -58,7 +58,7 @@ import {
 const { values: args } = parseArgs({
   args: runtime.args(),
   options: {
-    model: { type: "string", default: "examples/models/brown-dense-12m" },
+    model: { type: "string", default: "examples/models/brown-dense-10m" },
     genre: { type: "string", default: "cj" },
     steps: { type: "string", default: "40" },
     "align-steps": { type: "string", default: "40" },

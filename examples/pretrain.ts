@@ -11,9 +11,9 @@
  * validation perplexity per genre is measured at the end and written to `eval.json` next to the
  * weights, with the unigram baseline it must beat.
  *
- * The larger test beds (`--model dense-12m`, `dense-10m`, `moe-28m`: ≥ 10 and 8 layers, so LoRAM's layer
- * range and FloE's channel sparsity have room; `dense-10m` has two KV heads per layer, so structured
- * pruning at p = 0.5 drops a whole KV group where `dense-12m`'s single KV head always stays) train on
+ * The larger test beds (`--model dense-10m`, `moe-28m`: 12 and 8 layers, so LoRAM's layer range and
+ * FloE's channel sparsity have room; `dense-10m` has two KV heads per layer, so structured pruning at
+ * p = 0.5 drops a whole KV group) train on
  * Brown plus the State of the Union addresses (`--data brown+sotu`, train splits of both) for
  * `--epochs` passes; their validation perplexity is reported per Brown genre and for SOTU. They are
  * saved in bf16 (`--dtype`, default bf16 for them and f32 for the small ones), and `eval.json` scores
@@ -62,15 +62,6 @@ const ARCHS: Record<string, Record<string, unknown>> = {
     num_hidden_layers: 8,
     num_attention_heads: 6,
     num_key_value_heads: 2,
-  },
-  "dense-12m": {
-    architectures: ["LlamaForCausalLM"],
-    model_type: "llama",
-    hidden_size: 320,
-    intermediate_size: 896,
-    num_hidden_layers: 10,
-    num_attention_heads: 5,
-    num_key_value_heads: 1,
   },
   // 12 layers and GQA 8:2, so LoRAM's structured pruning of [4, 10) at p = 0.5 drops whole KV groups.
   "dense-10m": {

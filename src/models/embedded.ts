@@ -3,7 +3,7 @@
  * and `examples/models/brown-moe` (Mixtral layout), trained on 0.37 epoch of Brown (the tests, the
  * demo and the benchmarks use them), and the test beds for compression studies, trained for two
  * epochs of Brown and the State of the Union addresses and stored in bf16:
- * `examples/models/brown-dense-12m` (Llama layout, 10 layers, GQA 5:1) and
+ * `examples/models/brown-dense-10m` (Llama layout, 12 layers, GQA 8:2) and
  * `examples/models/brown-moe-28m` (Mixtral layout, 8 layers, 8 experts of width 512, top-2). The
  * path is absolute (resolved from this module), so a script in any folder can load them.
  *
@@ -20,7 +20,7 @@
 import { fileURLToPath } from "node:url";
 
 /** The embedded checkpoints' names. */
-export const EMBEDDED_MODELS = ["brown-dense", "brown-moe", "brown-dense-12m", "brown-moe-28m"] as const;
+export const EMBEDDED_MODELS = ["brown-dense", "brown-moe", "brown-dense-10m", "brown-moe-28m"] as const;
 
 /** One of {@linkcode EMBEDDED_MODELS}. */
 export type EmbeddedModel = typeof EMBEDDED_MODELS[number];
