@@ -5,7 +5,6 @@ import type { Device } from "../../src/device/device.ts";
 import { HostExperts } from "../../src/moe/host_experts.ts";
 import { floeCompress } from "../../src/floe/compress.ts";
 import { FloeExperts } from "../../src/floe/floe_experts.ts";
-import { keptChannelCount } from "../../src/ops/sparse_expert.ts";
 import { loadModel } from "../../src/models/load.ts";
 import { asDenseExperts } from "../../src/nn/experts.ts";
 import type { SparseMoE } from "../../src/nn/sparse_moe.ts";
@@ -85,15 +84,6 @@ testOnDevices("FloE sparsity changes the logits, and more with higher s", async 
     err.push(got.reduce((a, v, i) => a + (v - base[i]) ** 2, 0));
   }
   assert.ok(err[0] > 0 && err[1] > err[0], `errors ${err}`);
-});
-
-Deno.test("keptChannelCount rounds (1 − s)·F down without binary noise", () => {
-  assert.deepEqual([
-    keptChannelCount(10, 0.9),
-    keptChannelCount(256, 0.8),
-    keptChannelCount(14336, 0.8),
-    keptChannelCount(7, 0),
-  ], [1, 51, 2867, 7]);
 });
 
 testOnDevices("floeCompress and HostExperts.fromModel reject bad input with clear errors", async (dev) => {

@@ -1,9 +1,15 @@
 /**
  * sparseExpert: the kernel against the TypeScript reference on odd sizes (k = 1, k = F, threshold),
- * and the reference against an independent dense computation with the mask applied to up's output.
+ * and the reference against an independent dense computation with the mask applied to up's output;
+ * keptChannelCount, the kept-channel count every FloE sparsity turns into.
  */
 import assert from "node:assert/strict";
-import { type ChannelSelection, sparseExpert, sparseExpertRef } from "../../src/ops/sparse_expert.ts";
+import {
+  type ChannelSelection,
+  keptChannelCount,
+  sparseExpert,
+  sparseExpertRef,
+} from "../../src/ops/sparse_expert.ts";
 import { Tensor } from "../../src/tensor/tensor.ts";
 import { assertClose, randn, testOnDevices } from "../_helpers.ts";
 
@@ -147,4 +153,13 @@ testOnDevices("sparseExpert over row chunks (a split weight) sums to the unsplit
     /channelOffset 8/,
   );
   for (const t of Object.values(base)) t.dispose();
+});
+
+Deno.test("keptChannelCount rounds (1 − s)·F down without binary noise", () => {
+  assert.deepEqual([
+    keptChannelCount(10, 0.9),
+    keptChannelCount(256, 0.8),
+    keptChannelCount(14336, 0.8),
+    keptChannelCount(7, 0),
+  ], [1, 51, 2867, 7]);
 });
