@@ -13,12 +13,11 @@
  *
  * The larger test beds (`--model dense-10m`, `moe-28m`: 12 and 8 layers, so LoRAM's layer range and
  * FloE's channel sparsity have room; `dense-10m` has two KV heads per layer, so structured pruning at
- * p = 0.5 drops a whole KV group) train on
- * Brown plus the State of the Union addresses (`--data brown+sotu`, train splits of both) for
- * `--epochs` passes; their validation perplexity is reported per Brown genre and for SOTU. They are
- * saved in bf16 (`--dtype`, default bf16 for them and f32 for the small ones), and `eval.json` scores
- * the saved weights, reloaded. Rerunning a finished run resumes at its last step, so it only saves and
- * evaluates again.
+ * p = 0.5 drops a whole KV group) train on Brown plus the State of the Union addresses
+ * (`--data brown+sotu`, train splits of both) for `--epochs` passes; their validation perplexity is
+ * reported per Brown genre and for SOTU. They are saved in bf16 (`--dtype`, default bf16 for them and
+ * f32 for the small ones), and `eval.json` scores the saved weights, reloaded. Rerunning a finished
+ * run resumes at its last step, so it only saves and evaluates again.
  *
  * Reproduce (one model per command; the run folder keeps checkpoints, so a killed run resumes):
  * ```sh
