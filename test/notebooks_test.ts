@@ -33,16 +33,25 @@ for (const name of notebooks) {
     fn: async () => {
       const out = await Deno.makeTempDir();
       try {
-        const r = await run("jupyter", [
-          "nbconvert",
-          "--to",
-          "notebook",
-          "--execute",
-          "--ExecutePreprocessor.timeout=300",
-          `notebooks/${name}`,
-          "--output-dir",
-          out,
-        ]);
+        const execute = () =>
+          run("jupyter", [
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            "--ExecutePreprocessor.timeout=300",
+            `notebooks/${name}`,
+            "--output-dir",
+            out,
+          ]);
+        let r = await execute();
+        // Under a loaded machine the kernel's iopub messages now and then reach jupyter_client with a
+        // bad HMAC ("Invalid Signature"): a transport fault between kernel and client, not a cell's
+        // failure. Run the notebook once more then; any other failure, or a second one, fails.
+        if (!r.ok && r.out.includes("Invalid Signature")) {
+          console.warn(`${name}: jupyter_client reported an invalid message signature; executing once more`);
+          r = await execute();
+        }
         assert.ok(r.ok, `nbconvert failed:\n${r.out.slice(-3000)}`);
         const nb = JSON.parse(await Deno.readTextFile(`${out}/${name}`));
         const errors = nb.cells.flatMap((c: { outputs?: { output_type: string }[] }) => c.outputs ?? [])
